@@ -1,0 +1,34 @@
+using TwoTower.Data;
+using TwoTower.Pipeline;
+
+namespace TwoTower.Build.Tasks;
+
+/// <summary>A task that runs one cached stage: skipped ("up to date") when its fingerprint is unchanged.</summary>
+public abstract class StageTask<TStage> : FrostingTask<BuildContext> where TStage : Stage, new()
+{
+    readonly TStage stage = new();
+    public override bool ShouldRun(BuildContext context) => context.NeedsRun(stage);
+    public override void Run(BuildContext context) => context.RunStage(stage);
+}
+
+[TaskName("Synthesize")]
+[TaskDescription("Writes the built-in H&M-shaped data when the configured files are absent")]
+public sealed class SynthesizeTask : FrostingTask<BuildContext>
+{
+    public override void Run(BuildContext context) => Synthesizer.EnsureData(context.Config, context);
+}
+
+[TaskName("Ingest")]
+[TaskDescription("CSV → columnar Parquet with the configured feature columns")]
+[IsDependentOn(typeof(SynthesizeTask))]
+public sealed class IngestTask : StageTask<IngestStage>;
+
+[TaskName("Encode")]
+[TaskDescription("Vocabularies (0 = out of vocabulary) and integer ids")]
+[IsDependentOn(typeof(IngestTask))]
+public sealed class EncodeTask : StageTask<EncodeStage>;
+
+[TaskName("Normalize")]
+[TaskDescription("Mean/variance normalization of the numeric features")]
+[IsDependentOn(typeof(EncodeTask))]
+public sealed class NormalizeTask : StageTask<NormalizeStage>;

@@ -1,0 +1,124 @@
+namespace TwoTower.Config;
+
+public enum ConfigType { Int, Float, Bool, String, Choice, StringList, IntList }
+
+/// <summary>One key of pipeline.yaml: its type, default and allowed range.</summary>
+public sealed record ConfigKey(
+    string Name,
+    ConfigType Type,
+    object Default,
+    string Doc,
+    double Min = double.NegativeInfinity,
+    double Max = double.PositiveInfinity,
+    bool MinExclusive = false,
+    string[]? Choices = null)
+{
+    public string Section => Name.Contains('.') ? Name[..Name.LastIndexOf('.')] : "";
+
+    public string Expected => Type switch
+    {
+        ConfigType.Int => "an integer" + RangeText,
+        ConfigType.Float => "a number" + RangeText,
+        ConfigType.Bool => "true or false",
+        ConfigType.String => "a string",
+        ConfigType.Choice => "one of: " + string.Join(", ", Choices!),
+        ConfigType.StringList => "a list of strings, e.g. [a, b]",
+        ConfigType.IntList => "a list of integers" + RangeText + ", e.g. [16, 16]",
+        _ => Type.ToString(),
+    };
+
+    string RangeText =>
+        (double.IsNegativeInfinity(Min), double.IsPositiveInfinity(Max)) switch
+        {
+            (true, true) => "",
+            (false, true) => MinExclusive ? $" > {Min}" : $" >= {Min}",
+            (true, false) => $" <= {Max}",
+            _ => MinExclusive ? $" in ({Min}, {Max}]" : $" in [{Min}, {Max}]",
+        };
+}
+
+/// <summary>
+/// Every key a run can depend on. pipeline.yaml lists them all with comments; a test keeps its
+/// values equal to these defaults. Keys a stage reads are named by prefix in that stage.
+/// </summary>
+public static class ConfigSchema
+{
+    static readonly string[] Empty = [];
+
+    public static readonly IReadOnlyList<ConfigKey> Keys =
+    [
+        new("seed", ConfigType.Int, 42L, "seed of every random choice in Train", Min: 0),
+        new("threads", ConfigType.Int, 0L, "worker threads for the CPU backend; 0 = all cores", Min: 0),
+        new("accelerator", ConfigType.Choice, "auto", "where heavy math runs",
+            Choices: ["auto", "cpu"]),
+
+        new("data.format", ConfigType.Choice, "notebook_csv", "layout of the input files",
+            Choices: ["notebook_csv"]),
+        new("data.dir", ConfigType.String, "data/synthetic", "folder holding the input files"),
+        new("data.train_file", ConfigType.String, "train_df.csv", "training transactions"),
+        new("data.val_file", ConfigType.String, "val_df.csv", "validation transactions"),
+        new("data.synthesize", ConfigType.Choice, "auto",
+            "auto: generate built-in data when the files are absent; never: require them",
+            Choices: ["auto", "never"]),
+        new("data.missing_numeric", ConfigType.Choice, "impute_mean",
+            "empty numeric cell: impute_mean (warn with a count) or error",
+            Choices: ["impute_mean", "error"]),
+
+        new("synth.scale", ConfigType.Float, 1.0,
+            "1 = notebook scale (410k rows); 77.56 = full H&M (31.8M rows)", Min: 0, MinExclusive: true, Max: 200),
+        new("synth.seed", ConfigType.Int, 2022L, "seed of the built-in data generator", Min: 0),
+        new("synth.val_fraction", ConfigType.Float, 0.11,
+            "validation rows as a fraction of training rows", Min: 0, MinExclusive: true, Max: 1),
+
+        new("features.query.id", ConfigType.String, "customer_id", "the query identity column"),
+        new("features.query.embedded", ConfigType.StringList, new[] { "customer_id" }, "categorical, embedded"),
+        new("features.query.one_hot", ConfigType.StringList, Empty, "categorical, one-hot"),
+        new("features.query.numeric", ConfigType.StringList, new[] { "age" }, "numeric, normalized"),
+        new("features.query.raw", ConfigType.StringList, new[] { "month_sin", "month_cos" }, "numeric, used as is"),
+        new("features.candidate.id", ConfigType.String, "article_id", "the candidate identity column"),
+        new("features.candidate.embedded", ConfigType.StringList, new[] { "article_id" }, "categorical, embedded"),
+        new("features.candidate.one_hot", ConfigType.StringList, new[] { "garment_group_name", "index_group_name" },
+            "categorical, one-hot"),
+        new("features.candidate.numeric", ConfigType.StringList, Empty, "numeric, normalized"),
+        new("features.candidate.raw", ConfigType.StringList, Empty, "numeric, used as is"),
+
+        new("normalize.epsilon", ConfigType.Float, 1e-7, "floor of the standard deviation", Min: 0, MinExclusive: true),
+
+        new("model.embedding_dim", ConfigType.Int, 16L, "width of every id embedding", Min: 1, Max: 4096),
+        new("model.query_layers", ConfigType.IntList, new long[] { 16, 16 },
+            "Dense sizes of the query tower; relu between, none after the last", Min: 1, Max: 4096),
+        new("model.candidate_layers", ConfigType.IntList, new long[] { 16, 16 },
+            "Dense sizes of the candidate tower", Min: 1, Max: 4096),
+        new("model.one_hot_depth", ConfigType.Choice, "vocab_plus_oov",
+            "vocab_plus_oov: n+1 columns (departure 1); notebook: n columns, the last category all zeros",
+            Choices: ["vocab_plus_oov", "notebook"]),
+
+        new("train.epochs", ConfigType.Int, 5L, "passes over the training rows", Min: 1, Max: 100000),
+        new("train.batch_size", ConfigType.Int, 2048L, "rows per batch (in-batch negatives)", Min: 2, Max: 1 << 20),
+        new("train.learning_rate", ConfigType.Float, 0.01, "AdamW learning rate", Min: 0, MinExclusive: true),
+        new("train.weight_decay", ConfigType.Float, 0.001, "AdamW decoupled weight decay", Min: 0),
+        new("train.weight_decay_convention", ConfigType.Choice, "tfa",
+            "tfa: w -= wd*w (the notebook's TensorFlow-Addons AdamW); keras: w -= lr*wd*w",
+            Choices: ["tfa", "keras"]),
+        new("train.beta1", ConfigType.Float, 0.9, "Adam beta1", Min: 0, Max: 0.999999),
+        new("train.beta2", ConfigType.Float, 0.999, "Adam beta2", Min: 0, Max: 0.999999999),
+        new("train.epsilon", ConfigType.Float, 1e-7, "Adam epsilon", Min: 0, MinExclusive: true),
+        new("train.shuffle", ConfigType.Choice, "batches",
+            "batches: fixed batches in file order, batch order shuffled each epoch (the notebook); rows: rows reshuffled each epoch",
+            Choices: ["batches", "rows"]),
+        new("train.temperature", ConfigType.Float, 1.0, "logits are divided by it", Min: 0, MinExclusive: true),
+        new("train.logq_correction", ConfigType.Bool, true,
+            "subtract log p(item) from every logit (departure 2; the notebook has false)"),
+        new("train.remove_accidental_hits", ConfigType.Bool, false,
+            "mask in-batch negatives that are the row's own item"),
+    ];
+
+    static readonly Dictionary<string, ConfigKey> ByName = Keys.ToDictionary(k => k.Name);
+
+    public static ConfigKey? Find(string name) => ByName.GetValueOrDefault(name);
+
+    /// <summary>Every section and nested section, e.g. "features" and "features.query".</summary>
+    public static readonly IReadOnlySet<string> Sections = Keys
+        .SelectMany(k => k.Name.Split('.')[..^1].Select((_, i) => string.Join('.', k.Name.Split('.')[..(i + 1)])))
+        .ToHashSet();
+}

@@ -1,0 +1,125 @@
+using Parquet;
+using Parquet.Schema;
+
+namespace TwoTower.Data;
+
+/// <summary>
+/// Named columns of equal length: string[] (raw categorical values), int[] (encoded ids) or
+/// float[] (numbers). What the data stages pass between each other, stored as Parquet.
+/// </summary>
+public sealed class ColumnTable
+{
+    readonly List<(string Name, Array Values)> columns = [];
+
+    public int RowCount { get; private set; } = -1;
+
+    public IEnumerable<string> Names => columns.Select(c => c.Name);
+
+    public ColumnTable Add(string name, Array values)
+    {
+        if (values is not (string[] or int[] or float[]))
+            throw new ArgumentException($"unsupported column type {values.GetType()}");
+        if (RowCount >= 0 && values.Length != RowCount)
+            throw new ArgumentException($"column '{name}' has {values.Length} rows, the table {RowCount}");
+        if (columns.Any(c => c.Name == name))
+            throw new ArgumentException($"column '{name}' is already present");
+        RowCount = values.Length;
+        columns.Add((name, values));
+        return this;
+    }
+
+    public bool Has(string name) => columns.Any(c => c.Name == name);
+
+    public Array Column(string name) =>
+        columns.FirstOrDefault(c => c.Name == name).Values ?? throw new KeyNotFoundException($"no column '{name}'");
+
+    public string[] Strings(string name) => (string[])Column(name);
+    public int[] Ints(string name) => (int[])Column(name);
+    public float[] Floats(string name) => (float[])Column(name);
+
+    const int RowGroupSize = 1 << 20;
+
+    public void WriteParquet(string path) =>
+        Pipeline.ArtifactStore.WriteAtomic(path, stream => WriteParquetAsync(stream).GetAwaiter().GetResult());
+
+    async Task WriteParquetAsync(Stream stream)
+    {
+        var fields = columns.Select(c => c.Values switch
+        {
+            string[] => (DataField)new DataField<string>(c.Name),
+            int[] => new DataField<int>(c.Name),
+            _ => new DataField<float>(c.Name),
+        }).ToArray();
+        await using var writer = await ParquetWriter.CreateAsync(new ParquetSchema(fields), stream);
+        var rows = Math.Max(RowCount, 0);
+        for (var start = 0; start < rows || start == 0; start += RowGroupSize)
+        {
+            var count = Math.Min(RowGroupSize, rows - start);
+            using var group = writer.CreateRowGroup();
+            for (var i = 0; i < columns.Count; i++)
+            {
+                switch (columns[i].Values)
+                {
+                    case string[] s:
+                        await group.WriteAsync(fields[i], new ArraySegment<string>(s, start, count));
+                        break;
+                    case int[] v:
+                        await group.WriteAsync<int>(fields[i], v.AsMemory(start, count));
+                        break;
+                    case float[] f:
+                        await group.WriteAsync<float>(fields[i], f.AsMemory(start, count));
+                        break;
+                }
+            }
+            if (rows == 0)
+                break;
+        }
+    }
+
+    /// <summary>Reads the named columns (all when none are named) of a Parquet file.</summary>
+    public static ColumnTable ReadParquet(string path, IEnumerable<string>? names = null) =>
+        ReadParquetAsync(path, names?.ToArray()).GetAwaiter().GetResult();
+
+    static async Task<ColumnTable> ReadParquetAsync(string path, string[]? names)
+    {
+        await using var reader = await ParquetReader.CreateAsync(path);
+        var fields = reader.Schema.GetDataFields();
+        var wanted = names is null ? fields : names.Select(n =>
+            fields.FirstOrDefault(f => f.Name == n) ?? throw new PipelineError($"{path}: no column '{n}'")).ToArray();
+        var total = 0L;
+        for (var g = 0; g < reader.RowGroupCount; g++)
+        {
+            using var group = reader.OpenRowGroupReader(g);
+            total += group.RowCount;
+        }
+        var table = new ColumnTable();
+        foreach (var field in wanted)
+        {
+            Array values = field.ClrType == typeof(int) ? new int[total]
+                : field.ClrType == typeof(float) ? new float[total] : new string[total];
+            var offset = 0;
+            for (var g = 0; g < reader.RowGroupCount; g++)
+            {
+                using var group = reader.OpenRowGroupReader(g);
+                var n = (int)group.RowCount;
+                switch (values)
+                {
+                    case string[] s:
+                        await group.ReadAsync(field, s.AsMemory(offset, n)!);
+                        break;
+                    case int[] v:
+                        await group.ReadAsync<int>(field, v.AsMemory(offset, n));
+                        break;
+                    case float[] f:
+                        await group.ReadAsync<float>(field, f.AsMemory(offset, n));
+                        break;
+                }
+                offset += n;
+            }
+            table.Add(field.Name, values);
+        }
+        if (table.RowCount < 0)
+            table.RowCount = (int)total;
+        return table;
+    }
+}

@@ -1,0 +1,88 @@
+using System.Globalization;
+using nietras.SeparatedValues;
+
+namespace TwoTower.Data;
+
+/// <summary>
+/// Reads a notebook-layout CSV (train_df.csv / val_df.csv) into columns with Sep, streaming.
+/// Categorical columns stay strings (ids are opaque: leading zeros survive); numeric columns are
+/// parsed as float, an empty cell becoming NaN or an error by policy.
+/// </summary>
+public static class CsvTransactions
+{
+    public sealed record Result(ColumnTable Table, IReadOnlyDictionary<string, int> MissingCounts);
+
+    public static Result Read(string path, IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, bool missingIsError)
+    {
+        if (!File.Exists(path))
+            throw new PipelineError($"data file not found: {path}");
+        if (new FileInfo(path).Length == 0)
+            throw new PipelineError($"{path}: the file is empty (expected a header line and data rows)");
+        try
+        {
+            return ReadChecked(path, categorical, numeric, missingIsError);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new PipelineError($"{path}: malformed CSV: {e.Message}");
+        }
+    }
+
+    static Result ReadChecked(string path, IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, bool missingIsError)
+    {
+        using var reader = Sep.Reader(o => o with
+        {
+            Unescape = true,
+            CreateToString = SepToString.PoolPerCol(maximumStringLength: 128),
+        }).FromFile(path);
+        var header = reader.Header;
+        if (header.IsEmpty || header.ColNames.All(string.IsNullOrWhiteSpace))
+            throw new PipelineError($"{path}: the file has no header line");
+
+        int IndexOf(string column) =>
+            header.TryIndexOf(column, out var i) ? i
+            : throw new PipelineError($"{path}: missing column '{column}'. Columns found: {string.Join(", ", header.ColNames)}");
+
+        var catIdx = categorical.Select(IndexOf).ToArray();
+        var numIdx = numeric.Select(IndexOf).ToArray();
+        var cats = categorical.Select(_ => new List<string>(1 << 16)).ToArray();
+        var nums = numeric.Select(_ => new List<float>(1 << 16)).ToArray();
+        var missing = new int[numeric.Count];
+
+        foreach (var row in reader)
+        {
+            for (var c = 0; c < catIdx.Length; c++)
+                cats[c].Add(row[catIdx[c]].ToString());
+            for (var c = 0; c < numIdx.Length; c++)
+            {
+                var span = row[numIdx[c]].Span.Trim();
+                float value;
+                if (span.IsEmpty)
+                {
+                    if (missingIsError)
+                        throw new PipelineError(
+                            $"{path}:{row.LineNumberFrom}: column '{numeric[c]}' (column {numIdx[c] + 1}) is empty " +
+                            "(data.missing_numeric is 'error'; 'impute_mean' fills it with the training mean)");
+                    missing[c]++;
+                    value = float.NaN;
+                }
+                else if (!float.TryParse(span, NumberStyles.Float, CultureInfo.InvariantCulture, out value) || !float.IsFinite(value))
+                {
+                    throw new PipelineError(
+                        $"{path}:{row.LineNumberFrom}: column '{numeric[c]}' (column {numIdx[c] + 1}): '{span}' is not a number");
+                }
+                nums[c].Add(value);
+            }
+        }
+
+        var rows = cats.Length > 0 ? cats[0].Count : nums.Length > 0 ? nums[0].Count : 0;
+        if (rows == 0)
+            throw new PipelineError($"{path}: the file has a header but no data rows");
+        var table = new ColumnTable();
+        for (var c = 0; c < categorical.Count; c++)
+            table.Add(categorical[c], cats[c].ToArray());
+        for (var c = 0; c < numeric.Count; c++)
+            table.Add(numeric[c], nums[c].ToArray());
+        return new Result(table, numeric.Select((n, i) => (n, missing[i])).ToDictionary(x => x.n, x => x.Item2));
+    }
+}

@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Data.Analysis;
+using TwoTower.Config;
+using TwoTower.Pipeline;
+
+namespace TwoTower.Data;
+
+/// <summary>
+/// Ingest: the configured CSVs → artifacts/ingest/{train,val}.parquet with only the configured
+/// feature columns (strings for categorical, float for numeric), plus a summary.
+/// </summary>
+public sealed class IngestStage : Stage
+{
+    public override string Name => "ingest";
+    public override string CodeVersion => "ingest-1";
+    public override IReadOnlyList<string> ConfigKeys => ["data", "features"];
+
+    public static string TrainCsv(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("data.train_file"));
+    public static string ValCsv(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("data.val_file"));
+
+    public override IEnumerable<string> InputFiles(PipelineConfig config) => [TrainCsv(config), ValCsv(config)];
+
+    public override void Execute(StageRun run)
+    {
+        var features = FeatureSet.From(run.Config);
+        var missingIsError = run.Config.Str("data.missing_numeric") == "error";
+        var watch = Stopwatch.StartNew();
+        foreach (var (split, path) in new[] { ("train", TrainCsv(run.Config)), ("val", ValCsv(run.Config)) })
+        {
+            var result = CsvTransactions.Read(path, features.CategoricalColumns, features.NumericColumns, missingIsError);
+            foreach (var (column, count) in result.MissingCounts.Where(m => m.Value > 0))
+                run.Log.Warning($"{path}: {count:N0} of {result.Table.RowCount:N0} rows have no '{column}'; imputing the training mean");
+            result.Table.WriteParquet(run.Output(split + ".parquet"));
+            File.WriteAllText(run.Output(split + ".summary.txt"), Summary(result.Table, features));
+            run.Log.Info($"Ingest {split}: {result.Table.RowCount:N0} rows from {path}");
+        }
+        run.Log.Verbose($"Ingest took {watch.Elapsed.TotalSeconds:F2} s");
+    }
+
+    /// <summary>Distinct counts of the categorical columns and a description of the numeric ones.</summary>
+    static string Summary(ColumnTable table, FeatureSet features)
+    {
+        var lines = new List<string> { $"rows: {table.RowCount}" };
+        foreach (var c in features.CategoricalColumns)
+            lines.Add($"{c}: {table.Strings(c).Distinct().Count()} distinct");
+        if (features.NumericColumns.Count > 0)
+        {
+            var frame = new DataFrame(features.NumericColumns.Select(c =>
+                (DataFrameColumn)new SingleDataFrameColumn(c, table.Floats(c).Where(float.IsFinite))).ToArray());
+            lines.Add(frame.Description().ToString());
+        }
+        return string.Join('\n', lines) + "\n";
+    }
+}
+
+/// <summary>
+/// Encode: a vocabulary per categorical column (Keras StringLookup, mask_token=None): the distinct
+/// training values in first-seen order get 1..n, index 0 is the single out-of-vocabulary slot.
+/// Writes vocab.&lt;column&gt;.json and {train,val}.parquet with int ids in place of the strings.
+/// </summary>
+public sealed class EncodeStage : Stage
+{
+    public override string Name => "encode";
+    public override string CodeVersion => "encode-1";
+    public override IReadOnlyList<string> ConfigKeys => ["features"];
+    public override IReadOnlyList<string> Upstream => ["ingest"];
+
+    public static string VocabFile(string column) => $"vocab.{column}.json";
+
+    public override void Execute(StageRun run)
+    {
+        var features = FeatureSet.From(run.Config);
+        var train = ColumnTable.ReadParquet(run.Input("ingest", "train.parquet"));
+        var val = ColumnTable.ReadParquet(run.Input("ingest", "val.parquet"));
+        var encodedTrain = new ColumnTable();
+        var encodedVal = new ColumnTable();
+        foreach (var column in features.CategoricalColumns)
+        {
+            var vocabulary = Vocabulary.Build(train.Strings(column));
+            File.WriteAllText(run.Output(VocabFile(column)), JsonSerializer.Serialize(vocabulary.Values));
+            encodedTrain.Add(column, vocabulary.Encode(train.Strings(column)));
+            var encoded = vocabulary.Encode(val.Strings(column));
+            encodedVal.Add(column, encoded);
+            var unseen = encoded.Count(i => i == Vocabulary.OutOfVocabulary);
+            run.Log.Info($"Encode {column}: {vocabulary.Count:N0} values; {unseen:N0} validation rows out of vocabulary");
+        }
+        foreach (var column in features.NumericColumns)
+        {
+            encodedTrain.Add(column, train.Floats(column));
+            encodedVal.Add(column, val.Floats(column));
+        }
+        encodedTrain.WriteParquet(run.Output("train.parquet"));
+        encodedVal.WriteParquet(run.Output("val.parquet"));
+    }
+}
+
+/// <summary>
+/// Normalize: for each normalized numeric column, the population mean and variance of the
+/// training rows (Keras Normalization(axis=None).adapt), then (x − μ) / max(σ, ε). Missing values
+/// (NaN) take the training mean. Raw columns pass through (missing → their training mean).
+/// </summary>
+public sealed class NormalizeStage : Stage
+{
+    public override string Name => "normalize";
+    public override string CodeVersion => "normalize-1";
+    public override IReadOnlyList<string> ConfigKeys => ["normalize", "features"];
+    public override IReadOnlyList<string> Upstream => ["encode"];
+
+    public const string StatsFile = "normalization.json";
+
+    public override void Execute(StageRun run)
+    {
+        var features = FeatureSet.From(run.Config);
+        var epsilon = run.Config.Float("normalize.epsilon");
+        var train = ColumnTable.ReadParquet(run.Input("encode", "train.parquet"));
+        var val = ColumnTable.ReadParquet(run.Input("encode", "val.parquet"));
+        var outTrain = new ColumnTable();
+        var outVal = new ColumnTable();
+        foreach (var column in features.CategoricalColumns)
+        {
+            outTrain.Add(column, train.Ints(column));
+            outVal.Add(column, val.Ints(column));
+        }
+        var stats = new Dictionary<string, NormalizationStats>();
+        foreach (var column in features.NumericColumns)
+        {
+            var s = NormalizationStats.Fit(train.Floats(column), epsilon);
+            if (s.Count == 0)
+                throw new PipelineError($"column '{column}' has no values in the training data");
+            var normalize = features.NormalizedColumns.Contains(column);
+            stats[column] = normalize ? s : s with { Std = 1, Variance = 1, Normalized = false };
+            outTrain.Add(column, stats[column].Apply(train.Floats(column)));
+            outVal.Add(column, stats[column].Apply(val.Floats(column)));
+            if (normalize)
+                run.Log.Info($"Normalize {column}: mean {s.Mean:G6}, std {Math.Sqrt(s.Variance):G6}");
+        }
+        File.WriteAllText(run.Output(StatsFile), JsonSerializer.Serialize(stats, new JsonSerializerOptions { WriteIndented = true }));
+        outTrain.WriteParquet(run.Output("train.parquet"));
+        outVal.WriteParquet(run.Output("val.parquet"));
+    }
+}

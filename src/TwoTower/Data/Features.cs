@@ -1,0 +1,40 @@
+using TwoTower.Config;
+
+namespace TwoTower.Data;
+
+/// <summary>How a column enters a tower.</summary>
+public enum FeatureKind { Embedded, OneHot, Numeric, Raw }
+
+public sealed record Feature(string Column, FeatureKind Kind)
+{
+    public bool IsCategorical => Kind is FeatureKind.Embedded or FeatureKind.OneHot;
+}
+
+/// <summary>The configured features of both towers (features.* in pipeline.yaml).</summary>
+public sealed record FeatureSet(string QueryId, string CandidateId, IReadOnlyList<Feature> Query, IReadOnlyList<Feature> Candidate)
+{
+    public static FeatureSet From(PipelineConfig config)
+    {
+        IReadOnlyList<Feature> Tower(string t) =>
+        [
+            .. config.List($"features.{t}.embedded").Select(c => new Feature(c, FeatureKind.Embedded)),
+            .. config.List($"features.{t}.one_hot").Select(c => new Feature(c, FeatureKind.OneHot)),
+            .. config.List($"features.{t}.numeric").Select(c => new Feature(c, FeatureKind.Numeric)),
+            .. config.List($"features.{t}.raw").Select(c => new Feature(c, FeatureKind.Raw)),
+        ];
+        return new FeatureSet(config.Str("features.query.id"), config.Str("features.candidate.id"), Tower("query"), Tower("candidate"));
+    }
+
+    /// <summary>Columns read as strings and encoded with a vocabulary: the two ids and every categorical feature.</summary>
+    public IReadOnlyList<string> CategoricalColumns =>
+        new[] { QueryId, CandidateId }.Concat(Query.Concat(Candidate).Where(f => f.IsCategorical).Select(f => f.Column))
+            .Distinct().ToArray();
+
+    /// <summary>Columns read as numbers.</summary>
+    public IReadOnlyList<string> NumericColumns =>
+        Query.Concat(Candidate).Where(f => !f.IsCategorical).Select(f => f.Column).Distinct().ToArray();
+
+    /// <summary>Numeric columns that are normalized (the others pass through).</summary>
+    public IReadOnlyList<string> NormalizedColumns =>
+        Query.Concat(Candidate).Where(f => f.Kind == FeatureKind.Numeric).Select(f => f.Column).Distinct().ToArray();
+}

@@ -1,0 +1,270 @@
+using System.Globalization;
+using System.IO.Hashing;
+using System.Text;
+using TwoTower.Config;
+using TwoTower.Pipeline;
+
+namespace TwoTower.Data;
+
+/// <summary>
+/// Writes H&amp;M-shaped train_df.csv / val_df.csv with structure a retrieval model can learn and a
+/// popularity list cannot fully capture. The generating process (README, "Built-in data"):
+/// <list type="number">
+/// <item>24 taste clusters, each with a preferred customer age, 3 favourite garment groups and a main
+/// index group. Every article belongs to one cluster; its garment and index group follow the
+/// cluster's preferences (70% / 80%), its popularity is Zipf-distributed (long tail), and 30% of
+/// articles are seasonal with a peak month.</item>
+/// <item>Customers: age from a two-peak mixture (27±5, 50±9); a primary taste cluster drawn by age
+/// (clusters whose preferred age is near theirs), a secondary one at random; a log-normal
+/// activity level. 4% of customers only appear in the validation period (out of vocabulary).</item>
+/// <item>Transactions in time order over two years (train) then the following ~11 weeks (validation):
+/// a customer drawn by activity; with 15% probability a repeat of one of their last 8 articles;
+/// otherwise an article of their primary (65%), secondary (20%) or a random cluster, drawn by
+/// popularity times the seasonal factor of the purchase month. 2% of articles launch only in the
+/// validation period.</item>
+/// </list>
+/// Rows are streamed to disk, so the full H&amp;M scale (synth.scale = 77.56: 31.8M rows,
+/// 1.37M customers, 105k articles) needs memory only for the customers' and articles' state.
+/// </summary>
+public static class Synthesizer
+{
+    public const string ManifestName = "synth_manifest.txt";
+    const string CodeVersion = "synth-1";
+
+    public static readonly string[] GarmentGroups =
+    [
+        "Jersey Basic", "Under-, Nightwear", "Socks and Tights", "Jersey Fancy", "Accessories", "Trousers Denim",
+        "Outdoor", "Shoes", "Swimwear", "Knitwear", "Shirts", "Trousers", "Dressed", "Shorts", "Dresses Ladies",
+        "Skirts", "Special Offer", "Blouses", "Unknown", "Woven/Jersey/Knitted mix Baby", "Dresses/Skirts girls",
+    ];
+
+    public static readonly string[] IndexGroups = ["Ladieswear", "Baby/Children", "Menswear", "Sport", "Divided"];
+
+    const int Clusters = 24;
+    const double FullScale = 77.56;
+
+    public static (int Transactions, int Customers, int Articles) Sizes(double scale)
+    {
+        // Each count follows N1 * scale^e, with e chosen so scale 77.56 gives H&M's full counts.
+        static int At(double n1, double nFull, double s) =>
+            (int)Math.Round(n1 * Math.Pow(s, Math.Log(nFull / n1) / Math.Log(FullScale)));
+        return (At(409_857, 31_788_324, scale), At(23_838, 1_371_980, scale), At(56_690, 105_542, scale));
+    }
+
+    static string Fingerprint(PipelineConfig config) =>
+        Convert.ToHexStringLower(XxHash64.Hash(Encoding.UTF8.GetBytes(CodeVersion + "\n" + config.Canonical(["synth"]))));
+
+    /// <summary>
+    /// Generates the configured files when they are absent (data.synthesize = auto), or regenerates
+    /// them when they were generated with other synth settings. Files not made by this generator
+    /// are never touched. Returns false when nothing had to be done.
+    /// </summary>
+    public static bool EnsureData(PipelineConfig config, IPipelineLog log)
+    {
+        var dir = config.Str("data.dir");
+        var train = Path.Combine(dir, config.Str("data.train_file"));
+        var val = Path.Combine(dir, config.Str("data.val_file"));
+        var manifest = Path.Combine(dir, ManifestName);
+        var fingerprint = Fingerprint(config);
+        var present = File.Exists(train) && File.Exists(val);
+        if (present && !File.Exists(manifest))
+        {
+            log.Verbose($"{dir}: using the data files there (not generated)");
+            return false;
+        }
+        if (present && File.ReadAllText(manifest) == fingerprint)
+        {
+            log.Verbose($"{dir}: built-in data up to date");
+            return false;
+        }
+        if (config.Str("data.synthesize") == "never")
+            throw new PipelineError($"data file not found: {(File.Exists(train) ? val : train)} (data.synthesize is 'never')");
+
+        Directory.CreateDirectory(dir);
+        File.Delete(manifest);
+        var (t, c, a) = Sizes(config.Float("synth.scale"));
+        log.Info($"Synthesizing built-in data in {dir}: {t:N0} training transactions, {c:N0} customers, {a:N0} articles");
+        Write(config, train, val);
+        ArtifactStore.WriteAtomic(manifest, fingerprint);
+        return true;
+    }
+
+    sealed record Article(string Id, int Cluster, int Garment, int Index, int PeakMonth, double Season, double Popularity, bool LateLaunch, float Price);
+
+    static void Write(PipelineConfig config, string trainPath, string valPath)
+    {
+        var scale = config.Float("synth.scale");
+        var (trainRows, customerCount, articleCount) = Sizes(scale);
+        var valRows = (int)Math.Round(trainRows * config.Float("synth.val_fraction"));
+        var rng = new Rng((ulong)config.Int("synth.seed"));
+
+        var clusterAge = new double[Clusters];
+        var clusterGarments = new int[Clusters][];
+        var clusterIndex = new int[Clusters];
+        var clusterSize = new double[Clusters];
+        for (var k = 0; k < Clusters; k++)
+        {
+            clusterAge[k] = 18 + 52 * rng.NextDouble();
+            clusterGarments[k] = [rng.NextInt(GarmentGroups.Length), rng.NextInt(GarmentGroups.Length), rng.NextInt(GarmentGroups.Length)];
+            clusterIndex[k] = rng.NextInt(IndexGroups.Length);
+            clusterSize[k] = 0.5 + rng.NextDouble();
+        }
+
+        var ranks = Enumerable.Range(1, articleCount).ToArray();
+        rng.Shuffle(ranks.AsSpan());
+        var clusterPick = new AliasTable(Enumerable.Range(0, Clusters).ToArray(), clusterSize);
+        var articles = new Article[articleCount];
+        for (var i = 0; i < articleCount; i++)
+        {
+            var k = clusterPick.Sample(ref rng);
+            var garment = rng.NextDouble() < 0.7 ? clusterGarments[k][rng.NextInt(3)] : rng.NextInt(GarmentGroups.Length);
+            var index = rng.NextDouble() < 0.8 ? clusterIndex[k] : rng.NextInt(IndexGroups.Length);
+            var seasonal = rng.NextDouble() < 0.3;
+            articles[i] = new Article(
+                Id: (108_775_000L + 7919L * i).ToString("D10", CultureInfo.InvariantCulture),
+                Cluster: k, Garment: garment, Index: index,
+                PeakMonth: 1 + rng.NextInt(12), Season: seasonal ? 1.2 : 0,
+                Popularity: Math.Pow(ranks[i], -0.9),
+                LateLaunch: rng.NextDouble() < 0.02,
+                Price: (float)Math.Round(0.005 + 0.05 * rng.NextDouble() * (1 + garment % 4), 4));
+        }
+
+        // Per period (train, validation), cluster and month: articles drawn by popularity x season.
+        var tables = new AliasTable[2, Clusters, 12];
+        for (var period = 0; period < 2; period++)
+        for (var k = 0; k < Clusters; k++)
+        {
+            var members = Enumerable.Range(0, articleCount)
+                .Where(i => articles[i].Cluster == k && (period == 1 || !articles[i].LateLaunch)).ToArray();
+            if (members.Length == 0)
+                members = [Enumerable.Range(0, articleCount).First(i => period == 1 || !articles[i].LateLaunch)];
+            for (var m = 0; m < 12; m++)
+            {
+                var month = m + 1;
+                var weights = members.Select(i =>
+                    articles[i].Popularity * Math.Exp(articles[i].Season * Math.Cos(2 * Math.PI * (month - articles[i].PeakMonth) / 12))).ToArray();
+                tables[period, k, m] = new AliasTable(members, weights);
+            }
+        }
+
+        var ages = new byte[customerCount];
+        var primary = new byte[customerCount];
+        var secondary = new byte[customerCount];
+        var activity = new double[customerCount];
+        var late = new bool[customerCount];
+        var customerIds = new string[customerCount];
+        for (var c = 0; c < customerCount; c++)
+        {
+            var age = rng.NextDouble() < 0.6 ? 27 + 5 * rng.NextGaussian() : 50 + 9 * rng.NextGaussian();
+            ages[c] = (byte)Math.Clamp(Math.Round(age), 16, 90);
+            var byAge = Enumerable.Range(0, Clusters)
+                .Select(k => clusterSize[k] * Math.Exp(-Math.Pow(ages[c] - clusterAge[k], 2) / (2 * 12.0 * 12.0))).ToArray();
+            primary[c] = (byte)SampleIndex(byAge, ref rng);
+            secondary[c] = (byte)rng.NextInt(Clusters);
+            activity[c] = Math.Exp(1.1 * rng.NextGaussian());
+            late[c] = rng.NextDouble() < 0.04;
+            customerIds[c] = HexId(c);
+        }
+        var everyone = Enumerable.Range(0, customerCount).ToArray();
+        var trainCustomers = new AliasTable(everyone, everyone.Select(c => late[c] ? 0 : activity[c]).ToArray());
+        var valCustomers = new AliasTable(everyone, activity);
+
+        const int History = 8;
+        var history = new int[customerCount * History];
+        var historyCount = new int[customerCount];
+        var start = new DateTime(2018, 9, 20);
+
+        void WritePeriod(string path, int period, int rows, int dayOffset, int days)
+        {
+            ArtifactStore.WriteAtomic(path, stream =>
+            {
+                using var w = new StreamWriter(stream, new UTF8Encoding(false), 1 << 20);
+                w.Write("t_dat,customer_id,article_id,price,sales_channel_id,age,month_sin,month_cos,garment_group_name,index_group_name\n");
+                var customers = period == 0 ? trainCustomers : valCustomers;
+                for (var r = 0; r < rows; r++)
+                {
+                    var date = start.AddDays(dayOffset + (long)r * days / rows);
+                    var month = date.Month;
+                    var c = customers.Sample(ref rng);
+                    int a;
+                    var seen = historyCount[c];
+                    if (seen > 0 && rng.NextDouble() < 0.15)
+                        a = history[c * History + rng.NextInt(Math.Min(seen, History))];
+                    else
+                    {
+                        var u = rng.NextDouble();
+                        var k = u < 0.65 ? primary[c] : u < 0.85 ? secondary[c] : clusterPick.Sample(ref rng);
+                        a = tables[period, k, month - 1].Sample(ref rng);
+                    }
+                    history[c * History + seen % History] = a;
+                    historyCount[c] = seen + 1;
+                    var art = articles[a];
+                    var angle = 2 * Math.PI * month / 12;
+                    w.Write(date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+                    w.Write(',');
+                    w.Write(customerIds[c]);
+                    w.Write(',');
+                    w.Write(art.Id);
+                    w.Write(',');
+                    w.Write(art.Price.ToString("R", CultureInfo.InvariantCulture));
+                    w.Write(',');
+                    w.Write(rng.NextDouble() < 0.7 ? '2' : '1');
+                    w.Write(',');
+                    w.Write(ages[c]);
+                    w.Write(',');
+                    w.Write(((float)Math.Sin(angle)).ToString("R", CultureInfo.InvariantCulture));
+                    w.Write(',');
+                    w.Write(((float)Math.Cos(angle)).ToString("R", CultureInfo.InvariantCulture));
+                    w.Write(',');
+                    WriteField(w, GarmentGroups[art.Garment]);
+                    w.Write(',');
+                    WriteField(w, IndexGroups[art.Index]);
+                    w.Write('\n');
+                }
+            });
+        }
+
+        WritePeriod(trainPath, 0, trainRows, 0, 730);
+        WritePeriod(valPath, 1, valRows, 730, 80);
+    }
+
+    static int SampleIndex(double[] weights, ref Rng rng)
+    {
+        var u = rng.NextDouble() * weights.Sum();
+        for (var i = 0; i < weights.Length; i++)
+        {
+            u -= weights[i];
+            if (u < 0)
+                return i;
+        }
+        return weights.Length - 1;
+    }
+
+    /// <summary>A 64-hex-character id like H&amp;M's, unique per index.</summary>
+    static string HexId(int index)
+    {
+        Span<byte> seed = stackalloc byte[4];
+        BitConverter.TryWriteBytes(seed, index);
+        Span<byte> hash = stackalloc byte[32];
+        for (var part = 0; part < 4; part++)
+        {
+            var h = XxHash64.HashToUInt64(seed, part);
+            BitConverter.TryWriteBytes(hash[(part * 8)..], h);
+        }
+        // The first 4 bytes carry the index itself, so ids are unique.
+        BitConverter.TryWriteBytes(hash, index);
+        return Convert.ToHexStringLower(hash);
+    }
+
+    static void WriteField(TextWriter w, string value)
+    {
+        if (value.AsSpan().IndexOfAny(",\"\n\r") < 0)
+        {
+            w.Write(value);
+            return;
+        }
+        w.Write('"');
+        w.Write(value.Replace("\"", "\"\""));
+        w.Write('"');
+    }
+}

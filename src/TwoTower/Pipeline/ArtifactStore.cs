@@ -1,0 +1,146 @@
+using System.IO.Hashing;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using TwoTower.Config;
+
+namespace TwoTower.Pipeline;
+
+/// <summary>
+/// artifacts/&lt;stage&gt;/ folders and their manifests. A stage is up to date when its manifest's
+/// fingerprint equals the one computed now and every file the manifest lists is there with its
+/// size. A run writes into artifacts/&lt;stage&gt;.partial/, writes the manifest last, then swaps the
+/// folder in by renames: a run killed at any moment leaves either the old complete folder, no
+/// folder, or a partial one that is never mistaken for complete.
+/// </summary>
+public sealed class ArtifactStore(string root)
+{
+    public const string ManifestName = "manifest.json";
+    const string FingerprintMarker = ".fingerprint";
+
+    public string Root { get; } = Path.GetFullPath(root);
+
+    public string StageDir(string stage) => Path.Combine(Root, stage);
+    string PartialDir(string stage) => Path.Combine(Root, stage + ".partial");
+    string OldDir(string stage) => Path.Combine(Root, stage + ".old");
+
+    public StageManifest? ReadManifest(string stage)
+    {
+        var path = Path.Combine(StageDir(stage), ManifestName);
+        if (!File.Exists(path))
+            return null;
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllText(path), ManifestJson.Default.StageManifest);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Hash of everything the stage's outputs depend on.</summary>
+    public string Fingerprint(Stage stage, PipelineConfig config)
+    {
+        var text = new StringBuilder();
+        text.Append("stage: ").Append(stage.Name).Append('\n');
+        text.Append("code: ").Append(stage.CodeVersion).Append('\n');
+        text.Append(config.Canonical(stage.ConfigKeys));
+        foreach (var upstream in stage.Upstream)
+        {
+            var manifest = ReadManifest(upstream)
+                ?? throw new PipelineError($"stage '{stage.Name}' needs '{upstream}', which has not run (run its target first)");
+            text.Append("upstream ").Append(upstream).Append(": ").Append(manifest.Fingerprint).Append('\n');
+        }
+        foreach (var file in stage.InputFiles(config))
+            text.Append("file ").Append(Path.GetFileName(file)).Append(": ").Append(HashFile(file)).Append('\n');
+        return Hex(XxHash128.Hash(Encoding.UTF8.GetBytes(text.ToString())));
+    }
+
+    public static string HashFile(string path)
+    {
+        if (!File.Exists(path))
+            throw new PipelineError($"input file not found: {path}");
+        var hash = new XxHash128();
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        hash.Append(stream);
+        return Hex(hash.GetCurrentHash());
+    }
+
+    static string Hex(byte[] bytes) => Convert.ToHexStringLower(bytes);
+
+    public bool IsUpToDate(string stage, string fingerprint)
+    {
+        var manifest = ReadManifest(stage);
+        if (manifest is null || manifest.Fingerprint != fingerprint)
+            return false;
+        return manifest.Files.All(f =>
+        {
+            var info = new FileInfo(Path.Combine(StageDir(stage), f.Name));
+            return info.Exists && info.Length == f.Bytes;
+        });
+    }
+
+    /// <summary>Runs the stage into its partial folder and publishes it.</summary>
+    public void Run(Stage stage, PipelineConfig config, IPipelineLog log, string fingerprint, bool resume)
+    {
+        Directory.CreateDirectory(Root);
+        var partial = PartialDir(stage.Name);
+        var marker = Path.Combine(partial, FingerprintMarker);
+        var resuming = resume && stage.CanResume && File.Exists(marker) && File.ReadAllText(marker) == fingerprint;
+        if (!resuming)
+        {
+            if (Directory.Exists(partial))
+                Directory.Delete(partial, recursive: true);
+            Directory.CreateDirectory(partial);
+            File.WriteAllText(marker, fingerprint);
+        }
+
+        stage.Execute(new StageRun(config, log, this, partial, resuming));
+
+        File.Delete(marker);
+        var files = Directory.EnumerateFiles(partial, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(partial, f).Replace('\\', '/'))
+            .Where(f => f != ManifestName)
+            .Order(StringComparer.Ordinal)
+            .Select(f => new ManifestFile(f, new FileInfo(Path.Combine(partial, f)).Length))
+            .ToList();
+        var manifest = new StageManifest(stage.Name, fingerprint, stage.CodeVersion, files);
+        WriteAtomic(Path.Combine(partial, ManifestName), JsonSerializer.Serialize(manifest, ManifestJson.Default.StageManifest));
+
+        var final = StageDir(stage.Name);
+        var old = OldDir(stage.Name);
+        if (Directory.Exists(old))
+            Directory.Delete(old, recursive: true);
+        if (Directory.Exists(final))
+            Directory.Move(final, old);
+        Directory.Move(partial, final);
+        if (Directory.Exists(old))
+            Directory.Delete(old, recursive: true);
+    }
+
+    /// <summary>Writes a file under a temporary name, then renames it over the target.</summary>
+    public static void WriteAtomic(string path, string text)
+    {
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>Writes a file through a stream under a temporary name, then renames it over the target.</summary>
+    public static void WriteAtomic(string path, Action<Stream> write)
+    {
+        var tmp = path + ".tmp";
+        using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+            write(stream);
+        File.Move(tmp, path, overwrite: true);
+    }
+}
+
+public sealed record ManifestFile(string Name, long Bytes);
+
+public sealed record StageManifest(string Stage, string Fingerprint, string CodeVersion, List<ManifestFile> Files);
+
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(StageManifest))]
+partial class ManifestJson : JsonSerializerContext;
