@@ -32,3 +32,8 @@ public sealed class EncodeTask : StageTask<EncodeStage>;
 [TaskDescription("Mean/variance normalization of the numeric features")]
 [IsDependentOn(typeof(EncodeTask))]
 public sealed class NormalizeTask : StageTask<NormalizeStage>;
+
+[TaskName("Train")]
+[TaskDescription("Trains the two-tower model (in-batch softmax, AdamW); --resume continues from the last checkpoint")]
+[IsDependentOn(typeof(NormalizeTask))]
+public sealed class TrainTask : StageTask<TwoTower.Model.TrainStage>;

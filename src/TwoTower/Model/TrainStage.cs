@@ -1,0 +1,118 @@
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using TwoTower.Config;
+using TwoTower.Data;
+using TwoTower.Kernels;
+using TwoTower.Pipeline;
+
+namespace TwoTower.Model;
+
+/// <summary>
+/// Train: the two-tower model on artifacts/normalize/train.parquet → artifacts/train/:
+/// model.safetensors (both towers' weights), config.yaml (the resolved config), history.json
+/// (per epoch: loss per example and per batch, seconds, rows/s) and checkpoint.safetensors
+/// (weights + Adam moments after the last complete epoch; --resume continues from it).
+/// </summary>
+public sealed class TrainStage : Stage
+{
+    public override string Name => "train";
+    public override string CodeVersion => "train-1";
+    public override IReadOnlyList<string> ConfigKeys => ["seed", "threads", "accelerator", "features", "model", "train"];
+    public override IReadOnlyList<string> Upstream => ["normalize"];
+    public override bool CanResume => true;
+
+    public const string WeightsFile = "model.safetensors";
+    public const string CheckpointFile = "checkpoint.safetensors";
+    public const string HistoryFile = "history.json";
+
+    public static Dictionary<string, int> VocabularySizes(ArtifactStore store, FeatureSet features) =>
+        features.CategoricalColumns.ToDictionary(c => c, c =>
+            JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(store.StageDir("encode"), EncodeStage.VocabFile(c))))!.Length);
+
+    public static IKernels CreateKernels(PipelineConfig config, IPipelineLog log)
+    {
+        var kernels = new SimdKernels(config.Threads);
+        var reason = config.Str("accelerator") == "auto" ? "accelerator 'auto': no GPU backend is built into this version" : "accelerator 'cpu'";
+        log.Info($"Backend: {kernels.Name} ({reason})");
+        return kernels;
+    }
+
+    public override void Execute(StageRun run)
+    {
+        var config = run.Config;
+        var features = FeatureSet.From(config);
+        var data = TrainingColumns.From(ColumnTable.ReadParquet(run.Input("normalize", "train.parquet")));
+        var model = TwoTowerModel.Create(config, VocabularySizes(run.Store, features));
+        var options = TrainOptions.From(config);
+        var trainer = new Trainer(model, CreateKernels(config, run.Log), options, data, features.CandidateId);
+        var history = new List<EpochStats>();
+        var checkpoint = run.Output(CheckpointFile);
+        var firstEpoch = 1;
+        if (run.Resuming && File.Exists(checkpoint))
+        {
+            var meta = model.LoadCheckpoint(checkpoint);
+            trainer.Step = long.Parse(meta["step"], CultureInfo.InvariantCulture);
+            history = JsonSerializer.Deserialize<List<EpochStats>>(meta["history"])!;
+            firstEpoch = history.Count + 1;
+            run.Log.Info($"Resuming after epoch {history.Count} (step {trainer.Step}) from {checkpoint}");
+        }
+        else
+        {
+            model.Initialize(config.Int("seed"));
+        }
+        var parameters = model.Variables.Sum(v => (long)v.Value.Length);
+        run.Log.Info($"Training on {data.RowCount:N0} rows, {trainer.BatchesPerEpoch} batches of {options.BatchSize}, " +
+                     $"{parameters:N0} parameters, epochs {firstEpoch}..{options.Epochs}");
+
+        for (var epoch = firstEpoch; epoch <= options.Epochs; epoch++)
+        {
+            var stats = RunEpochWithProgress(trainer, epoch, options.Epochs, run.Log);
+            history.Add(stats);
+            run.Log.Info($"Epoch {epoch}/{options.Epochs}: loss {stats.LossPerExample:F4} per example " +
+                         $"({stats.LossPerBatch:F1} per batch), {stats.Seconds:F2} s, {stats.RowsPerSecond:N0} rows/s");
+            model.SaveCheckpoint(checkpoint, new Dictionary<string, string>
+            {
+                ["step"] = trainer.Step.ToString(CultureInfo.InvariantCulture),
+                ["history"] = JsonSerializer.Serialize(history),
+            });
+        }
+
+        model.SaveWeights(run.Output(WeightsFile), new Dictionary<string, string> { ["format"] = "twotower-1" });
+        ArtifactStore.WriteAtomic(run.Output("config.yaml"), config.ToYaml());
+        ArtifactStore.WriteAtomic(run.Output(HistoryFile), JsonSerializer.Serialize(history, new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    static bool Interactive =>
+        !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("CI") is null && AnsiConsole.Profile.Capabilities.Interactive;
+
+    static EpochStats RunEpochWithProgress(Trainer trainer, int epoch, int epochs, IPipelineLog log)
+    {
+        if (Interactive)
+        {
+            EpochStats? result = null;
+            AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask($"epoch {epoch}/{epochs}", maxValue: trainer.BatchesPerEpoch);
+                    var started = DateTime.UtcNow;
+                    result = trainer.RunEpoch(epoch, (step, steps, loss) =>
+                    {
+                        task.Value = step;
+                        var rate = step * 1.0 / Math.Max(1e-9, (DateTime.UtcNow - started).TotalSeconds);
+                        task.Description = $"epoch {epoch}/{epochs} loss {loss:F3} ({rate:F0} batches/s)";
+                    });
+                });
+            return result!;
+        }
+        var last = DateTime.UtcNow;
+        return trainer.RunEpoch(epoch, (step, steps, loss) =>
+        {
+            if ((DateTime.UtcNow - last).TotalSeconds < 10 || step == steps)
+                return;
+            last = DateTime.UtcNow;
+            log.Info($"  epoch {epoch}/{epochs}: step {step}/{steps}, loss {loss:F4} per example so far");
+        });
+    }
+}

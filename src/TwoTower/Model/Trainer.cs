@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using TwoTower.Config;
+using TwoTower.Kernels;
+
+namespace TwoTower.Model;
+
+public sealed record TrainOptions(
+    int Epochs, int BatchSize, double LearningRate, double WeightDecay, bool KerasDecay,
+    double Beta1, double Beta2, double Epsilon, bool ShuffleRows, double Temperature,
+    bool LogQCorrection, bool RemoveAccidentalHits, long Seed)
+{
+    public static TrainOptions From(PipelineConfig c) => new(
+        (int)c.Int("train.epochs"), (int)c.Int("train.batch_size"), c.Float("train.learning_rate"),
+        c.Float("train.weight_decay"), c.Str("train.weight_decay_convention") == "keras",
+        c.Float("train.beta1"), c.Float("train.beta2"), c.Float("train.epsilon"), c.Str("train.shuffle") == "rows",
+        c.Float("train.temperature"), c.Bool("train.logq_correction"), c.Bool("train.remove_accidental_hits"), c.Int("seed"));
+}
+
+public sealed record EpochStats(int Epoch, double LossPerExample, double LossPerBatch, double Seconds, double RowsPerSecond);
+
+/// <summary>
+/// The TFRS retrieval task trained with AdamW: per batch, both towers forward, the in-batch
+/// softmax loss (summed over the batch), both towers backward, one AdamW step on every variable.
+/// </summary>
+public sealed class Trainer
+{
+    readonly TwoTowerModel model;
+    readonly IKernels kernels;
+    readonly TrainOptions options;
+    readonly TrainingColumns data;
+    readonly int[] items;
+    readonly float[] logQPerRow;
+
+    // Batch buffers, allocated once.
+    readonly TowerBatch queryBatch = new();
+    readonly TowerBatch candidateBatch = new();
+    readonly int[] order;
+    readonly float[] offsets, lossPerRow, dq, dc;
+    readonly int[] batchItems;
+    readonly Data.Feature[] queryFeatures, candidateFeatures;
+
+    /// <summary>Adam steps taken so far (t in the bias correction).</summary>
+    public long Step { get; set; }
+
+    public Trainer(TwoTowerModel model, IKernels kernels, TrainOptions options, TrainingColumns data, string itemColumn)
+    {
+        this.model = model;
+        this.kernels = kernels;
+        this.options = options;
+        this.data = data;
+        items = data.Ints[itemColumn];
+        // Sampling probability of an item as an in-batch candidate: its share of training rows.
+        var counts = new Dictionary<int, int>();
+        foreach (var i in items)
+            counts[i] = counts.GetValueOrDefault(i) + 1;
+        logQPerRow = items.Select(i => (float)Math.Log((double)counts[i] / items.Length)).ToArray();
+        order = Enumerable.Range(0, data.RowCount).ToArray();
+        queryFeatures = model.Query.Inputs.Select(i => i.Feature).ToArray();
+        candidateFeatures = model.Candidate.Inputs.Select(i => i.Feature).ToArray();
+        var b = options.BatchSize;
+        offsets = new float[b];
+        lossPerRow = new float[b];
+        batchItems = new int[b];
+        var dim = model.Query.OutputDim;
+        dq = new float[b * dim];
+        dc = new float[b * dim];
+    }
+
+    public int BatchesPerEpoch => (data.RowCount + options.BatchSize - 1) / options.BatchSize;
+
+    /// <summary>
+    /// The batches of an epoch as (start, length) into <see cref="order"/>. "batches": fixed batches
+    /// of file order, their order shuffled; "rows": rows reshuffled. Derived from (seed, epoch) alone,
+    /// so a resumed run sees the same order.
+    /// </summary>
+    int[] PlanEpoch(int epoch)
+    {
+        var rng = new Rng((ulong)options.Seed * 0x9E3779B97F4A7C15UL + (ulong)epoch + 1);
+        var batches = Enumerable.Range(0, BatchesPerEpoch).ToArray();
+        if (options.ShuffleRows)
+        {
+            for (var i = 0; i < order.Length; i++)
+                order[i] = i;
+            rng.Shuffle(order.AsSpan());
+        }
+        else
+            rng.Shuffle(batches.AsSpan());
+        return batches;
+    }
+
+    public EpochStats RunEpoch(int epoch, Action<int, int, double>? progress = null, CancellationToken cancel = default)
+    {
+        var watch = Stopwatch.StartNew();
+        var batches = PlanEpoch(epoch);
+        double total = 0;
+        for (var s = 0; s < batches.Length; s++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var start = batches[s] * options.BatchSize;
+            var length = Math.Min(options.BatchSize, data.RowCount - start);
+            var loss = TrainStep(order.AsSpan(start, length));
+            if (!double.IsFinite(loss))
+                throw new PipelineError(
+                    $"the loss became {loss} at epoch {epoch}, step {s + 1} of {batches.Length}: the weights diverged. " +
+                    $"Likely causes: train.learning_rate ({options.LearningRate}) too high, train.temperature ({options.Temperature}) too low, " +
+                    "or non-finite input features.");
+            total += loss;
+            progress?.Invoke(s + 1, batches.Length, total / Math.Min(data.RowCount, (s + 1) * (double)options.BatchSize));
+        }
+        var seconds = watch.Elapsed.TotalSeconds;
+        return new EpochStats(epoch, total / data.RowCount, total / batches.Length, seconds, data.RowCount / seconds);
+    }
+
+    /// <summary>One optimizer step on the given rows; returns the batch's summed loss.</summary>
+    public double TrainStep(ReadOnlySpan<int> rows)
+    {
+        var n = rows.Length;
+        queryBatch.Fill(data, queryFeatures, rows);
+        candidateBatch.Fill(data, candidateFeatures, rows);
+        var q = model.Query.Forward(kernels, queryBatch);
+        var c = model.Candidate.Forward(kernels, candidateBatch);
+        for (var r = 0; r < n; r++)
+        {
+            offsets[r] = logQPerRow[rows[r]];
+            batchItems[r] = items[rows[r]];
+        }
+        var dim = model.Query.OutputDim;
+        kernels.InBatchSoftmax(q, c, n, dim, options.LogQCorrection ? offsets.AsSpan(0, n) : [],
+            (float)options.Temperature, options.RemoveAccidentalHits ? batchItems.AsSpan(0, n) : [],
+            lossPerRow.AsSpan(0, n), dq.AsSpan(0, n * dim), dc.AsSpan(0, n * dim));
+        double loss = 0;
+        for (var r = 0; r < n; r++)
+            loss += lossPerRow[r];
+        model.Query.Backward(kernels, queryBatch, dq.AsSpan(0, n * dim));
+        model.Candidate.Backward(kernels, candidateBatch, dc.AsSpan(0, n * dim));
+        ApplyAdamW();
+        return loss;
+    }
+
+    void ApplyAdamW()
+    {
+        Step++;
+        var b1 = options.Beta1;
+        var b2 = options.Beta2;
+        var lrT = (float)(options.LearningRate * Math.Sqrt(1 - Math.Pow(b2, Step)) / (1 - Math.Pow(b1, Step)));
+        var decay = (float)(options.KerasDecay ? options.LearningRate * options.WeightDecay : options.WeightDecay);
+        foreach (var v in model.Variables)
+        {
+            // TF-Addons decays an embedding only on the rows its sparse gradient touched; Keras AdamW decays all.
+            var sparseDecay = v.IsEmbedding && !options.KerasDecay;
+            kernels.AdamW(v.Value, v.Grad, v.M, v.V, lrT, (float)b1, (float)b2, (float)options.Epsilon, decay,
+                sparseDecay ? System.Runtime.InteropServices.CollectionsMarshal.AsSpan(v.TouchedRows) : [], sparseDecay ? v.Cols : 0);
+            if (v.IsEmbedding)
+                v.ClearTouched();
+        }
+    }
+}

@@ -1,0 +1,86 @@
+using TwoTower.Config;
+using TwoTower.Data;
+using TwoTower.Kernels;
+
+namespace TwoTower.Model;
+
+/// <summary>The query tower and the candidate tower; scores are dot products of their outputs.</summary>
+public sealed class TwoTowerModel(Tower query, Tower candidate)
+{
+    public Tower Query { get; } = query;
+    public Tower Candidate { get; } = candidate;
+
+    public IReadOnlyList<Variable> Variables => [.. Query.Variables, .. Candidate.Variables];
+
+    public static TwoTowerModel Create(PipelineConfig config, IReadOnlyDictionary<string, int> vocabularySizes)
+    {
+        var features = FeatureSet.From(config);
+        var dim = (int)config.Int("model.embedding_dim");
+        var notebookOneHot = config.Str("model.one_hot_depth") == "notebook";
+        return new TwoTowerModel(
+            new Tower("query", features.Query, vocabularySizes, dim, config.IntList("model.query_layers").Select(l => (int)l).ToArray(), notebookOneHot),
+            new Tower("candidate", features.Candidate, vocabularySizes, dim, config.IntList("model.candidate_layers").Select(l => (int)l).ToArray(), notebookOneHot));
+    }
+
+    /// <summary>Keras default initialisation from one seeded generator, query tower first.</summary>
+    public void Initialize(long seed)
+    {
+        var rng = new Rng((ulong)seed);
+        Query.Initialize(ref rng);
+        Candidate.Initialize(ref rng);
+    }
+
+    public void SaveWeights(string path, IReadOnlyDictionary<string, string> metadata) =>
+        SafeTensors.Write(path, Variables.Select(v => new SafeTensors.Tensor(v.Name, Shape(v), v.Value)).ToList(), metadata);
+
+    public Dictionary<string, string> LoadWeights(string path)
+    {
+        var (tensors, metadata) = SafeTensors.Read(path);
+        foreach (var v in Variables)
+        {
+            if (!tensors.TryGetValue(v.Name, out var t) || t.Data.Length != v.Value.Length)
+                throw new PipelineError($"{path}: tensor '{v.Name}' is missing or has another shape than the configured model");
+            t.Data.CopyTo(v.Value, 0);
+        }
+        return metadata;
+    }
+
+    /// <summary>Weights and Adam moments: what --resume needs to continue exactly.</summary>
+    public void SaveCheckpoint(string path, IReadOnlyDictionary<string, string> metadata) =>
+        SafeTensors.Write(path, Variables.SelectMany(v => new[]
+        {
+            new SafeTensors.Tensor(v.Name, Shape(v), v.Value),
+            new SafeTensors.Tensor(v.Name + ":m", Shape(v), v.M),
+            new SafeTensors.Tensor(v.Name + ":v", Shape(v), v.V),
+        }).ToList(), metadata);
+
+    public Dictionary<string, string> LoadCheckpoint(string path)
+    {
+        var (tensors, metadata) = SafeTensors.Read(path);
+        foreach (var v in Variables)
+        {
+            tensors[v.Name].Data.CopyTo(v.Value, 0);
+            tensors[v.Name + ":m"].Data.CopyTo(v.M, 0);
+            tensors[v.Name + ":v"].Data.CopyTo(v.V, 0);
+        }
+        return metadata;
+    }
+
+    static int[] Shape(Variable v) => v.Rows == 1 && !v.IsEmbedding ? [v.Cols] : [v.Rows, v.Cols];
+
+    /// <summary>Embeds rows of a column set with one tower, in batches (evaluation, serving).</summary>
+    public static float[] Embed(Tower tower, IKernels kernels, TrainingColumns data, IReadOnlyList<int> rows, int batchSize = 4096)
+    {
+        var output = new float[rows.Count * tower.OutputDim];
+        var batch = new TowerBatch();
+        var features = tower.Inputs.Select(i => i.Feature).ToArray();
+        var indices = rows.ToArray();
+        for (var start = 0; start < indices.Length; start += batchSize)
+        {
+            var slice = indices.AsSpan(start, Math.Min(batchSize, indices.Length - start));
+            batch.Fill(data, features, slice);
+            tower.Forward(kernels, batch).CopyTo(output.AsSpan(start * tower.OutputDim));
+        }
+        return output;
+    }
+}
