@@ -114,6 +114,14 @@ public sealed class Trainer
     /// <summary>One optimizer step on the given rows; returns the batch's summed loss.</summary>
     public double TrainStep(ReadOnlySpan<int> rows)
     {
+        var loss = ComputeGradients(rows);
+        ApplyAdamW();
+        return loss;
+    }
+
+    /// <summary>Forward and backward on the given rows: fills every variable's gradient; returns the summed loss.</summary>
+    public double ComputeGradients(ReadOnlySpan<int> rows)
+    {
         var n = rows.Length;
         queryBatch.Fill(data, queryFeatures, rows);
         candidateBatch.Fill(data, candidateFeatures, rows);
@@ -133,7 +141,6 @@ public sealed class Trainer
             loss += lossPerRow[r];
         model.Query.Backward(kernels, queryBatch, dq.AsSpan(0, n * dim));
         model.Candidate.Backward(kernels, candidateBatch, dc.AsSpan(0, n * dim));
-        ApplyAdamW();
         return loss;
     }
 

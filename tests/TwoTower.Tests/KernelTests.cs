@@ -1,0 +1,147 @@
+using System.Runtime.Intrinsics;
+using TwoTower.Kernels;
+
+namespace TwoTower.Tests;
+
+/// <summary>Each op of the SIMD backend against the float64 reference, outputs poisoned first.</summary>
+public class KernelTests
+{
+    const double Tolerance = 1e-4;
+
+    [Theory]
+    [InlineData(1, 37, 19, 16, true)]
+    [InlineData(2, 64, 44, 16, false)]
+    [InlineData(2, 5, 7, 3, true)]
+    public void DenseForwardMatchesReference(int threads, int rows, int inDim, int outDim, bool relu)
+    {
+        var x = Reference.Random(rows * inDim, 1);
+        var w = Reference.Random(inDim * outDim, 2);
+        var b = Reference.Random(outDim, 3);
+        var y = Reference.Poisoned(rows * outDim);
+        new SimdKernels(threads).DenseForward(x, rows, inDim, w, b, outDim, relu, y);
+        Assert.True(Reference.MaxRelativeError(y, Reference.DenseForward(x, rows, inDim, w, b, outDim, relu)) < Tolerance);
+    }
+
+    [Theory]
+    [InlineData(37, 19, 16)]
+    [InlineData(5, 7, 3)]
+    public void DenseBackwardMatchesReference(int rows, int inDim, int outDim)
+    {
+        var x = Reference.Random(rows * inDim, 4);
+        var w = Reference.Random(inDim * outDim, 5);
+        var dy = Reference.Random(rows * outDim, 6);
+        var (dw, db, dx) = (Reference.Poisoned(inDim * outDim), Reference.Poisoned(outDim), Reference.Poisoned(rows * inDim));
+        new SimdKernels(2).DenseBackward(x, rows, inDim, w, outDim, dy, dw, db, dx);
+        var expected = Reference.DenseBackward(x, rows, inDim, w, outDim, dy);
+        Assert.True(Reference.MaxRelativeError(dw, expected.Dw) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(db, expected.Db) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(dx, expected.Dx) < Tolerance);
+    }
+
+    [Fact]
+    public void ReluBackwardZeroesWhereOutputIsNotPositive()
+    {
+        float[] y = [1, 0, -2, 3];
+        float[] dy = [5, 6, 7, 8];
+        new SimdKernels(1).ReluBackward(y, dy);
+        Assert.Equal([5, 0, 0, 8], dy);
+    }
+
+    [Fact]
+    public void EmbeddingGatherAndScatterAddMatchHandComputedRows()
+    {
+        const int dim = 3, stride = 5, offset = 1;
+        var table = Enumerable.Range(0, 4 * dim).Select(i => (float)i).ToArray();
+        int[] ids = [2, 0, 2];
+        var x = Reference.Poisoned(ids.Length * stride);
+        var kernels = new SimdKernels(1);
+        kernels.EmbeddingGather(table, dim, ids, x, stride, offset);
+        Assert.Equal([6f, 7, 8], x.AsSpan(1, 3).ToArray());
+        Assert.Equal([0f, 1, 2], x.AsSpan(6, 3).ToArray());
+        Assert.Equal([6f, 7, 8], x.AsSpan(11, 3).ToArray());
+
+        var grad = new float[4 * dim];
+        var dx = Enumerable.Range(0, ids.Length * stride).Select(i => (float)i).ToArray();
+        kernels.EmbeddingScatterAdd(grad, dim, ids, dx, stride, offset);
+        // Row 2 gets rows 0 and 2 of dx (repeated ids accumulate), row 0 gets row 1.
+        Assert.Equal([1f + 11, 2 + 12, 3 + 13], grad.AsSpan(6, 3).ToArray());
+        Assert.Equal([6f, 7, 8], grad.AsSpan(0, 3).ToArray());
+        Assert.Equal([0f, 0, 0], grad.AsSpan(3, 3).ToArray());
+    }
+
+    [Theory]
+    [InlineData(1, 64, 16, false, 1.0, false)]
+    [InlineData(2, 256, 16, true, 1.0, false)]
+    [InlineData(2, 37, 16, true, 0.5, true)]
+    [InlineData(2, 30, 5, false, 2.0, true)]
+    [InlineData(3, 130, 16, true, 1.0, true)]
+    public void InBatchSoftmaxMatchesReference(int threads, int rows, int dim, bool logQ, double temperature, bool accidentalHits)
+    {
+        var q = Reference.Random(rows * dim, 7, 0.8);
+        var c = Reference.Random(rows * dim, 8, 0.8);
+        var offset = logQ ? Reference.Random(rows, 9, 3).Select(v => v - 4).ToArray() : [];
+        var ids = accidentalHits ? Enumerable.Range(0, rows).Select(i => i % 7).ToArray() : [];
+        var (loss, dq, dc) = (Reference.Poisoned(rows), Reference.Poisoned(rows * dim), Reference.Poisoned(rows * dim));
+        new SimdKernels(threads).InBatchSoftmax(q, c, rows, dim, offset, (float)temperature, ids, loss, dq, dc);
+        var expected = Reference.InBatchSoftmax(Reference.ToDouble(q), Reference.ToDouble(c), rows, dim,
+            logQ ? Reference.ToDouble(offset) : null, temperature, accidentalHits ? ids : null);
+        Assert.True(Reference.MaxRelativeError(loss, expected.Loss) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(dq, expected.Dq) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(dc, expected.Dc) < Tolerance);
+    }
+
+    [Fact]
+    public void InBatchSoftmaxLossAtZeroEmbeddingsIsLogBatchSize()
+    {
+        const int rows = 2048, dim = 16;
+        var loss = Reference.Poisoned(rows);
+        new SimdKernels(2).InBatchSoftmax(new float[rows * dim], new float[rows * dim], rows, dim, [], 1, [], loss,
+            new float[rows * dim], new float[rows * dim]);
+        Assert.All(loss, l => Assert.Equal(Math.Log(rows), l, 4));
+    }
+
+    [Fact]
+    public void FastExpMatchesMathExp()
+    {
+        double worst = 0;
+        for (var x = -87.0; x <= 0; x += 0.001)
+        {
+            var actual = SimdKernels.FastExp(Vector256.Create((float)x))[0];
+            var expected = Math.Exp((float)x);
+            worst = Math.Max(worst, Math.Abs(actual - expected) / expected);
+        }
+        Assert.True(worst < 1e-6, $"relative error {worst}");
+        Assert.Equal(0f, SimdKernels.FastExp(Vector256.Create(float.NegativeInfinity))[0]);
+        Assert.Equal(0f, SimdKernels.FastExp(Vector256.Create(-100f))[0]);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AdamWMatchesReference(bool sparseDecay)
+    {
+        const int rows = 50, cols = 16;
+        var w = Reference.Random(rows * cols, 10);
+        var g = Reference.Random(rows * cols, 11);
+        var m = Reference.Random(rows * cols, 12, 0.1);
+        var v = Reference.Random(rows * cols, 13, 0.1).Select(Math.Abs).ToArray();
+        var (w0, m0, v0) = (w.ToArray(), m.ToArray(), v.ToArray());
+        int[] decayRows = [3, 7, 49];
+        const float lrT = 0.01f, b1 = 0.9f, b2 = 0.999f, eps = 1e-7f, decay = 0.001f;
+        new SimdKernels(2).AdamW(w, g, m, v, lrT, b1, b2, eps, decay, sparseDecay ? decayRows : [], sparseDecay ? cols : 0);
+
+        var (ew, em, ev) = (new double[w.Length], new double[w.Length], new double[w.Length]);
+        for (var i = 0; i < w.Length; i++)
+        {
+            double wi = w0[i];
+            if (!sparseDecay || decayRows.Contains(i / cols))
+                wi -= decay * wi;
+            em[i] = b1 * (double)m0[i] + (1 - (double)b1) * g[i];
+            ev[i] = b2 * (double)v0[i] + (1 - (double)b2) * g[i] * (double)g[i];
+            ew[i] = wi - lrT * em[i] / (Math.Sqrt(ev[i]) + eps);
+        }
+        Assert.True(Reference.MaxRelativeError(m, em) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(v, ev, floor: 1e-6) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(w, ew) < Tolerance);
+    }
+}

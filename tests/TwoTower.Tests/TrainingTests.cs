@@ -1,0 +1,216 @@
+using TwoTower.Config;
+using TwoTower.Kernels;
+using TwoTower.Model;
+
+namespace TwoTower.Tests;
+
+public class TrainingTests
+{
+    /// <summary>A tiny encoded data set in the notebook's feature layout.</summary>
+    internal static TrainingColumns TinyData(int rows, int seed = 1)
+    {
+        var rng = new Rng((ulong)seed);
+        int[] Ids(int n) => Enumerable.Range(0, rows).Select(_ => 1 + rng.NextInt(n)).ToArray();
+        float[] Floats() => Enumerable.Range(0, rows).Select(_ => (float)rng.NextGaussian()).ToArray();
+        return new TrainingColumns(rows,
+            new Dictionary<string, int[]>
+            {
+                ["customer_id"] = Ids(6), ["article_id"] = Ids(9), ["garment_group_name"] = Ids(3), ["index_group_name"] = Ids(2),
+            },
+            new Dictionary<string, float[]> { ["age"] = Floats(), ["month_sin"] = Floats(), ["month_cos"] = Floats() });
+    }
+
+    internal static readonly Dictionary<string, int> TinyVocabulary = new()
+    {
+        ["customer_id"] = 6, ["article_id"] = 9, ["garment_group_name"] = 3, ["index_group_name"] = 2,
+    };
+
+    internal static PipelineConfig Config(params string[] overrides) => PipelineConfig.Parse("", "test", overrides);
+
+    static TwoTowerModel NewModel(PipelineConfig config)
+    {
+        var model = TwoTowerModel.Create(config, TinyVocabulary);
+        model.Initialize(config.Int("seed"));
+        return model;
+    }
+
+    [Theory]
+    [InlineData(true, 1.0, false)]
+    [InlineData(false, 0.7, true)]
+    public void GradientsMatchFloat64Reference(bool logQ, double temperature, bool accidentalHits)
+    {
+        var config = Config($"train.logq_correction={logQ}", $"train.temperature={temperature}",
+            $"train.remove_accidental_hits={accidentalHits}", "train.batch_size=24");
+        var data = TinyData(24);
+        var model = NewModel(config);
+        var reference = new ReferenceModel(model);
+        var trainer = new Trainer(model, new SimdKernels(2), TrainOptions.From(config), data, "article_id");
+        var rows = Enumerable.Range(0, 24).ToArray();
+        var loss = trainer.ComputeGradients(rows);
+        var (expectedLoss, grads) = reference.LossAndGradients(data, rows, "article_id", logQ, temperature, accidentalHits);
+        Assert.Equal(expectedLoss, loss, expectedLoss * 1e-5);
+        foreach (var v in model.Variables)
+            // Floor 1e-2: the last candidate bias has a true gradient of 0 (softmax rows sum to 1),
+            // reached through cancellation, so a purely relative comparison would measure noise.
+            Assert.True(Reference.MaxRelativeError(v.Grad, grads[v.Name], floor: 1e-2) < 1e-4, v.Name);
+    }
+
+    [Fact]
+    public void Float64ReferenceGradientsMatchFiniteDifferences()
+    {
+        var config = Config("train.batch_size=16");
+        var data = TinyData(16, seed: 3);
+        var reference = new ReferenceModel(NewModel(config));
+        var rows = Enumerable.Range(0, 16).ToArray();
+        double Loss() => reference.LossAndGradients(data, rows, "article_id", true, 1, false).Loss;
+        var (_, grads) = reference.LossAndGradients(data, rows, "article_id", true, 1, false);
+        const double h = 1e-6;
+        foreach (var (name, values) in reference.Params)
+        {
+            // Every element of small variables; for the embeddings, the rows this batch uses.
+            for (var i = 0; i < values.Length; i++)
+            {
+                if (grads[name][i] == 0 && name.Contains("embedding"))
+                    continue;
+                var saved = values[i];
+                values[i] = saved + h;
+                var up = Loss();
+                values[i] = saved - h;
+                var down = Loss();
+                values[i] = saved;
+                var numeric = (up - down) / (2 * h);
+                Assert.True(Math.Abs(numeric - grads[name][i]) <= 1e-5 * Math.Max(1, Math.Abs(numeric)),
+                    $"{name}[{i}]: finite difference {numeric}, analytic {grads[name][i]}");
+            }
+        }
+    }
+
+    [Fact]
+    public void GoldenLossesMatchFloat64ReferenceTraining()
+    {
+        var config = Config("train.batch_size=20", "train.learning_rate=0.05");
+        var data = TinyData(20, seed: 5);
+        var model = NewModel(config);
+        var reference = new ReferenceModel(model);
+        var options = TrainOptions.From(config);
+        var trainer = new Trainer(model, new SimdKernels(2), options, data, "article_id");
+        var rows = Enumerable.Range(0, 20).ToArray();
+        var m = reference.Params.ToDictionary(p => p.Key, p => new double[p.Value.Length]);
+        var v = reference.Params.ToDictionary(p => p.Key, p => new double[p.Value.Length]);
+        for (var step = 1; step <= 5; step++)
+        {
+            var (expected, grads) = reference.LossAndGradients(data, rows, "article_id", true, 1, false);
+            var actual = trainer.TrainStep(rows);
+            Assert.Equal(expected, actual, Math.Abs(expected) * 1e-4);
+            var lrT = options.LearningRate * Math.Sqrt(1 - Math.Pow(options.Beta2, step)) / (1 - Math.Pow(options.Beta1, step));
+            foreach (var (name, w) in reference.Params)
+            {
+                var isEmbedding = name.Contains("embedding");
+                var width = isEmbedding ? 16 : 1;
+                var touched = new HashSet<int>();
+                if (isEmbedding)
+                {
+                    var column = name[(name.LastIndexOf('/') + 1)..];
+                    touched.UnionWith(rows.Select(r => data.Ints[column][r]));
+                }
+                for (var i = 0; i < w.Length; i++)
+                {
+                    if (!isEmbedding || touched.Contains(i / width))
+                        w[i] -= options.WeightDecay * w[i];
+                    var g = grads[name][i];
+                    m[name][i] = options.Beta1 * m[name][i] + (1 - options.Beta1) * g;
+                    v[name][i] = options.Beta2 * v[name][i] + (1 - options.Beta2) * g * g;
+                    w[i] -= lrT * m[name][i] / (Math.Sqrt(v[name][i]) + options.Epsilon);
+                }
+            }
+        }
+    }
+
+    static float[][] Train(PipelineConfig config, TrainingColumns data, int epochs)
+    {
+        var model = NewModel(config);
+        var trainer = new Trainer(model, new SimdKernels(config.Threads), TrainOptions.From(config), data, "article_id");
+        for (var e = 1; e <= epochs; e++)
+            trainer.RunEpoch(e);
+        return model.Variables.Select(v => v.Value.ToArray()).ToArray();
+    }
+
+    [Theory]
+    [InlineData("batches")]
+    [InlineData("rows")]
+    public void SameSeedAndThreadsGiveIdenticalWeights(string shuffle)
+    {
+        var config = Config("train.batch_size=64", "threads=2", $"train.shuffle={shuffle}");
+        var data = TinyData(1000);
+        var a = Train(config, data, 2);
+        var b = Train(config, data, 2);
+        Assert.Equal(a.Length, b.Length);
+        for (var i = 0; i < a.Length; i++)
+            Assert.Equal(a[i], b[i]);
+        var other = Train(Config("train.batch_size=64", "threads=2", $"train.shuffle={shuffle}", "seed=7"), data, 2);
+        Assert.NotEqual(a[0], other[0]);
+    }
+
+    [Fact]
+    public void ResumingFromACheckpointEndsWithTheSameWeights()
+    {
+        var config = Config("train.batch_size=64", "threads=2");
+        var data = TinyData(1000);
+        var straight = Train(config, data, 3);
+
+        var path = Path.Combine(Path.GetTempPath(), $"twotower-ckpt-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            var first = NewModel(config);
+            var trainer = new Trainer(first, new SimdKernels(2), TrainOptions.From(config), data, "article_id");
+            trainer.RunEpoch(1);
+            first.SaveCheckpoint(path, new Dictionary<string, string> { ["step"] = trainer.Step.ToString() });
+
+            var resumed = TwoTowerModel.Create(config, TinyVocabulary);
+            var meta = resumed.LoadCheckpoint(path);
+            var next = new Trainer(resumed, new SimdKernels(2), TrainOptions.From(config), data, "article_id") { Step = long.Parse(meta["step"]) };
+            next.RunEpoch(2);
+            next.RunEpoch(3);
+            var weights = resumed.Variables.Select(v => v.Value).ToArray();
+            for (var i = 0; i < straight.Length; i++)
+                Assert.Equal(straight[i], weights[i]);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void OneHotDepthIsVocabularyPlusOneByDefaultAndVocabularyInNotebookMode()
+    {
+        // Candidate input: article embedding (16) + garment one-hot + index one-hot.
+        Assert.Equal(16 + 4 + 3, NewModel(Config()).Candidate.InputDim);
+        Assert.Equal(16 + 3 + 2, NewModel(Config("model.one_hot_depth=notebook")).Candidate.InputDim);
+    }
+
+    [Fact]
+    public void LossFallsOverEpochsOnLearnableData()
+    {
+        var config = Config("train.batch_size=32");
+        var data = TinyData(2000, seed: 9);
+        // Planted structure: each customer buys one article.
+        for (var r = 0; r < data.RowCount; r++)
+            data.Ints["article_id"][r] = data.Ints["customer_id"][r];
+        var model = NewModel(config);
+        var trainer = new Trainer(model, new SimdKernels(2), TrainOptions.From(config), data, "article_id");
+        var losses = Enumerable.Range(1, 3).Select(e => trainer.RunEpoch(e).LossPerExample).ToArray();
+        Assert.True(losses[1] < losses[0] && losses[2] < losses[1], string.Join(", ", losses));
+    }
+
+    [Fact]
+    public void DivergingLossStopsWithEpochAndStep()
+    {
+        var config = Config("train.batch_size=32", "train.learning_rate=1e30");
+        var data = TinyData(100);
+        var trainer = new Trainer(NewModel(config), new SimdKernels(1), TrainOptions.From(config), data, "article_id");
+        var error = Assert.Throws<PipelineError>(() => trainer.RunEpoch(1));
+        Assert.Contains("at epoch 1, step ", error.Message);
+        Assert.Contains("train.learning_rate", error.Message);
+    }
+}
