@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using TwoTower.Config;
+using TwoTower.Data;
+using TwoTower.Pipeline;
+
+namespace TwoTower.Tests;
+
+/// <summary>Cache rules of the stages, on small built-in data in a temporary folder.</summary>
+public class PipelineTests : IDisposable
+{
+    readonly string dir = Directory.CreateTempSubdirectory("twotower-pipeline-").FullName;
+    static readonly Stage[] DataStages = [new IngestStage(), new EncodeStage(), new NormalizeStage()];
+
+    public void Dispose() => Directory.Delete(dir, true);
+
+    sealed class QuietLog : IPipelineLog
+    {
+        public void Info(string message) { }
+        public void Warning(string message) { }
+        public void Verbose(string message) { }
+    }
+
+    PipelineConfig Config(params string[] overrides) =>
+        PipelineConfig.Parse("", "test", [$"data.dir={dir}/data", "synth.scale=0.02", .. overrides]);
+
+    /// <summary>Runs the stages that are not up to date, as the Cake tasks do; returns the names that ran.</summary>
+    static List<string> RunPipeline(ArtifactStore store, PipelineConfig config)
+    {
+        Synthesizer.EnsureData(config, new QuietLog());
+        var ran = new List<string>();
+        foreach (var stage in DataStages)
+        {
+            var fingerprint = store.Fingerprint(stage, config);
+            if (store.IsUpToDate(stage.Name, fingerprint))
+                continue;
+            store.Run(stage, config, new QuietLog(), fingerprint, resume: false);
+            ran.Add(stage.Name);
+        }
+        return ran;
+    }
+
+    [Fact]
+    public void UnchangedStagesAreSkippedAndAChangeRerunsThatStageAndWhatFollows()
+    {
+        var store = new ArtifactStore(Path.Combine(dir, "artifacts"));
+        Assert.Equal(["ingest", "encode", "normalize"], RunPipeline(store, Config()));
+        Assert.Empty(RunPipeline(store, Config()));
+        Assert.Equal(["normalize"], RunPipeline(store, Config("normalize.epsilon=1e-6")));
+        Assert.Empty(RunPipeline(store, Config("normalize.epsilon=1e-6")));
+        Assert.Equal(["ingest", "encode", "normalize"], RunPipeline(store, Config("normalize.epsilon=1e-6", "features.query.raw=[month_sin]")));
+    }
+
+    [Fact]
+    public void ChangedInputDataRerunsEverything()
+    {
+        var store = new ArtifactStore(Path.Combine(dir, "artifacts"));
+        RunPipeline(store, Config());
+        Assert.Equal(["ingest", "encode", "normalize"], RunPipeline(store, Config("synth.seed=5")));
+    }
+
+    [Fact]
+    public void AMissingOutputOrAnInterruptedRunIsRepaired()
+    {
+        var store = new ArtifactStore(Path.Combine(dir, "artifacts"));
+        RunPipeline(store, Config());
+        var reference = SnapshotFiles(store.Root);
+        File.Delete(Path.Combine(store.StageDir("encode"), "val.parquet"));
+        // A run killed half-way leaves a partial folder and no manifest for its stage.
+        Directory.CreateDirectory(Path.Combine(store.Root, "normalize.partial"));
+        File.WriteAllText(Path.Combine(store.Root, "normalize.partial", "train.parquet"), "half");
+        Directory.Delete(store.StageDir("normalize"), true);
+        Assert.Equal(["encode", "normalize"], RunPipeline(store, Config()));
+        Assert.Equal(reference, SnapshotFiles(store.Root));
+    }
+
+    static SortedDictionary<string, string> SnapshotFiles(string root) =>
+        new(Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
+            .ToDictionary(f => Path.GetRelativePath(root, f), ArtifactStore.HashFile), StringComparer.Ordinal);
+
+    /// <summary>Runs the command-line host (built beside the tests) with the given arguments.</summary>
+    Process StartHost(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "TwoTower.Build.dll"));
+        foreach (var a in args)
+            info.ArgumentList.Add(a);
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    string[] HostArgs(string artifacts) =>
+    [
+        "--target=Encode", $"--config={Path.Combine(TestPaths.RepoRoot, "pipeline.yaml")}", $"--artifacts={artifacts}",
+        "--set", $"data.dir={dir}/data", "--set", "synth.scale=0.3",
+    ];
+
+    [Fact]
+    public void KillingIngestOrEncodeAtRandomMomentsThenRerunningGivesIdenticalOutputs()
+    {
+        var reference = Path.Combine(dir, "reference");
+        var started = Stopwatch.StartNew();
+        var host = StartHost(HostArgs(reference));
+        Assert.True(host.WaitForExit(120_000));
+        Assert.Equal(0, host.ExitCode);
+        var fullRun = started.Elapsed;
+        var expected = SnapshotFiles(reference);
+        Assert.Contains(Path.Combine("encode", "train.parquet"), expected.Keys);
+
+        var rng = new Rng(12345);
+        for (var kill = 0; kill < 5; kill++)
+        {
+            var artifacts = Path.Combine(dir, $"killed{kill}");
+            var victim = StartHost(HostArgs(artifacts));
+            Thread.Sleep(TimeSpan.FromSeconds(rng.NextDouble() * fullRun.TotalSeconds));
+            victim.Kill(entireProcessTree: true);
+            victim.WaitForExit();
+            var rerun = StartHost(HostArgs(artifacts));
+            Assert.True(rerun.WaitForExit(120_000));
+            Assert.Equal(0, rerun.ExitCode);
+            var actual = SnapshotFiles(artifacts);
+            Assert.Equal(expected, actual);
+        }
+    }
+
+    [Fact]
+    public void BadInputExitsNonZeroWithAMessageAndNoStackTrace()
+    {
+        Directory.CreateDirectory(Path.Combine(dir, "bad"));
+        File.WriteAllText(Path.Combine(dir, "bad", "train_df.csv"), "customer_id,article_id\n1,2\n");
+        File.WriteAllText(Path.Combine(dir, "bad", "val_df.csv"), "customer_id,article_id\n1,2\n");
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "TwoTower.Build.dll"), "--target=Ingest",
+                     $"--config={Path.Combine(TestPaths.RepoRoot, "pipeline.yaml")}", "--set", $"data.dir={dir}/bad" })
+            info.ArgumentList.Add(a);
+        using var process = Process.Start(info)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        Assert.NotEqual(0, process.ExitCode);
+        Assert.Contains("missing column 'garment_group_name'. Columns found: customer_id, article_id", stderr.Result);
+        Assert.DoesNotContain("   at ", stderr.Result + stdout);
+        Assert.False(Directory.Exists(Path.Combine(dir, "artifacts", "ingest")));
+    }
+}
