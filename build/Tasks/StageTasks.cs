@@ -37,3 +37,8 @@ public sealed class NormalizeTask : StageTask<NormalizeStage>;
 [TaskDescription("Trains the two-tower model (in-batch softmax, AdamW); --resume continues from the last checkpoint")]
 [IsDependentOn(typeof(NormalizeTask))]
 public sealed class TrainTask : StageTask<TwoTower.Model.TrainStage>;
+
+[TaskName("Evaluate")]
+[TaskDescription("Full-catalogue top-k accuracy of the model beside popularity, buy-again and random baselines")]
+[IsDependentOn(typeof(TrainTask))]
+public sealed class EvaluateTask : StageTask<TwoTower.Evaluation.EvaluateStage>;

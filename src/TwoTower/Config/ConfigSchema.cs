@@ -111,6 +111,9 @@ public static class ConfigSchema
             "subtract log p(item) from every logit (departure 2; the notebook has false)"),
         new("train.remove_accidental_hits", ConfigType.Bool, false,
             "mask in-batch negatives that are the row's own item"),
+
+        new("evaluate.ks", ConfigType.IntList, new long[] { 1, 5, 10, 50, 100 }, "cut-offs of hit@k and NDCG@k; MRR is capped at the largest",
+            Min: 1, Max: 1_000_000),
     ];
 
     static readonly Dictionary<string, ConfigKey> ByName = Keys.ToDictionary(k => k.Name);

@@ -47,4 +47,13 @@ public interface IKernels
     /// </summary>
     void AdamW(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, float lrT, float beta1, float beta2,
         float epsilon, float decay, ReadOnlySpan<int> decayRows, int rowWidth);
+
+    /// <summary>
+    /// Exact full-catalogue rank counting: counts[i] = #{ j : q_i·c_j > thresholds[i] } (strictly
+    /// greater, so ties favour the positive). Dot products accumulate d = 0..dim−1 with fused
+    /// multiply-adds from 0, the same order as SimdKernels.ScoreDot, so a candidate identical to the
+    /// positive ties exactly. A non-finite threshold gives counts[i] = candidates (a miss).
+    /// </summary>
+    void CountScoresAbove(ReadOnlySpan<float> queries, int queryCount, ReadOnlySpan<float> candidates, int candidateCount, int dim,
+        ReadOnlySpan<float> thresholds, Span<int> counts);
 }

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -499,6 +500,112 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
                 V[i] = v;
                 W[i] -= LrT * m / (MathF.Sqrt(v) + Epsilon);
             }
+        }
+    }
+
+    /// <summary>Σ_d a[d]·b[d] as a chain of fused multiply-adds from 0 in order d = 0..n−1 (the scoring order).</summary>
+    public static float ScoreDot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        var s = 0f;
+        for (var d = 0; d < a.Length; d++)
+            s = MathF.FusedMultiplyAdd(a[d], b[d], s);
+        return s;
+    }
+
+    float[] candidatesTransposed = [];
+
+    public void CountScoresAbove(ReadOnlySpan<float> queries, int queryCount, ReadOnlySpan<float> candidates, int candidateCount, int dim,
+        ReadOnlySpan<float> thresholds, Span<int> counts)
+    {
+        Ensure(ref candidatesTransposed, candidateCount * dim);
+        for (var j = 0; j < candidateCount; j++)
+        for (var d = 0; d < dim; d++)
+            candidatesTransposed[d * candidateCount + j] = candidates[j * dim + d];
+        const int QueriesPerTask = 64;
+        fixed (float* pq = queries, pc = candidates, pct = candidatesTransposed, pt = thresholds)
+        fixed (int* pCounts = counts)
+        {
+            var job = new CountJob { Q = pq, C = pc, CT = pct, Thresholds = pt, Counts = pCounts, Candidates = candidateCount, Dim = dim };
+            var tasks = (queryCount + QueriesPerTask - 1) / QueriesPerTask;
+            Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = threads },
+                t => job.Run(t * QueriesPerTask, Math.Min(queryCount, (t + 1) * QueriesPerTask)));
+        }
+    }
+
+    sealed class CountJob
+    {
+        public float* Q, C, CT, Thresholds;
+        public int* Counts;
+        public int Candidates, Dim;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Run(int start, int end)
+        {
+            var n = Candidates;
+            var i = start;
+            if (Dim == 16 && Vector256.IsHardwareAccelerated)
+            {
+                for (; i + RowBlock <= end; i += RowBlock)
+                {
+                    var q0 = Q + (long)i * 16;
+                    var t0 = Vector256.Create(Thresholds[i]);
+                    var t1 = Vector256.Create(Thresholds[i + 1]);
+                    var t2 = Vector256.Create(Thresholds[i + 2]);
+                    var t3 = Vector256.Create(Thresholds[i + 3]);
+                    int n0 = 0, n1 = 0, n2 = 0, n3 = 0;
+                    var j = 0;
+                    for (; j + 16 <= n; j += 16)
+                    {
+                        Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default;
+                        Vector256<float> a20 = default, a21 = default, a30 = default, a31 = default;
+                        for (var d = 0; d < 16; d++)
+                        {
+                            var c0 = Vector256.Load(CT + (long)d * n + j);
+                            var c1 = Vector256.Load(CT + (long)d * n + j + 8);
+                            var b0 = Vector256.Create(q0[d]);
+                            var b1 = Vector256.Create(q0[16 + d]);
+                            var b2 = Vector256.Create(q0[32 + d]);
+                            var b3 = Vector256.Create(q0[48 + d]);
+                            a00 = Vector256.FusedMultiplyAdd(b0, c0, a00);
+                            a01 = Vector256.FusedMultiplyAdd(b0, c1, a01);
+                            a10 = Vector256.FusedMultiplyAdd(b1, c0, a10);
+                            a11 = Vector256.FusedMultiplyAdd(b1, c1, a11);
+                            a20 = Vector256.FusedMultiplyAdd(b2, c0, a20);
+                            a21 = Vector256.FusedMultiplyAdd(b2, c1, a21);
+                            a30 = Vector256.FusedMultiplyAdd(b3, c0, a30);
+                            a31 = Vector256.FusedMultiplyAdd(b3, c1, a31);
+                        }
+                        n0 += BitOperations.PopCount(Vector256.GreaterThan(a00, t0).ExtractMostSignificantBits() | (Vector256.GreaterThan(a01, t0).ExtractMostSignificantBits() << 8));
+                        n1 += BitOperations.PopCount(Vector256.GreaterThan(a10, t1).ExtractMostSignificantBits() | (Vector256.GreaterThan(a11, t1).ExtractMostSignificantBits() << 8));
+                        n2 += BitOperations.PopCount(Vector256.GreaterThan(a20, t2).ExtractMostSignificantBits() | (Vector256.GreaterThan(a21, t2).ExtractMostSignificantBits() << 8));
+                        n3 += BitOperations.PopCount(Vector256.GreaterThan(a30, t3).ExtractMostSignificantBits() | (Vector256.GreaterThan(a31, t3).ExtractMostSignificantBits() << 8));
+                    }
+                    Counts[i] = n0 + TailCount(i, j);
+                    Counts[i + 1] = n1 + TailCount(i + 1, j);
+                    Counts[i + 2] = n2 + TailCount(i + 2, j);
+                    Counts[i + 3] = n3 + TailCount(i + 3, j);
+                }
+            }
+            for (; i < end; i++)
+                Counts[i] = TailCount(i, 0);
+            for (i = start; i < end; i++)
+            {
+                if (!float.IsFinite(Thresholds[i]))
+                    Counts[i] = n;
+            }
+        }
+
+        /// <summary>Count of candidates from index `from` on scoring above query i's threshold, scalar.</summary>
+        int TailCount(int i, int from)
+        {
+            var q = new ReadOnlySpan<float>(Q + (long)i * Dim, Dim);
+            var count = 0;
+            for (var j = from; j < Candidates; j++)
+            {
+                if (ScoreDot(q, new ReadOnlySpan<float>(C + (long)j * Dim, Dim)) > Thresholds[i])
+                    count++;
+            }
+            return count;
         }
     }
 }

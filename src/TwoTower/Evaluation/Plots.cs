@@ -1,0 +1,45 @@
+using TwoTower.Model;
+
+namespace TwoTower.Evaluation;
+
+/// <summary>The report's PNG plots, drawn with ScottPlot.</summary>
+public static class Plots
+{
+    public static void Loss(string path, IReadOnlyList<EpochStats> history)
+    {
+        var plot = new ScottPlot.Plot();
+        var line = plot.Add.Scatter(history.Select(h => (double)h.Epoch).ToArray(), history.Select(h => h.LossPerExample).ToArray());
+        line.LegendText = "training loss per example";
+        plot.Title("Training loss");
+        plot.XLabel("epoch");
+        plot.YLabel("loss per example (nats)");
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericFixedInterval(1);
+        plot.ShowLegend();
+        Save(plot, path);
+    }
+
+    public static void HitAtK(string path, IReadOnlyList<int> ks, IReadOnlyList<EvaluateStage.Scores> methods)
+    {
+        var plot = new ScottPlot.Plot();
+        var xs = ks.Select(k => Math.Log10(k)).ToArray();
+        foreach (var m in methods)
+        {
+            var line = plot.Add.Scatter(xs, ks.Select(k => m.Metrics.HitAt[k]).ToArray());
+            line.LegendText = m.Name;
+            line.MarkerSize = 7;
+        }
+        plot.Title("Top-k accuracy on validation transactions");
+        plot.XLabel("k (log scale)");
+        plot.YLabel("hit@k");
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(xs, ks.Select(k => k.ToString()).ToArray());
+        plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
+        Save(plot, path);
+    }
+
+    static void Save(ScottPlot.Plot plot, string path)
+    {
+        var tmp = path + ".tmp.png";
+        plot.SavePng(tmp, 900, 560);
+        File.Move(tmp, path, overwrite: true);
+    }
+}
