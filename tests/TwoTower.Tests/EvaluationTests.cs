@@ -1,0 +1,123 @@
+using TwoTower.Evaluation;
+using TwoTower.Kernels;
+using TwoTower.Model;
+
+namespace TwoTower.Tests;
+
+public class EvaluationTests
+{
+    [Theory]
+    [InlineData(1, 37, 300, 16)]
+    [InlineData(2, 130, 2000, 16)]
+    [InlineData(2, 20, 77, 5)]
+    public void CountScoresAboveMatchesABruteForceSort(int threads, int queries, int candidates, int dim)
+    {
+        var q = Reference.Random(queries * dim, 21);
+        // Rounded values so that many scores tie exactly.
+        var c = Reference.Random(candidates * dim, 22).Select(v => MathF.Round(v * 2) / 2).ToArray();
+        var thresholds = new float[queries];
+        for (var i = 0; i < queries; i++)
+        {
+            // Half the positives are an exact copy of a candidate (must tie with it), half are arbitrary.
+            thresholds[i] = i % 2 == 0
+                ? SimdKernels.ScoreDot(q.AsSpan(i * dim, dim), c.AsSpan(i % candidates * dim, dim))
+                : (float)(i % 5 - 2);
+        }
+        thresholds[^1] = float.NaN;
+        var counts = Enumerable.Repeat(-1, queries).ToArray();
+        new SimdKernels(threads).CountScoresAbove(q, queries, c, candidates, dim, thresholds, counts);
+        for (var i = 0; i < queries - 1; i++)
+        {
+            var scores = Enumerable.Range(0, candidates)
+                .Select(j => Enumerable.Range(0, dim).Sum(d => (double)q[i * dim + d] * c[j * dim + d]))
+                .OrderDescending().ToArray();
+            // Brute force: position of the threshold in the sorted scores, ties not counted.
+            var expected = scores.Count(s => s > thresholds[i] + 1e-5);
+            var ambiguous = scores.Count(s => Math.Abs(s - thresholds[i]) <= 1e-5);
+            Assert.InRange(counts[i], expected, expected + ambiguous);
+            if (i % 2 == 0)
+                Assert.True(counts[i] <= expected + ambiguous - 1, "the positive's own copy must tie, not count");
+        }
+        Assert.Equal(candidates, counts[^1]);
+    }
+
+    [Fact]
+    public void HitAtKCountsStrictlyHigherCandidatesAndNaNIsAMiss()
+    {
+        // One query q = (1, 0); candidates score 3, 2, 2, 1; positive scores 2 (ties with two candidates).
+        float[] q = [1, 0, 1, 0, float.NaN, 0];
+        float[] candidates = [3, 0, 2, 0, 2, 0, 1, 0];
+        float[] thresholds = [2, 0.5f, float.NaN];
+        var counts = new int[3];
+        new SimdKernels(1).CountScoresAbove(q, 3, candidates, 4, 2, thresholds, counts);
+        Assert.Equal([1, 4, 4], counts);
+        long[] ranks = [counts[0] + 1, counts[1] + 1, RankMetrics.Miss];
+        var result = RankMetrics.Compute(ranks, [1, 2, 5, 100]);
+        Assert.Equal(0, result.HitAt[1]);
+        Assert.Equal(1 / 3.0, result.HitAt[2], 12);
+        // k larger than the catalogue: rank 5 of 4 candidates is a hit at 5, the NaN row never is.
+        Assert.Equal(2 / 3.0, result.HitAt[5], 12);
+        Assert.Equal(2 / 3.0, result.HitAt[100], 12);
+        Assert.Equal((1 / 2.0 + 1 / 5.0) / 3, result.Mrr, 12);
+        Assert.Equal(1 / Math.Log2(3) / 3, result.NdcgAt[2], 12);
+    }
+
+    [Fact]
+    public void PopularityAndBuyAgainRanksOnAHandMadeCase()
+    {
+        // Items: 1 bought 3×, 2 bought 2×, 3 bought 1×, 4 bought 2× (after 2: ties by first appearance).
+        int[] trainItems = [1, 2, 1, 3, 1, 2, 4, 4];
+        int[] trainCustomers = [7, 7, 8, 8, 8, 9, 7, 7];
+        var popularity = Baselines.PopularityRanks(trainItems, 6);
+        Assert.Equal(1, popularity[1]);
+        Assert.Equal(2, popularity[2]);
+        Assert.Equal(3, popularity[4]);
+        Assert.Equal(4, popularity[3]);
+        Assert.Equal(RankMetrics.Miss, popularity[5]);
+        Assert.Equal(RankMetrics.Miss, popularity[0]);
+
+        // Customer 7 bought 4 twice (latest), 1 once, 2 once (2 later than 1): own list [4, 2, 1].
+        int[] valCustomers = [7, 7, 7, 0, 8];
+        int[] valItems = [4, 1, 3, 1, 2];
+        var ranks = Baselines.BuyAgainRanks(trainCustomers, trainItems, valCustomers, valItems, popularity);
+        Assert.Equal(1, ranks[0]);
+        Assert.Equal(3, ranks[1]);
+        Assert.Equal(4, ranks[2]);   // padded with popularity: 1, 2, 4 skipped, then 3.
+        Assert.Equal(1, ranks[3]);   // an out-of-vocabulary customer gets the popularity list.
+        Assert.Equal(3, ranks[4]);   // customer 8's list [1, 3], then popularity without them: 2.
+    }
+
+    [Fact]
+    public void RandomBaselineIsTheExpectationOverUniformRankings()
+    {
+        var result = RankMetrics.RandomExpected(4, 0.5, 10, [1, 2, 10]);
+        Assert.Equal(0.5 * 1 / 4, result.HitAt[1], 12);
+        Assert.Equal(0.5 * 2 / 4, result.HitAt[2], 12);
+        Assert.Equal(0.5, result.HitAt[10], 12);
+        Assert.Equal(0.5 * (1 + 1 / 2.0 + 1 / 3.0 + 1 / 4.0) / 4, result.Mrr, 12);
+    }
+
+    [Fact]
+    public void ModelRanksGiveOutOfVocabularyCustomersTheOovEmbeddingAndPositivesOutsideTheCatalogueStillRank()
+    {
+        var config = TrainingTests.Config("train.batch_size=32");
+        var model = TwoTowerModel.Create(config, TrainingTests.TinyVocabulary);
+        model.Initialize(1);
+        var train = TrainingTests.TinyData(200, seed: 4);
+        var val = TrainingTests.TinyData(50, seed: 6);
+        val.Ints["customer_id"][0] = 0;
+        val.Ints["article_id"][1] = 0;
+        var features = Data.FeatureSet.From(config);
+        var ranks = EvaluateStage.ModelRanks(model, new SimdKernels(2), train, val, features, out var catalogue);
+        Assert.Equal(train.Ints["article_id"].Distinct().Count(), catalogue);
+        Assert.All(ranks, r => Assert.InRange(r, 1, catalogue + 1));
+        // Independent check of one row: rank = 1 + candidates scoring strictly above, by brute force in float64.
+        var q = TwoTowerModel.Embed(model.Query, new SimdKernels(1), val, [0]);
+        var pos = TwoTowerModel.Embed(model.Candidate, new SimdKernels(1), val, [0]);
+        var firstRows = train.Ints["article_id"].Select((item, row) => (item, row)).GroupBy(x => x.item).Select(g => g.First().row).ToArray();
+        var cands = TwoTowerModel.Embed(model.Candidate, new SimdKernels(1), train, firstRows);
+        var s = Enumerable.Range(0, 16).Sum(d => (double)q[d] * pos[d]);
+        var above = Enumerable.Range(0, firstRows.Length).Count(j => Enumerable.Range(0, 16).Sum(d => (double)q[d] * cands[j * 16 + d]) > s + 1e-6);
+        Assert.InRange(ranks[0], above + 1, above + 2);
+    }
+}
