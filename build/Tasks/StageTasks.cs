@@ -42,3 +42,12 @@ public sealed class TrainTask : StageTask<TwoTower.Model.TrainStage>;
 [TaskDescription("Full-catalogue top-k accuracy of the model beside popularity, buy-again and random baselines")]
 [IsDependentOn(typeof(TrainTask))]
 public sealed class EvaluateTask : StageTask<TwoTower.Evaluation.EvaluateStage>;
+
+[TaskName("Benchmark")]
+[TaskDescription("Times Ingest, one training epoch and the full evaluation (median of --repeats runs, default 3)")]
+[IsDependentOn(typeof(NormalizeTask))]
+public sealed class BenchmarkTask : FrostingTask<BuildContext>
+{
+    public override void Run(BuildContext context) =>
+        TwoTower.Benchmarks.Run(context.Config, context.Store, context, int.Parse(context.Argument("repeats") ?? "3"));
+}
