@@ -111,6 +111,8 @@ public static class ConfigSchema
             "subtract log p(item) from every logit (departure 2; the notebook has false)"),
         new("train.remove_accidental_hits", ConfigType.Bool, false,
             "mask in-batch negatives that are the row's own item"),
+        new("train.validate_every", ConfigType.Int, 0L,
+            "evaluate on the validation rows every N epochs into the history (0 = only in Evaluate; the notebook: 1)", Min: 0),
 
         new("evaluate.ks", ConfigType.IntList, new long[] { 1, 5, 10, 50, 100 }, "cut-offs of hit@k and NDCG@k; MRR is capped at the largest",
             Min: 1, Max: 1_000_000),

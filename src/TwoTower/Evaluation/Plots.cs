@@ -10,7 +10,16 @@ public static class Plots
         var plot = new ScottPlot.Plot();
         var line = plot.Add.Scatter(history.Select(h => (double)h.Epoch).ToArray(), history.Select(h => h.LossPerExample).ToArray());
         line.LegendText = "training loss per example";
-        plot.Title("Training loss");
+        var validated = history.Where(h => h.ValidationHitAt != null).ToArray();
+        if (validated.Length > 0)
+        {
+            var k = validated[0].ValidationHitAt!.Keys.Max();
+            var hits = plot.Add.Scatter(validated.Select(h => (double)h.Epoch).ToArray(), validated.Select(h => h.ValidationHitAt![k]).ToArray());
+            hits.LegendText = $"validation hit@{k} (right axis)";
+            hits.Axes.YAxis = plot.Axes.Right;
+            plot.Axes.Right.Label.Text = $"validation hit@{k}";
+        }
+        plot.Title(history.Any(h => h.ValidationHitAt != null) ? "Training loss and validation accuracy" : "Training loss");
         plot.XLabel("epoch");
         plot.YLabel("loss per example (nats)");
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericFixedInterval(1);

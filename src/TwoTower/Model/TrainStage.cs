@@ -18,7 +18,7 @@ public sealed class TrainStage : Stage
 {
     public override string Name => "train";
     public override string CodeVersion => "train-1";
-    public override IReadOnlyList<string> ConfigKeys => ["seed", "threads", "accelerator", "features", "model", "train"];
+    public override IReadOnlyList<string> ConfigKeys => ["seed", "threads", "accelerator", "features", "model", "train", "evaluate.ks"];
     public override IReadOnlyList<string> Upstream => ["normalize"];
     public override bool CanResume => true;
 
@@ -65,9 +65,18 @@ public sealed class TrainStage : Stage
         run.Log.Info($"Training on {data.RowCount:N0} rows, {trainer.BatchesPerEpoch} batches of {options.BatchSize}, " +
                      $"{parameters:N0} parameters, epochs {firstEpoch}..{options.Epochs}");
 
+        var validateEvery = (int)config.Int("train.validate_every");
+        var val = validateEvery > 0 ? TrainingColumns.From(ColumnTable.ReadParquet(run.Input("normalize", "val.parquet"))) : null;
+        var ks = config.IntList("evaluate.ks").Select(k => (int)k).Order().ToArray();
         for (var epoch = firstEpoch; epoch <= options.Epochs; epoch++)
         {
             var stats = RunEpochWithProgress(trainer, epoch, options.Epochs, run.Log);
+            if (val != null && epoch % validateEvery == 0)
+            {
+                var ranks = Evaluation.EvaluateStage.ModelRanks(model, trainer.Kernels, data, val, features, out _);
+                stats = stats with { ValidationHitAt = new Dictionary<int, double>(Evaluation.RankMetrics.Compute(ranks, ks).HitAt) };
+                run.Log.Info($"Epoch {epoch}: validation " + string.Join(", ", ks.Select(k => $"hit@{k} {stats.ValidationHitAt[k]:F4}")));
+            }
             history.Add(stats);
             run.Log.Info($"Epoch {epoch}/{options.Epochs}: loss {stats.LossPerExample:F4} per example " +
                          $"({stats.LossPerBatch:F1} per batch), {stats.Seconds:F2} s, {stats.RowsPerSecond:N0} rows/s");

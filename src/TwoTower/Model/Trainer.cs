@@ -16,7 +16,11 @@ public sealed record TrainOptions(
         c.Float("train.temperature"), c.Bool("train.logq_correction"), c.Bool("train.remove_accidental_hits"), c.Int("seed"));
 }
 
-public sealed record EpochStats(int Epoch, double LossPerExample, double LossPerBatch, double Seconds, double RowsPerSecond);
+public sealed record EpochStats(int Epoch, double LossPerExample, double LossPerBatch, double Seconds, double RowsPerSecond)
+{
+    /// <summary>Validation hit@k after this epoch, when train.validate_every asked for it.</summary>
+    public Dictionary<int, double>? ValidationHitAt { get; init; }
+}
 
 /// <summary>
 /// The TFRS retrieval task trained with AdamW: per batch, both towers forward, the in-batch
@@ -26,6 +30,7 @@ public sealed class Trainer
 {
     readonly TwoTowerModel model;
     readonly IKernels kernels;
+    public IKernels Kernels => kernels;
     readonly TrainOptions options;
     readonly TrainingColumns data;
     readonly int[] items;
