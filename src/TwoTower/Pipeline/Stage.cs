@@ -54,10 +54,3 @@ public interface IPipelineLog
     void Warning(string message);
     void Verbose(string message);
 }
-
-public sealed class ConsoleLog : IPipelineLog
-{
-    public void Info(string message) => Console.WriteLine(message);
-    public void Warning(string message) => Console.WriteLine("warning: " + message);
-    public void Verbose(string message) { }
-}
