@@ -73,6 +73,27 @@ public class PipelineTests : IDisposable
         Assert.Equal(reference, SnapshotFiles(store.Root));
     }
 
+    [Fact]
+    public void ValidateEveryRecordsPerEpochMetricsEqualToEvaluateAfterTheLastEpoch()
+    {
+        var store = new ArtifactStore(Path.Combine(dir, "artifacts"));
+        var config = Config("train.validate_every=1", "train.epochs=2", "train.batch_size=256");
+        RunPipeline(store, config);
+        Stage[] modelStages = [new Model.TrainStage(), new Evaluation.EvaluateStage()];
+        foreach (var stage in modelStages)
+            store.Run(stage, config, new QuietLog(), store.Fingerprint(stage, config), resume: false);
+        var history = System.Text.Json.JsonSerializer.Deserialize<List<Model.EpochStats>>(
+            File.ReadAllText(Path.Combine(store.StageDir("train"), Model.TrainStage.HistoryFile)))!;
+        Assert.Equal(2, history.Count);
+        Assert.All(history, h => Assert.NotNull(h.ValidationHitAt));
+        using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(store.StageDir("evaluate"), "metrics.json")));
+        var model = metrics.RootElement.GetProperty("methods")[0];
+        Assert.Equal("model", model.GetProperty("name").GetString());
+        var evaluated = model.GetProperty("metrics").GetProperty("hit_at").GetProperty("100").GetDouble();
+        Assert.Equal(evaluated, history[^1].ValidationHitAt![100], 12);
+        Assert.InRange(evaluated, 0.0, 1.0);
+    }
+
     static SortedDictionary<string, string> SnapshotFiles(string root) =>
         new(Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
             .ToDictionary(f => Path.GetRelativePath(root, f), ArtifactStore.HashFile), StringComparer.Ordinal);
