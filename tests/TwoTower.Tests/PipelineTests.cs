@@ -94,6 +94,26 @@ public class PipelineTests : IDisposable
         Assert.InRange(evaluated, 0.0, 1.0);
     }
 
+    [Fact]
+    public void EarlyStoppingKeepsTheBestEpochsWeights()
+    {
+        var store = new ArtifactStore(Path.Combine(dir, "artifacts"));
+        var config = Config("train.validate_every=1", "train.epochs=4", "train.batch_size=128", "train.learning_rate=0.05",
+            "train.early_stopping_metric=hit@10", "train.early_stopping_patience=1");
+        RunPipeline(store, config);
+        Stage[] modelStages = [new Model.TrainStage(), new Evaluation.EvaluateStage()];
+        foreach (var stage in modelStages)
+            store.Run(stage, config, new QuietLog(), store.Fingerprint(stage, config), resume: false);
+        var history = System.Text.Json.JsonSerializer.Deserialize<List<Model.EpochStats>>(
+            File.ReadAllText(Path.Combine(store.StageDir("train"), Model.TrainStage.HistoryFile)))!;
+        Assert.True(history.Count < 4, "this configuration stops before its last epoch");
+        var best = history.Max(h => h.ValidationHitAt![10]);
+        using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(store.StageDir("evaluate"), "metrics.json")));
+        var evaluated = metrics.RootElement.GetProperty("methods")[0].GetProperty("metrics").GetProperty("hit_at").GetProperty("10").GetDouble();
+        Assert.Equal(best, evaluated, 12);
+        Assert.False(File.Exists(Path.Combine(store.StageDir("train"), "best.safetensors")));
+    }
+
     static SortedDictionary<string, string> SnapshotFiles(string root) =>
         new(Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
             .ToDictionary(f => Path.GetRelativePath(root, f), ArtifactStore.HashFile), StringComparer.Ordinal);

@@ -213,4 +213,19 @@ public class TrainingTests
         Assert.Contains("at epoch 1, step ", error.Message);
         Assert.Contains("train.learning_rate", error.Message);
     }
+
+    [Fact]
+    public void EarlyStoppingPicksTheFirstBestEpochAndStopsAfterPatience()
+    {
+        Model.EpochStats Epoch(int e, double? hit) =>
+            new(e, 0, 0, 0, 0) { ValidationHitAt = hit is null ? null : new Dictionary<int, double> { [10] = hit.Value } };
+        var stopping = new EarlyStopping("hit@10", 2);
+        List<Model.EpochStats> history = [Epoch(1, 0.1), Epoch(2, 0.3), Epoch(3, null), Epoch(4, 0.3)];
+        Assert.Equal(2, stopping.BestEpoch(history));
+        Assert.False(stopping.ShouldStop(history));
+        history.Add(Epoch(5, 0.2));
+        Assert.True(stopping.ShouldStop(history));
+        Assert.Throws<PipelineError>(() => Config("train.early_stopping_metric=hit@7", "train.validate_every=1"));
+        Assert.Throws<PipelineError>(() => Config("train.early_stopping_metric=mrr"));
+    }
 }

@@ -113,6 +113,9 @@ public static class ConfigSchema
             "mask in-batch negatives that are the row's own item"),
         new("train.validate_every", ConfigType.Int, 0L,
             "evaluate on the validation rows every N epochs into the history (0 = only in Evaluate; the notebook: 1)", Min: 0),
+        new("train.early_stopping_metric", ConfigType.String, "none",
+            "none, mrr or hit@k (k in evaluate.ks): stop when it has not improved for `patience` validations, keep the best epoch's weights"),
+        new("train.early_stopping_patience", ConfigType.Int, 2L, "validations without improvement before stopping", Min: 1),
 
         new("evaluate.ks", ConfigType.IntList, new long[] { 1, 5, 10, 50, 100 }, "cut-offs of hit@k and NDCG@k; MRR is capped at the largest",
             Min: 1, Max: 1_000_000),

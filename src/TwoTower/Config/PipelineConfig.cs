@@ -217,6 +217,16 @@ public sealed class PipelineConfig
             if (dup != null)
                 throw ErrorAt(p + "embedded", $"feature '{dup.Key}' is listed twice in the {tower} tower");
         }
+        var stopping = Str("train.early_stopping_metric");
+        if (stopping != "none")
+        {
+            var k = stopping.StartsWith("hit@", StringComparison.Ordinal) && int.TryParse(stopping[4..], out var parsed) ? parsed : -1;
+            if (stopping != "mrr" && !IntList("evaluate.ks").Contains(k))
+                throw ErrorAt("train.early_stopping_metric",
+                    $"expected none, mrr or hit@k with k one of evaluate.ks ({string.Join(", ", IntList("evaluate.ks"))}); got '{stopping}'");
+            if (Int("train.validate_every") == 0)
+                throw ErrorAt("train.early_stopping_metric", "early stopping needs validation metrics: set train.validate_every to 1 or more");
+        }
         if (IntList("model.query_layers")[^1] != IntList("model.candidate_layers")[^1])
             throw ErrorAt("model.candidate_layers",
                 "the last layer of both towers must have the same size (the scores are their dot products)");

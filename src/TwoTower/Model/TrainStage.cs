@@ -12,7 +12,9 @@ namespace TwoTower.Model;
 /// Train: the two-tower model on artifacts/normalize/train.parquet → artifacts/train/:
 /// model.safetensors (both towers' weights), config.yaml (the resolved config), history.json
 /// (per epoch: loss per example and per batch, seconds, rows/s) and checkpoint.safetensors
-/// (weights + Adam moments after the last complete epoch; --resume continues from it).
+/// (weights + Adam moments after the last complete epoch; --resume continues from it). With early
+/// stopping, the best epoch's weights are kept in best.safetensors while training and become
+/// model.safetensors at the end.
 /// </summary>
 public sealed class TrainStage : Stage
 {
@@ -25,6 +27,7 @@ public sealed class TrainStage : Stage
     public const string WeightsFile = "model.safetensors";
     public const string CheckpointFile = "checkpoint.safetensors";
     public const string HistoryFile = "history.json";
+    const string BestWeightsFile = "best.safetensors";
 
     public static Dictionary<string, int> VocabularySizes(ArtifactStore store, FeatureSet features) =>
         features.CategoricalColumns.ToDictionary(c => c, c =>
@@ -68,16 +71,24 @@ public sealed class TrainStage : Stage
         var validateEvery = (int)config.Int("train.validate_every");
         var val = validateEvery > 0 ? TrainingColumns.From(ColumnTable.ReadParquet(run.Input("normalize", "val.parquet"))) : null;
         var ks = config.IntList("evaluate.ks").Select(k => (int)k).Order().ToArray();
+        var stopping = EarlyStopping.From(config);
+        var best = run.Output(BestWeightsFile);
         for (var epoch = firstEpoch; epoch <= options.Epochs; epoch++)
         {
+            if (stopping != null && stopping.ShouldStop(history))
+                break;
             var stats = RunEpochWithProgress(trainer, epoch, options.Epochs, run.Log);
             if (val != null && epoch % validateEvery == 0)
             {
                 var ranks = Evaluation.EvaluateStage.ModelRanks(model, trainer.Kernels, data, val, features, out _);
-                stats = stats with { ValidationHitAt = new Dictionary<int, double>(Evaluation.RankMetrics.Compute(ranks, ks).HitAt) };
-                run.Log.Info($"Epoch {epoch}: validation " + string.Join(", ", ks.Select(k => $"hit@{k} {stats.ValidationHitAt[k]:F4}")));
+                var metrics = Evaluation.RankMetrics.Compute(ranks, ks);
+                stats = stats with { ValidationHitAt = new Dictionary<int, double>(metrics.HitAt), ValidationMrr = metrics.Mrr };
+                run.Log.Info($"Epoch {epoch}: validation " + string.Join(", ", ks.Select(k => $"hit@{k} {metrics.HitAt[k]:F4}")) +
+                             $", MRR {metrics.Mrr:F4}");
             }
             history.Add(stats);
+            if (stopping != null && stopping.BestEpoch(history) == epoch)
+                model.SaveWeights(best, new Dictionary<string, string> { ["epoch"] = epoch.ToString(CultureInfo.InvariantCulture) });
             run.Log.Info($"Epoch {epoch}/{options.Epochs}: loss {stats.LossPerExample:F4} per example " +
                          $"({stats.LossPerBatch:F1} per batch), {stats.Seconds:F2} s, {stats.RowsPerSecond:N0} rows/s");
             model.SaveCheckpoint(checkpoint, new Dictionary<string, string>
@@ -87,6 +98,13 @@ public sealed class TrainStage : Stage
             });
         }
 
+        if (stopping != null && File.Exists(best))
+        {
+            model.LoadWeights(best);
+            File.Delete(best);
+            run.Log.Info($"Early stopping on {stopping.Metric}: keeping the weights of epoch {stopping.BestEpoch(history)}" +
+                         (stopping.ShouldStop(history) ? $", stopped after epoch {history[^1].Epoch}" : ""));
+        }
         model.SaveWeights(run.Output(WeightsFile), new Dictionary<string, string> { ["format"] = "twotower-1" });
         ArtifactStore.WriteAtomic(run.Output("config.yaml"), config.ToYaml());
         ArtifactStore.WriteAtomic(run.Output(HistoryFile), JsonSerializer.Serialize(history, new JsonSerializerOptions { WriteIndented = true }));

@@ -20,6 +20,41 @@ public sealed record EpochStats(int Epoch, double LossPerExample, double LossPer
 {
     /// <summary>Validation hit@k after this epoch, when train.validate_every asked for it.</summary>
     public Dictionary<int, double>? ValidationHitAt { get; init; }
+
+    /// <summary>Validation MRR (capped at the largest k) after this epoch, when validated.</summary>
+    public double? ValidationMrr { get; init; }
+}
+
+/// <summary>
+/// Early stopping on a validation metric, decided from the history alone (so a resumed run
+/// decides the same): the best epoch is the first with the highest value; stop once `patience`
+/// validations in a row have not beaten it.
+/// </summary>
+public sealed record EarlyStopping(string Metric, int Patience)
+{
+    public static EarlyStopping? From(PipelineConfig c) =>
+        c.Str("train.early_stopping_metric") == "none" ? null
+            : new EarlyStopping(c.Str("train.early_stopping_metric"), (int)c.Int("train.early_stopping_patience"));
+
+    double? Value(EpochStats s) => Metric == "mrr" ? s.ValidationMrr
+        : s.ValidationHitAt?.GetValueOrDefault(int.Parse(Metric[4..], System.Globalization.CultureInfo.InvariantCulture));
+
+    public int? BestEpoch(IReadOnlyList<EpochStats> history)
+    {
+        EpochStats? best = null;
+        foreach (var s in history)
+        {
+            if (Value(s) is { } v && (best is null || v > Value(best)!.Value))
+                best = s;
+        }
+        return best?.Epoch;
+    }
+
+    public bool ShouldStop(IReadOnlyList<EpochStats> history)
+    {
+        var best = BestEpoch(history);
+        return best != null && history.Count(s => s.Epoch > best && Value(s) != null) >= Patience;
+    }
 }
 
 /// <summary>
