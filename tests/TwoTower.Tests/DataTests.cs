@@ -8,7 +8,10 @@ public class VocabularyAndNormalizationTests
     [Fact]
     public void VocabularyIsFirstSeenOrderWithZeroForUnknown()
     {
-        var vocabulary = Vocabulary.Build(["b", "a", "b", "0042", "a"]);
+        var levels = new Levels();
+        var codes = new[] { "b", "a", "b", "0042", "a" }.Select(v => levels.Code(v)).ToArray();
+        Assert.Equal([0, 1, 0, 2, 1], codes);
+        var vocabulary = new Vocabulary(levels.Values);
         Assert.Equal(["b", "a", "0042"], vocabulary.Values);
         Assert.Equal([1, 2, 3, 0, 1], vocabulary.Encode(["b", "a", "0042", "42", "b"]));
         Assert.Equal("0042", vocabulary.Decode(3));
@@ -123,11 +126,13 @@ public class CsvInputTests : IDisposable
         var path = Write("\uFEFFcustomer_id,article_id,age,month_sin,garment_group_name,extra\r\n" +
                          "00abc,0108775015,23,0.5,\"Under-, Nightwear\",x\r\n" +
                          "00abd,0108775016,41,-1,Shoes,y\r\n");
-        var table = Read(path).Table;
+        var result = Read(path);
+        var table = result.Table;
         Assert.Equal(2, table.RowCount);
-        Assert.Equal(["00abc", "00abd"], table.Strings("customer_id"));
-        Assert.Equal("0108775015", table.Strings("article_id")[0]);
-        Assert.Equal("Under-, Nightwear", table.Strings("garment_group_name")[0]);
+        string[] Values(string column) => table.Ints(column).Select(c => result.Levels[column][c]).ToArray();
+        Assert.Equal(["00abc", "00abd"], Values("customer_id"));
+        Assert.Equal("0108775015", Values("article_id")[0]);
+        Assert.Equal("Under-, Nightwear", Values("garment_group_name")[0]);
         Assert.Equal([23f, 41f], table.Floats("age"));
     }
 

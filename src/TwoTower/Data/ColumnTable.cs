@@ -4,8 +4,8 @@ using Parquet.Schema;
 namespace TwoTower.Data;
 
 /// <summary>
-/// Named columns of equal length: string[] (raw categorical values), int[] (encoded ids) or
-/// float[] (numbers). What the data stages pass between each other, stored as Parquet.
+/// Named columns of equal length: int[] (categorical codes or ids) or float[] (numbers). What the
+/// data stages pass between each other, stored as Parquet.
 /// </summary>
 public sealed class ColumnTable
 {
@@ -17,7 +17,7 @@ public sealed class ColumnTable
 
     public ColumnTable Add(string name, Array values)
     {
-        if (values is not (string[] or int[] or float[]))
+        if (values is not (int[] or float[]))
             throw new ArgumentException($"unsupported column type {values.GetType()}");
         if (RowCount >= 0 && values.Length != RowCount)
             throw new ArgumentException($"column '{name}' has {values.Length} rows, the table {RowCount}");
@@ -33,7 +33,6 @@ public sealed class ColumnTable
     public Array Column(string name) =>
         columns.FirstOrDefault(c => c.Name == name).Values ?? throw new KeyNotFoundException($"no column '{name}'");
 
-    public string[] Strings(string name) => (string[])Column(name);
     public int[] Ints(string name) => (int[])Column(name);
     public float[] Floats(string name) => (float[])Column(name);
 
@@ -44,12 +43,7 @@ public sealed class ColumnTable
 
     async Task WriteParquetAsync(Stream stream)
     {
-        var fields = columns.Select(c => c.Values switch
-        {
-            string[] => (DataField)new DataField<string>(c.Name),
-            int[] => new DataField<int>(c.Name),
-            _ => new DataField<float>(c.Name),
-        }).ToArray();
+        var fields = columns.Select(c => c.Values is int[] ? (DataField)new DataField<int>(c.Name) : new DataField<float>(c.Name)).ToArray();
         await using var writer = await ParquetWriter.CreateAsync(new ParquetSchema(fields), stream);
         var rows = Math.Max(RowCount, 0);
         for (var start = 0; start < rows || start == 0; start += RowGroupSize)
@@ -60,9 +54,6 @@ public sealed class ColumnTable
             {
                 switch (columns[i].Values)
                 {
-                    case string[] s:
-                        await group.WriteAsync(fields[i], new ArraySegment<string>(s, start, count));
-                        break;
                     case int[] v:
                         await group.WriteAsync<int>(fields[i], v.AsMemory(start, count));
                         break;
@@ -96,7 +87,8 @@ public sealed class ColumnTable
         foreach (var field in wanted)
         {
             Array values = field.ClrType == typeof(int) ? new int[total]
-                : field.ClrType == typeof(float) ? new float[total] : new string[total];
+                : field.ClrType == typeof(float) ? new float[total]
+                : throw new PipelineError($"{path}: column '{field.Name}' has type {field.ClrType.Name}, expected int or float");
             var offset = 0;
             for (var g = 0; g < reader.RowGroupCount; g++)
             {
@@ -104,9 +96,6 @@ public sealed class ColumnTable
                 var n = (int)group.RowCount;
                 switch (values)
                 {
-                    case string[] s:
-                        await group.ReadAsync(field, s.AsMemory(offset, n)!);
-                        break;
                     case int[] v:
                         await group.ReadAsync<int>(field, v.AsMemory(offset, n));
                         break;

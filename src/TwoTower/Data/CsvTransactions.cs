@@ -5,12 +5,15 @@ namespace TwoTower.Data;
 
 /// <summary>
 /// Reads a notebook-layout CSV (train_df.csv / val_df.csv) into columns with Sep, streaming.
-/// Categorical columns stay strings (ids are opaque: leading zeros survive); numeric columns are
-/// parsed as float, an empty cell becoming NaN or an error by policy.
+/// Categorical columns become codes into their <see cref="Levels"/> (the strings are kept verbatim:
+/// ids are opaque, leading zeros survive); numeric columns are parsed as float, an empty cell
+/// becoming NaN or an error by policy.
 /// </summary>
 public static class CsvTransactions
 {
-    public sealed record Result(ColumnTable Table, IReadOnlyDictionary<string, int> MissingCounts);
+    /// <summary>Codes (int) of the categorical columns and values (float) of the numeric ones, with the categorical levels.</summary>
+    public sealed record Result(ColumnTable Table, IReadOnlyDictionary<string, IReadOnlyList<string>> Levels,
+        IReadOnlyDictionary<string, int> MissingCounts);
 
     public static Result Read(string path, IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, bool missingIsError)
     {
@@ -30,11 +33,7 @@ public static class CsvTransactions
 
     static Result ReadChecked(string path, IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, bool missingIsError)
     {
-        using var reader = Sep.Reader(o => o with
-        {
-            Unescape = true,
-            CreateToString = SepToString.PoolPerCol(maximumStringLength: 128),
-        }).FromFile(path);
+        using var reader = Sep.Reader(o => o with { Unescape = true }).FromFile(path);
         var header = reader.Header;
         if (header.IsEmpty || header.ColNames.All(string.IsNullOrWhiteSpace))
             throw new PipelineError($"{path}: the file has no header line");
@@ -45,14 +44,15 @@ public static class CsvTransactions
 
         var catIdx = categorical.Select(IndexOf).ToArray();
         var numIdx = numeric.Select(IndexOf).ToArray();
-        var cats = categorical.Select(_ => new List<string>(1 << 16)).ToArray();
+        var levels = categorical.Select(_ => new Levels()).ToArray();
+        var cats = categorical.Select(_ => new List<int>(1 << 16)).ToArray();
         var nums = numeric.Select(_ => new List<float>(1 << 16)).ToArray();
         var missing = new int[numeric.Count];
 
         foreach (var row in reader)
         {
             for (var c = 0; c < catIdx.Length; c++)
-                cats[c].Add(row[catIdx[c]].ToString());
+                cats[c].Add(levels[c].Code(row[catIdx[c]].Span));
             for (var c = 0; c < numIdx.Length; c++)
             {
                 var span = row[numIdx[c]].Span.Trim();
@@ -83,6 +83,8 @@ public static class CsvTransactions
             table.Add(categorical[c], cats[c].ToArray());
         for (var c = 0; c < numeric.Count; c++)
             table.Add(numeric[c], nums[c].ToArray());
-        return new Result(table, numeric.Select((n, i) => (n, missing[i])).ToDictionary(x => x.n, x => x.Item2));
+        return new Result(table,
+            categorical.Select((n, i) => (n, levels[i].Values)).ToDictionary(x => x.n, x => x.Values),
+            numeric.Select((n, i) => (n, missing[i])).ToDictionary(x => x.n, x => x.Item2));
     }
 }

@@ -8,12 +8,15 @@ namespace TwoTower.Data;
 
 /// <summary>
 /// Ingest: the configured CSVs → artifacts/ingest/{train,val}.parquet with only the configured
-/// feature columns (strings for categorical, float for numeric), plus a summary.
+/// feature columns: categorical columns as int codes into levels.&lt;split&gt;.&lt;column&gt;.json (the
+/// column's distinct strings in first-seen order), numeric columns as float; plus a summary.
 /// </summary>
 public sealed class IngestStage : Stage
 {
     public override string Name => "ingest";
-    public override string CodeVersion => "ingest-1";
+    public override string CodeVersion => "ingest-2";
+
+    public static string LevelsFile(string split, string column) => $"levels.{split}.{column}.json";
     public override IReadOnlyList<string> ConfigKeys => ["data", "features"];
 
     public static string TrainCsv(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("data.train_file"));
@@ -32,18 +35,21 @@ public sealed class IngestStage : Stage
             foreach (var (column, count) in result.MissingCounts.Where(m => m.Value > 0))
                 run.Log.Warning($"{path}: {count:N0} of {result.Table.RowCount:N0} rows have no '{column}'; imputing the training mean");
             result.Table.WriteParquet(run.Output(split + ".parquet"));
-            File.WriteAllText(run.Output(split + ".summary.txt"), Summary(result.Table, features));
+            foreach (var (column, levels) in result.Levels)
+                ArtifactStore.WriteAtomic(run.Output(LevelsFile(split, column)), JsonSerializer.Serialize(levels));
+            File.WriteAllText(run.Output(split + ".summary.txt"), Summary(result, features));
             run.Log.Info($"Ingest {split}: {result.Table.RowCount:N0} rows from {path}");
         }
         run.Log.Verbose($"Ingest took {watch.Elapsed.TotalSeconds:F2} s");
     }
 
     /// <summary>Distinct counts of the categorical columns and a description of the numeric ones.</summary>
-    static string Summary(ColumnTable table, FeatureSet features)
+    static string Summary(CsvTransactions.Result result, FeatureSet features)
     {
+        var table = result.Table;
         var lines = new List<string> { $"rows: {table.RowCount}" };
         foreach (var c in features.CategoricalColumns)
-            lines.Add($"{c}: {table.Strings(c).Distinct().Count()} distinct");
+            lines.Add($"{c}: {result.Levels[c].Count} distinct");
         if (features.NumericColumns.Count > 0)
         {
             var frame = new DataFrame(features.NumericColumns.Select(c =>
@@ -57,12 +63,14 @@ public sealed class IngestStage : Stage
 /// <summary>
 /// Encode: a vocabulary per categorical column (Keras StringLookup, mask_token=None): the distinct
 /// training values in first-seen order get 1..n, index 0 is the single out-of-vocabulary slot.
-/// Writes vocab.&lt;column&gt;.json and {train,val}.parquet with int ids in place of the strings.
+/// The training levels are already in first-seen order, so a training code c becomes id c + 1;
+/// validation levels are looked up in the vocabulary. Writes vocab.&lt;column&gt;.json and
+/// {train,val}.parquet with the ids.
 /// </summary>
 public sealed class EncodeStage : Stage
 {
     public override string Name => "encode";
-    public override string CodeVersion => "encode-1";
+    public override string CodeVersion => "encode-2";
     public override IReadOnlyList<string> ConfigKeys => ["features"];
     public override IReadOnlyList<string> Upstream => ["ingest"];
 
@@ -75,12 +83,14 @@ public sealed class EncodeStage : Stage
         var val = ColumnTable.ReadParquet(run.Input("ingest", "val.parquet"));
         var encodedTrain = new ColumnTable();
         var encodedVal = new ColumnTable();
+        string[] Levels(string split, string column) =>
+            JsonSerializer.Deserialize<string[]>(File.ReadAllText(run.Input("ingest", IngestStage.LevelsFile(split, column))))!;
         foreach (var column in features.CategoricalColumns)
         {
-            var vocabulary = Vocabulary.Build(train.Strings(column));
+            var vocabulary = new Vocabulary(Levels("train", column));
             File.WriteAllText(run.Output(VocabFile(column)), JsonSerializer.Serialize(vocabulary.Values));
-            encodedTrain.Add(column, vocabulary.Encode(train.Strings(column)));
-            var encoded = vocabulary.Encode(val.Strings(column));
+            encodedTrain.Add(column, Recode(train.Ints(column), Enumerable.Range(1, vocabulary.Count).ToArray()));
+            var encoded = Recode(val.Ints(column), Levels("val", column).Select(v => vocabulary[v]).ToArray());
             encodedVal.Add(column, encoded);
             var unseen = encoded.Count(i => i == Vocabulary.OutOfVocabulary);
             run.Log.Info($"Encode {column}: {vocabulary.Count:N0} values; {unseen:N0} validation rows out of vocabulary");
@@ -92,6 +102,15 @@ public sealed class EncodeStage : Stage
         }
         encodedTrain.WriteParquet(run.Output("train.parquet"));
         encodedVal.WriteParquet(run.Output("val.parquet"));
+    }
+
+    /// <summary>ids[r] = idOfCode[codes[r]].</summary>
+    static int[] Recode(int[] codes, int[] idOfCode)
+    {
+        var ids = new int[codes.Length];
+        for (var r = 0; r < ids.Length; r++)
+            ids[r] = idOfCode[codes[r]];
+        return ids;
     }
 }
 

@@ -2,7 +2,8 @@ namespace TwoTower.Data;
 
 /// <summary>
 /// Keras <c>StringLookup(vocabulary=train.unique(), mask_token=None)</c>: known values in
-/// first-seen order of the training data get 1..n; index 0 is the one out-of-vocabulary slot.
+/// first-seen order of the training data (the training <see cref="Levels"/>) get 1..n; index 0 is
+/// the one out-of-vocabulary slot.
 /// </summary>
 public sealed class Vocabulary
 {
@@ -24,18 +25,6 @@ public sealed class Vocabulary
             if (!index.TryAdd(values[i], i + 1))
                 throw new ArgumentException($"vocabulary value '{values[i]}' appears twice");
         }
-    }
-
-    public static Vocabulary Build(IEnumerable<string> trainingValues)
-    {
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var values = new List<string>();
-        foreach (var v in trainingValues)
-        {
-            if (seen.Add(v))
-                values.Add(v);
-        }
-        return new Vocabulary(values);
     }
 
     public int this[string value] => index.GetValueOrDefault(value, OutOfVocabulary);
