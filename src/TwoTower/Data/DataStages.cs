@@ -14,7 +14,7 @@ namespace TwoTower.Data;
 public sealed class IngestStage : Stage
 {
     public override string Name => "ingest";
-    public override string CodeVersion => "ingest-2";
+    public override string CodeVersion => "ingest-3";
 
     public static string LevelsFile(string split, string column) => $"levels.{split}.{column}.json";
     public override IReadOnlyList<string> ConfigKeys => ["data", "features"];
@@ -22,38 +22,54 @@ public sealed class IngestStage : Stage
     public static string TrainCsv(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("data.train_file"));
     public static string ValCsv(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("data.val_file"));
 
-    public override IEnumerable<string> InputFiles(PipelineConfig config) => [TrainCsv(config), ValCsv(config)];
+    public override IEnumerable<string> InputFiles(PipelineConfig config) =>
+        config.Str("data.format") == "hm_raw"
+            ? [RawHm.TransactionsPath(config), RawHm.CustomersPath(config), RawHm.ArticlesPath(config)]
+            : [TrainCsv(config), ValCsv(config)];
 
     public override void Execute(StageRun run)
     {
         var features = FeatureSet.From(run.Config);
-        var missingIsError = run.Config.Str("data.missing_numeric") == "error";
         var watch = Stopwatch.StartNew();
-        foreach (var (split, path) in new[] { ("train", TrainCsv(run.Config)), ("val", ValCsv(run.Config)) })
+        if (run.Config.Str("data.format") == "hm_raw")
         {
-            var result = CsvTransactions.Read(path, features.CategoricalColumns, features.NumericColumns, missingIsError);
-            foreach (var (column, count) in result.MissingCounts.Where(m => m.Value > 0))
-                run.Log.Warning($"{path}: {count:N0} of {result.Table.RowCount:N0} rows have no '{column}'; imputing the training mean");
-            result.Table.WriteParquet(run.Output(split + ".parquet"));
-            foreach (var (column, levels) in result.Levels)
-                ArtifactStore.WriteAtomic(run.Output(LevelsFile(split, column)), JsonSerializer.Serialize(levels));
-            File.WriteAllText(run.Output(split + ".summary.txt"), Summary(result, features));
-            run.Log.Info($"Ingest {split}: {result.Table.RowCount:N0} rows from {path}");
+            var (train, val) = RawHm.Read(run.Config, features, run.Log);
+            Write(run, "train", train.Table, train.Levels, features);
+            Write(run, "val", val.Table, val.Levels, features);
+        }
+        else
+        {
+            var missingIsError = run.Config.Str("data.missing_numeric") == "error";
+            foreach (var (split, path) in new[] { ("train", TrainCsv(run.Config)), ("val", ValCsv(run.Config)) })
+            {
+                var result = CsvTransactions.Read(path, features.CategoricalColumns, features.NumericColumns, missingIsError);
+                foreach (var (column, count) in result.MissingCounts.Where(m => m.Value > 0))
+                    run.Log.Warning($"{path}: {count:N0} of {result.Table.RowCount:N0} rows have no '{column}'; imputing the training mean");
+                Write(run, split, result.Table, result.Levels, features);
+                run.Log.Info($"Ingest {split}: {result.Table.RowCount:N0} rows from {path}");
+            }
         }
         run.Log.Verbose($"Ingest took {watch.Elapsed.TotalSeconds:F2} s");
     }
 
-    /// <summary>Distinct counts of the categorical columns and a description of the numeric ones.</summary>
-    static string Summary(CsvTransactions.Result result, FeatureSet features)
+    static void Write(StageRun run, string split, ColumnTable table, IReadOnlyDictionary<string, IReadOnlyList<string>> levels, FeatureSet features)
     {
-        var table = result.Table;
+        table.WriteParquet(run.Output(split + ".parquet"));
+        foreach (var (column, values) in levels)
+            ArtifactStore.WriteAtomic(run.Output(LevelsFile(split, column)), JsonSerializer.Serialize(values));
+        File.WriteAllText(run.Output(split + ".summary.txt"), Summary(table, levels, features));
+    }
+
+    /// <summary>Distinct counts of the categorical columns and a description of the numeric ones.</summary>
+    static string Summary(ColumnTable table, IReadOnlyDictionary<string, IReadOnlyList<string>> levels, FeatureSet features)
+    {
         var lines = new List<string> { $"rows: {table.RowCount}" };
         foreach (var c in features.CategoricalColumns)
-            lines.Add($"{c}: {result.Levels[c].Count} distinct");
+            lines.Add($"{c}: {levels[c].Count} distinct");
         if (features.NumericColumns.Count > 0)
         {
             var frame = new DataFrame(features.NumericColumns.Select(c =>
-                (DataFrameColumn)new SingleDataFrameColumn(c, table.Floats(c).Where(float.IsFinite))).ToArray());
+                (DataFrameColumn)new SingleDataFrameColumn(c, table.Floats(c).Select(v => float.IsFinite(v) ? v : (float?)null))).ToArray());
             lines.Add(frame.Description().ToString());
         }
         return string.Join('\n', lines) + "\n";

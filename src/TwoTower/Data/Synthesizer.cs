@@ -29,7 +29,7 @@ namespace TwoTower.Data;
 public static class Synthesizer
 {
     public const string ManifestName = "synth_manifest.txt";
-    const string CodeVersion = "synth-1";
+    const string CodeVersion = "synth-2";
 
     public static readonly string[] GarmentGroups =
     [
@@ -62,11 +62,13 @@ public static class Synthesizer
     public static bool EnsureData(PipelineConfig config, IPipelineLog log)
     {
         var dir = config.Str("data.dir");
-        var train = Path.Combine(dir, config.Str("data.train_file"));
-        var val = Path.Combine(dir, config.Str("data.val_file"));
+        var raw = config.Str("data.format") == "hm_raw";
+        string[] files = raw
+            ? [RawHm.TransactionsPath(config), RawHm.CustomersPath(config), RawHm.ArticlesPath(config)]
+            : [Path.Combine(dir, config.Str("data.train_file")), Path.Combine(dir, config.Str("data.val_file"))];
         var manifest = Path.Combine(dir, ManifestName);
-        var fingerprint = Fingerprint(config);
-        var present = File.Exists(train) && File.Exists(val);
+        var fingerprint = Fingerprint(config) + (raw ? "-raw" : "");
+        var present = files.All(File.Exists);
         if (present && !File.Exists(manifest))
         {
             log.Verbose($"{dir}: using the data files there (not generated)");
@@ -78,20 +80,26 @@ public static class Synthesizer
             return false;
         }
         if (config.Str("data.synthesize") == "never")
-            throw new PipelineError($"data file not found: {(File.Exists(train) ? val : train)} (data.synthesize is 'never')");
+            throw new PipelineError($"data file not found: {files.First(f => !File.Exists(f))} (data.synthesize is 'never')");
 
         Directory.CreateDirectory(dir);
         File.Delete(manifest);
         var (t, c, a) = Sizes(config.Float("synth.scale"));
-        log.Info($"Synthesizing built-in data in {dir}: {t:N0} training transactions, {c:N0} customers, {a:N0} articles");
-        Write(config, train, val);
+        log.Info($"Synthesizing built-in data ({(raw ? "H&M raw layout" : "notebook layout")}) in {dir}: " +
+                 $"{t:N0} training transactions, {c:N0} customers, {a:N0} articles");
+        Write(config, files, raw);
         ArtifactStore.WriteAtomic(manifest, fingerprint);
         return true;
     }
 
     sealed record Article(string Id, int Cluster, int Garment, int Index, int PeakMonth, double Season, double Popularity, bool LateLaunch, float Price);
 
-    static void Write(PipelineConfig config, string trainPath, string valPath)
+    /// <summary>
+    /// Notebook layout: files = [train_df.csv, val_df.csv], joined rows. Raw layout: files =
+    /// [transactions (both periods, article ids without the leading 0 as in H&amp;M's CSV), customers,
+    /// articles], with 1.2% of ages empty and quoted commas in product names.
+    /// </summary>
+    static void Write(PipelineConfig config, string[] files, bool raw)
     {
         var scale = config.Float("synth.scale");
         var (trainRows, customerCount, articleCount) = Sizes(scale);
@@ -174,12 +182,8 @@ public static class Synthesizer
         var historyCount = new int[customerCount];
         var start = new DateTime(2018, 9, 20);
 
-        void WritePeriod(string path, int period, int rows, int dayOffset, int days)
+        void WritePeriod(TextWriter w, int period, int rows, int dayOffset, int days)
         {
-            ArtifactStore.WriteAtomic(path, stream =>
-            {
-                using var w = new StreamWriter(stream, new UTF8Encoding(false), 1 << 20);
-                w.Write("t_dat,customer_id,article_id,price,sales_channel_id,age,month_sin,month_cos,garment_group_name,index_group_name\n");
                 var customers = period == 0 ? trainCustomers : valCustomers;
                 for (var r = 0; r < rows; r++)
                 {
@@ -204,11 +208,16 @@ public static class Synthesizer
                     w.Write(',');
                     w.Write(customerIds[c]);
                     w.Write(',');
-                    w.Write(art.Id);
+                    w.Write(raw ? art.Id.TrimStart('0') : art.Id);
                     w.Write(',');
                     w.Write(art.Price.ToString("R", CultureInfo.InvariantCulture));
                     w.Write(',');
                     w.Write(rng.NextDouble() < 0.7 ? '2' : '1');
+                    if (raw)
+                    {
+                        w.Write('\n');
+                        continue;
+                    }
                     w.Write(',');
                     w.Write(ages[c]);
                     w.Write(',');
@@ -221,11 +230,60 @@ public static class Synthesizer
                     WriteField(w, IndexGroups[art.Index]);
                     w.Write('\n');
                 }
-            });
         }
 
-        WritePeriod(trainPath, 0, trainRows, 0, 730);
-        WritePeriod(valPath, 1, valRows, 730, 80);
+        void WriteFile(string path, Action<TextWriter> write) =>
+            ArtifactStore.WriteAtomic(path, stream =>
+            {
+                using var w = new StreamWriter(stream, new UTF8Encoding(false), 1 << 20);
+                write(w);
+            });
+
+        if (!raw)
+        {
+            const string header = "t_dat,customer_id,article_id,price,sales_channel_id,age,month_sin,month_cos,garment_group_name,index_group_name\n";
+            WriteFile(files[0], w => { w.Write(header); WritePeriod(w, 0, trainRows, 0, 730); });
+            WriteFile(files[1], w => { w.Write(header); WritePeriod(w, 1, valRows, 730, 80); });
+            return;
+        }
+        WriteFile(files[0], w =>
+        {
+            w.Write("t_dat,customer_id,article_id,price,sales_channel_id\n");
+            WritePeriod(w, 0, trainRows, 0, 730);
+            WritePeriod(w, 1, valRows, 730, 80);
+        });
+        WriteFile(files[1], w =>
+        {
+            w.Write("customer_id,FN,Active,club_member_status,fashion_news_frequency,age,postal_code\n");
+            for (var c = 0; c < customerCount; c++)
+            {
+                var member = rng.NextDouble() < 0.93 ? "ACTIVE" : "PRE-CREATE";
+                var news = rng.NextDouble() < 0.35 ? "Regularly" : "NONE";
+                var age = rng.NextDouble() < 0.012 ? "" : ages[c].ToString(CultureInfo.InvariantCulture);
+                w.Write($"{customerIds[c]},{(news == "Regularly" ? "1.0" : "")},{(news == "Regularly" ? "1.0" : "")},{member},{news},{age},{HexId(c % 4096 + 1_000_000)}\n");
+            }
+        });
+        WriteFile(files[2], w =>
+        {
+            w.Write("article_id,product_code,prod_name,product_type_name,colour_group_name,index_group_name,garment_group_name,detail_desc\n");
+            string[] colours = ["Black", "White", "Light Beige", "Dark Blue", "Red", "Greyish Beige", "Pink"];
+            for (var i = 0; i < articleCount; i++)
+            {
+                var art = articles[i];
+                var colour = colours[rng.NextInt(colours.Length)];
+                w.Write($"{art.Id},{art.Id[..7]},");
+                WriteField(w, $"{GarmentGroups[art.Garment]} item {i % 997}" + (i % 5 == 0 ? ", 2-pack" : ""));
+                w.Write(',');
+                WriteField(w, GarmentGroups[art.Garment].Split(' ')[0]);
+                w.Write($",{colour},");
+                WriteField(w, IndexGroups[art.Index]);
+                w.Write(',');
+                WriteField(w, GarmentGroups[art.Garment]);
+                w.Write(',');
+                WriteField(w, $"A \"{colour}\" piece, cluster {art.Cluster}, peak month {art.PeakMonth}");
+                w.Write('\n');
+            }
+        });
     }
 
     static int SampleIndex(double[] weights, ref Rng rng)

@@ -1,0 +1,358 @@
+using System.Globalization;
+using nietras.SeparatedValues;
+using TwoTower.Config;
+using TwoTower.Pipeline;
+
+namespace TwoTower.Data;
+
+/// <summary>
+/// The feature pipeline in front of the notebook (data.format: hm_raw): H&amp;M's three raw files
+/// (transactions_train.csv, customers.csv, articles.csv), or any data in their layout, joined into
+/// the notebook's rows. Transactions are streamed; customers and articles are held as columns
+/// keyed by id. Every categorical value becomes a code as it is read.
+/// Derived columns: month (1..12 of t_dat), month_sin = sin(2πm/12), month_cos = cos(2πm/12).
+/// Any other column of the three files can be named as a feature.
+/// </summary>
+public static class RawHm
+{
+    public static string TransactionsPath(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("raw.transactions_file"));
+    public static string CustomersPath(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("raw.customers_file"));
+    public static string ArticlesPath(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("raw.articles_file"));
+
+    public sealed record Split(ColumnTable Table, IReadOnlyDictionary<string, IReadOnlyList<string>> Levels);
+
+    /// <summary>A side table (customers or articles): its requested columns by row, and its id → row index.</summary>
+    sealed class SideTable
+    {
+        public readonly Dictionary<string, int> RowOfId = new(StringComparer.Ordinal);
+        public readonly Dictionary<string, List<int>> Codes = new();
+        public readonly Dictionary<string, Levels> Levels = new();
+        public readonly Dictionary<string, List<float>> Numbers = new();
+    }
+
+    /// <summary>Reads, joins, splits and samples; returns the train and validation rows with the requested columns.</summary>
+    public static (Split Train, Split Val) Read(PipelineConfig config, FeatureSet features, IPipelineLog log)
+    {
+        var categorical = features.CategoricalColumns;
+        var numeric = features.NumericColumns;
+        var missingIsError = config.Str("data.missing_numeric") == "error";
+        var padding = (int)config.Int("raw.article_id_digits");
+        string NormalizeArticle(ReadOnlySpan<char> id) =>
+            padding > 0 && id.Length < padding && IsDigits(id) ? id.ToString().PadLeft(padding, '0') : id.ToString();
+
+        var transactionsPath = TransactionsPath(config);
+        var transactionColumns = HeaderOf(transactionsPath);
+        foreach (var required in new[] { "t_dat", "customer_id", "article_id" })
+        {
+            if (!transactionColumns.Contains(required))
+                throw new PipelineError($"{transactionsPath}: missing column '{required}'. Columns found: {string.Join(", ", transactionColumns)}");
+        }
+        var derived = new[] { "month", "month_sin", "month_cos" };
+        bool FromTransactions(string c) => transactionColumns.Contains(c) || derived.Contains(c);
+        var customersPath = CustomersPath(config);
+        var articlesPath = ArticlesPath(config);
+        var customerColumns = HeaderOf(customersPath);
+        var articleColumns = HeaderOf(articlesPath);
+        string SourceOf(string column) =>
+            FromTransactions(column) ? "transactions"
+            : customerColumns.Contains(column) ? "customers"
+            : articleColumns.Contains(column) ? "articles"
+            : throw new PipelineError($"feature column '{column}' is in none of the raw files: {transactionsPath} has " +
+                                      $"{string.Join(", ", transactionColumns)} (and the derived {string.Join(", ", derived)}); " +
+                                      $"{customersPath} has {string.Join(", ", customerColumns)}; {articlesPath} has {string.Join(", ", articleColumns)}");
+        var sources = categorical.Concat(numeric).ToDictionary(c => c, SourceOf);
+
+        var customers = ReadSide(customersPath, "customer_id", id => id.ToString(),
+            categorical.Where(c => sources[c] == "customers" && c != "customer_id").ToArray(),
+            numeric.Where(c => sources[c] == "customers").ToArray(), log);
+        var articles = ReadSide(articlesPath, "article_id", NormalizeArticle,
+            categorical.Where(c => sources[c] == "articles" && c != "article_id").ToArray(),
+            numeric.Where(c => sources[c] == "articles").ToArray(), log);
+
+        // Customer sampling (the reference sampled 25,000 customers with a fixed seed).
+        HashSet<string>? sampled = null;
+        var sample = (int)config.Int("raw.sample_customers");
+        if (sample > 0)
+        {
+            var ids = customers.RowOfId.Keys.Order(StringComparer.Ordinal).ToArray();
+            var rng = new Rng((ulong)config.Int("raw.sample_seed"));
+            rng.Shuffle(ids.AsSpan());
+            sampled = ids.Take(sample).ToHashSet(StringComparer.Ordinal);
+            log.Info($"Sampling {sampled.Count:N0} of {ids.Length:N0} customers (raw.sample_customers)");
+        }
+
+        var keepMissingCustomers = config.Str("raw.missing_customer") == "keep";
+        var keepMissingArticles = config.Str("raw.missing_article") == "keep";
+        var rows = new RowColumns(categorical, numeric);
+        var days = new List<int>(1 << 16);
+        int missingCustomers = 0, missingArticles = 0, sampledOut = 0, emptyNumbers = 0;
+        var customerLevels = new Levels();
+        var articleLevels = new Levels();
+
+        using (var reader = Open(transactionsPath))
+        {
+            var header = reader.Header;
+            var iDate = header.IndexOf("t_dat");
+            var iCustomer = header.IndexOf("customer_id");
+            var iArticle = header.IndexOf("article_id");
+            var transactionCats = categorical.Where(c => sources[c] == "transactions" && c is not ("customer_id" or "article_id") && !derived.Contains(c))
+                .Select(c => (c, header.IndexOf(c))).ToArray();
+            var transactionNums = numeric.Where(c => sources[c] == "transactions" && !derived.Contains(c)).Select(c => (c, header.IndexOf(c))).ToArray();
+            var customerLookup = customers.RowOfId.GetAlternateLookup<ReadOnlySpan<char>>();
+            var sampledLookup = sampled?.GetAlternateLookup<ReadOnlySpan<char>>();
+            var transactionCatIndex = transactionCats.ToDictionary(t => t.c, t => t.Item2);
+            var transactionNumIndex = transactionNums.ToDictionary(t => t.c, t => t.Item2);
+            foreach (var row in reader)
+            {
+                var customerId = row[iCustomer].Span;
+                var articleId = NormalizeArticle(row[iArticle].Span);
+                var customerRow = customerLookup.TryGetValue(customerId, out var cr) ? cr : -1;
+                var articleRow = articles.RowOfId.TryGetValue(articleId, out var ar) ? ar : -1;
+                if (sampledLookup is { } inSample && !inSample.Contains(customerId))
+                {
+                    sampledOut++;
+                    continue;
+                }
+                if (customerRow < 0)
+                {
+                    missingCustomers++;
+                    if (!keepMissingCustomers)
+                        continue;
+                }
+                if (articleRow < 0)
+                {
+                    missingArticles++;
+                    if (!keepMissingArticles)
+                        continue;
+                }
+                var date = row[iDate].Span;
+                if (!DateOnly.TryParseExact(date, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day))
+                    throw new PipelineError($"{transactionsPath}:{row.LineNumberFrom}: column 't_dat': '{date}' is not a date (expected YYYY-MM-DD)");
+                days.Add(day.DayNumber);
+                var month = day.Month;
+                foreach (var column in categorical)
+                {
+                    int code;
+                    if (column == "customer_id")
+                        code = customerLevels.Code(customerId);
+                    else if (column == "article_id")
+                        code = articleLevels.Code(articleId);
+                    else
+                    {
+                        code = sources[column] switch
+                        {
+                            "customers" => customerRow < 0 ? rows.Code(column, "") : rows.Code(column, customers.Levels[column].Values[customers.Codes[column][customerRow]]),
+                            "articles" => articleRow < 0 ? rows.Code(column, "") : rows.Code(column, articles.Levels[column].Values[articles.Codes[column][articleRow]]),
+                            _ => column == "month" ? rows.Code(column, month.ToString(CultureInfo.InvariantCulture))
+                                : rows.Code(column, row[transactionCatIndex[column]].Span),
+                        };
+                    }
+                    rows.Cats[column].Add(code);
+                }
+                foreach (var column in numeric)
+                {
+                    float value = sources[column] switch
+                    {
+                        "customers" => customerRow < 0 ? float.NaN : customers.Numbers[column][customerRow],
+                        "articles" => articleRow < 0 ? float.NaN : articles.Numbers[column][articleRow],
+                        _ => column switch
+                        {
+                            "month_sin" => (float)Math.Sin(2 * Math.PI * month / 12),
+                            "month_cos" => (float)Math.Cos(2 * Math.PI * month / 12),
+                            "month" => month,
+                            _ => ParseNumber(row[transactionNumIndex[column]].Span, transactionsPath, row.LineNumberFrom, column),
+                        },
+                    };
+                    if (float.IsNaN(value))
+                    {
+                        if (missingIsError)
+                            throw new PipelineError($"{transactionsPath}:{row.LineNumberFrom}: no value for numeric feature '{column}' " +
+                                                    "(data.missing_numeric is 'error'; 'impute_mean' fills it with the training mean)");
+                        emptyNumbers++;
+                    }
+                    rows.Nums[column].Add(value);
+                }
+            }
+        }
+        if (days.Count == 0)
+            throw new PipelineError($"{transactionsPath}: no transactions left (after sampling and the missing-customer/article policies)");
+        if (sampledOut > 0)
+            log.Info($"{sampledOut:N0} transactions of customers outside the sample dropped");
+        if (missingCustomers > 0)
+            log.Warning($"{missingCustomers:N0} transactions name a customer absent from {customersPath}: " +
+                        (keepMissingCustomers ? "kept with empty customer features" : "dropped") + " (raw.missing_customer)");
+        if (missingArticles > 0)
+            log.Warning($"{missingArticles:N0} transactions name an article absent from {articlesPath}: " +
+                        (keepMissingArticles ? "kept with empty article features" : "dropped") + " (raw.missing_article)");
+        if (emptyNumbers > 0)
+            log.Warning($"{emptyNumbers:N0} numeric feature values are missing; imputing the training mean (data.missing_numeric)");
+
+        // The split: the last N days (H&M's weekly test) or a seeded random 80/10/10 as the reference did.
+        var part = new byte[days.Count]; // 0 train, 1 validation, 2 test (held out)
+        if (config.Str("raw.split") == "time")
+        {
+            var last = days.Max();
+            var firstValidationDay = last - (int)config.Int("raw.validation_days") + 1;
+            for (var r = 0; r < part.Length; r++)
+                part[r] = days[r] >= firstValidationDay ? (byte)1 : (byte)0;
+            log.Info($"Time split: validation from {DateOnly.FromDayNumber(firstValidationDay):yyyy-MM-dd} to {DateOnly.FromDayNumber(last):yyyy-MM-dd}");
+        }
+        else
+        {
+            var rng = new Rng((ulong)config.Int("raw.split_seed"));
+            var val = config.Float("raw.validation_fraction");
+            var test = config.Float("raw.test_fraction");
+            for (var r = 0; r < part.Length; r++)
+            {
+                var u = rng.NextDouble();
+                part[r] = u < 1 - val - test ? (byte)0 : u < 1 - test ? (byte)1 : (byte)2;
+            }
+        }
+        if (config.Bool("raw.dedupe_pairs") && categorical.Contains("customer_id") && categorical.Contains("article_id"))
+            DropRepeatedPairs(part, rows.Cats["customer_id"], rows.Cats["article_id"], log);
+
+        var levels = new Dictionary<string, IReadOnlyList<string>>(rows.Levels.ToDictionary(kv => kv.Key, kv => kv.Value.Values))
+        {
+            ["customer_id"] = customerLevels.Values,
+            ["article_id"] = articleLevels.Values,
+        };
+        var train = rows.Select(part, 0, levels);
+        var validation = rows.Select(part, 1, levels);
+        log.Info($"Split: {train.Table.RowCount:N0} training, {validation.Table.RowCount:N0} validation, {part.Count(p => p == 2):N0} test rows held out");
+        if (train.Table.RowCount == 0 || validation.Table.RowCount == 0)
+            throw new PipelineError("the split leaves no training or no validation rows (see raw.split, raw.validation_days, raw.validation_fraction)");
+        return (train, validation);
+    }
+
+    /// <summary>Keeps the first row of each (customer, article) pair within each part; counts what it drops.</summary>
+    static void DropRepeatedPairs(byte[] part, List<int> customers, List<int> articles, IPipelineLog log)
+    {
+        var seen = new HashSet<(byte, int, int)>();
+        var dropped = 0;
+        for (var r = 0; r < part.Length; r++)
+        {
+            if (part[r] != 255 && !seen.Add((part[r], customers[r], articles[r])))
+            {
+                part[r] = 255;
+                dropped++;
+            }
+        }
+        log.Info($"raw.dedupe_pairs: {dropped:N0} repeated (customer, article) rows dropped");
+    }
+
+    /// <summary>The joined rows as codes and numbers, before the split.</summary>
+    sealed class RowColumns(IReadOnlyList<string> categorical, IReadOnlyList<string> numeric)
+    {
+        public readonly Dictionary<string, List<int>> Cats = categorical.ToDictionary(c => c, _ => new List<int>(1 << 16));
+        public readonly Dictionary<string, List<float>> Nums = numeric.ToDictionary(c => c, _ => new List<float>(1 << 16));
+        public readonly Dictionary<string, Levels> Levels = categorical.Where(c => c is not ("customer_id" or "article_id")).ToDictionary(c => c, _ => new Levels());
+
+        public int Code(string column, ReadOnlySpan<char> value) => Levels[column].Code(value);
+
+        /// <summary>The rows of one part, with each categorical column re-coded in first-seen order of those rows.</summary>
+        public Split Select(byte[] part, byte which, IReadOnlyDictionary<string, IReadOnlyList<string>> allLevels)
+        {
+            var rows = Enumerable.Range(0, part.Length).Where(r => part[r] == which).ToArray();
+            var table = new ColumnTable();
+            var levels = new Dictionary<string, IReadOnlyList<string>>();
+            foreach (var (column, codes) in Cats)
+            {
+                var recode = new Dictionary<int, int>();
+                var values = new List<string>();
+                var output = new int[rows.Length];
+                for (var i = 0; i < rows.Length; i++)
+                {
+                    var code = codes[rows[i]];
+                    if (!recode.TryGetValue(code, out var local))
+                    {
+                        recode[code] = local = values.Count;
+                        values.Add(allLevels[column][code]);
+                    }
+                    output[i] = local;
+                }
+                table.Add(column, output);
+                levels[column] = values;
+            }
+            foreach (var (column, numbers) in Nums)
+                table.Add(column, rows.Select(r => numbers[r]).ToArray());
+            return new Split(table, levels);
+        }
+    }
+
+    static SideTable ReadSide(string path, string idColumn, Func<ReadOnlySpan<char>, string> normalizeId,
+        IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, IPipelineLog log)
+    {
+        var side = new SideTable();
+        using var reader = Open(path);
+        var header = reader.Header;
+        int IndexOf(string column) => header.TryIndexOf(column, out var i) ? i
+            : throw new PipelineError($"{path}: missing column '{column}'. Columns found: {string.Join(", ", header.ColNames)}");
+        var iId = IndexOf(idColumn);
+        var cats = categorical.Select(c => (c, IndexOf(c))).ToArray();
+        var nums = numeric.Select(c => (c, IndexOf(c))).ToArray();
+        foreach (var (c, _) in cats)
+        {
+            side.Codes[c] = [];
+            side.Levels[c] = new Levels();
+        }
+        foreach (var (c, _) in nums)
+            side.Numbers[c] = [];
+        var duplicates = 0;
+        foreach (var row in reader)
+        {
+            if (!side.RowOfId.TryAdd(normalizeId(row[iId].Span), side.RowOfId.Count))
+            {
+                duplicates++;
+                continue;
+            }
+            foreach (var (c, i) in cats)
+                side.Codes[c].Add(side.Levels[c].Code(row[i].Span));
+            foreach (var (c, i) in nums)
+            {
+                var span = row[i].Span.Trim();
+                side.Numbers[c].Add(span.IsEmpty ? float.NaN : ParseNumber(span, path, row.LineNumberFrom, c));
+            }
+        }
+        if (duplicates > 0)
+            log.Warning($"{path}: {duplicates:N0} rows repeat an earlier {idColumn}; the first is used");
+        return side;
+    }
+
+    static float ParseNumber(ReadOnlySpan<char> text, string path, int line, string column)
+    {
+        text = text.Trim();
+        if (text.IsEmpty)
+            return float.NaN;
+        if (float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && float.IsFinite(value))
+            return value;
+        throw new PipelineError($"{path}:{line}: column '{column}': '{text}' is not a number");
+    }
+
+    static bool IsDigits(ReadOnlySpan<char> s)
+    {
+        foreach (var c in s)
+        {
+            if (c is < '0' or > '9')
+                return false;
+        }
+        return !s.IsEmpty;
+    }
+
+    static string[] HeaderOf(string path)
+    {
+        using var reader = Open(path);
+        return reader.Header.ColNames.ToArray();
+    }
+
+    static SepReader Open(string path)
+    {
+        if (!File.Exists(path))
+            throw new PipelineError($"data file not found: {path}");
+        if (new FileInfo(path).Length == 0)
+            throw new PipelineError($"{path}: the file is empty (expected a header line and data rows)");
+        var reader = Sep.Reader(o => o with { Unescape = true }).FromFile(path);
+        if (reader.Header.IsEmpty)
+            throw new PipelineError($"{path}: the file has no header line");
+        return reader;
+    }
+}
