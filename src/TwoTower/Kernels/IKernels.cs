@@ -42,11 +42,28 @@ public interface IKernels
     /// <summary>
     /// One AdamW step on a variable (Keras Adam, epsilon not scaled):
     /// m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²; w ← w − lrT · m / (√v + ε), preceded by w ← w − decay·w
-    /// on every element when rowWidth is 0, else only on the rows listed in decayRows (rows of rowWidth
-    /// elements: TF-Addons decays only the rows an embedding's sparse gradient touched).
+    /// when decay is not 0.
     /// </summary>
     void AdamW(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, float lrT, float beta1, float beta2,
-        float epsilon, float decay, ReadOnlySpan<int> decayRows, int rowWidth);
+        float epsilon, float decay);
+
+    /// <summary>
+    /// Lazy AdamW for an embedding table, exactly equal to applying <see cref="AdamW"/> to the whole
+    /// table every step with zero gradients on untouched rows: rowStep[r] is the last step applied to
+    /// row r. Each listed row first replays the zero-gradient steps rowStep[r]+1 .. step−1 (decay
+    /// decayUntouched each), then takes step `step` with its gradient row of g (decay decayTouched),
+    /// and rowStep[r] becomes step. lrTByStep[s] is the bias-corrected learning rate of step s.
+    /// </summary>
+    void AdamWRows(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, int rowWidth, ReadOnlySpan<int> rows,
+        Span<int> rowStep, int step, ReadOnlySpan<float> lrTByStep, float beta1, float beta2, float epsilon,
+        float decayTouched, float decayUntouched);
+
+    /// <summary>
+    /// Brings the listed rows of a lazily updated table up to `step` with zero-gradient steps (see
+    /// <see cref="AdamWRows"/>): before a batch reads them, and for every row before the weights are saved.
+    /// </summary>
+    void AdamWCatchUp(Span<float> w, Span<float> m, Span<float> v, int rowWidth, ReadOnlySpan<int> rows, Span<int> rowStep, int step,
+        ReadOnlySpan<float> lrTByStep, float beta1, float beta2, float epsilon, float decayUntouched);
 
     /// <summary>
     /// Exact full-catalogue rank counting: counts[i] = #{ j : q_i·c_j > thresholds[i] } (strictly

@@ -451,76 +451,127 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void AdamW(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, float lrT, float beta1, float beta2,
-        float epsilon, float decay, ReadOnlySpan<int> decayRows, int rowWidth)
+        float epsilon, float decay)
     {
-        if (decay != 0)
-        {
-            if (rowWidth == 0)
-            {
-                for (var i = 0; i < w.Length; i++)
-                    w[i] -= decay * w[i];
-            }
-            else
-            {
-                foreach (var row in decayRows)
-                {
-                    var wr = w.Slice(row * rowWidth, rowWidth);
-                    for (var i = 0; i < wr.Length; i++)
-                        wr[i] -= decay * wr[i];
-                }
-            }
-        }
         var length = w.Length;
         fixed (float* pw = w, pg = g, pm = m, pv = v)
         {
-            var job = new AdamJob { W = pw, G = pg, M = pm, V = pv, LrT = lrT, Beta1 = beta1, Beta2 = beta2, Epsilon = epsilon };
+            var (wp, gp, mp, vp) = ((nint)pw, (nint)pg, (nint)pm, (nint)pv);
             const int Block = 1 << 14;
             if (length < 4 * Block || threads == 1)
-                job.Range(0, length);
+                AdamStep((float*)wp, (float*)gp, (float*)mp, (float*)vp, length, lrT, beta1, beta2, epsilon, decay);
             else
-            {
-                var blocks = (length + Block - 1) / Block;
-                Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads },
-                    b => job.Range(b * Block, Math.Min(length, (b + 1) * Block)));
-            }
+                Parallel.For(0, (length + Block - 1) / Block, new ParallelOptions { MaxDegreeOfParallelism = threads }, b =>
+                {
+                    var start = b * Block;
+                    AdamStep((float*)wp + start, (float*)gp + start, (float*)mp + start, (float*)vp + start,
+                        Math.Min(Block, length - start), lrT, beta1, beta2, epsilon, decay);
+                });
         }
     }
 
-    sealed class AdamJob
+    public void AdamWRows(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, int rowWidth, ReadOnlySpan<int> rows,
+        Span<int> rowStep, int step, ReadOnlySpan<float> lrTByStep, float beta1, float beta2, float epsilon,
+        float decayTouched, float decayUntouched)
     {
-        public float* W, G, M, V;
-        public float LrT, Beta1, Beta2, Epsilon;
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public void Range(int start, int end)
+        fixed (float* pw = w, pg = g, pm = m, pv = v, plr = lrTByStep)
+        fixed (int* pRows = rows, pStep = rowStep)
         {
-            var b1 = Vector256.Create(Beta1);
-            var b2 = Vector256.Create(Beta2);
-            var c1 = Vector256.Create(1 - Beta1);
-            var c2 = Vector256.Create(1 - Beta2);
-            var lr = Vector256.Create(LrT);
-            var eps = Vector256.Create(Epsilon);
-            var i = start;
-            for (; i + 8 <= end; i += 8)
+            var (wp, gp, mp, vp, lrp, rp, sp) = ((nint)pw, (nint)pg, (nint)pm, (nint)pv, (nint)plr, (nint)pRows, (nint)pStep);
+            var count = rows.Length;
+            ForChunks(count, (first, end) =>
             {
-                var g = Vector256.Load(G + i);
-                var m = b1 * Vector256.Load(M + i) + c1 * g;
-                var v = b2 * Vector256.Load(V + i) + c2 * (g * g);
-                m.Store(M + i);
-                v.Store(V + i);
-                (Vector256.Load(W + i) - lr * m / (Vector256.Sqrt(v) + eps)).Store(W + i);
-            }
-            for (; i < end; i++)
+                for (var i = first; i < end; i++)
+                {
+                    var row = ((int*)rp)[i];
+                    var offset = (long)row * rowWidth;
+                    var rw = (float*)wp + offset;
+                    var rm = (float*)mp + offset;
+                    var rv = (float*)vp + offset;
+                    ref var last = ref ((int*)sp)[row];
+                    for (var s = last + 1; s < step; s++)
+                        AdamStep(rw, null, rm, rv, rowWidth, ((float*)lrp)[s], beta1, beta2, epsilon, decayUntouched);
+                    AdamStep(rw, (float*)gp + offset, rm, rv, rowWidth, ((float*)lrp)[step], beta1, beta2, epsilon, decayTouched);
+                    last = step;
+                }
+            });
+        }
+    }
+
+    public void AdamWCatchUp(Span<float> w, Span<float> m, Span<float> v, int rowWidth, ReadOnlySpan<int> rows, Span<int> rowStep, int step,
+        ReadOnlySpan<float> lrTByStep, float beta1, float beta2, float epsilon, float decayUntouched)
+    {
+        fixed (float* pw = w, pm = m, pv = v, plr = lrTByStep)
+        fixed (int* pRows = rows, pStep = rowStep)
+        {
+            var (wp, mp, vp, lrp, rp, sp) = ((nint)pw, (nint)pm, (nint)pv, (nint)plr, (nint)pRows, (nint)pStep);
+            ForChunks(rows.Length, (first, end) =>
             {
-                var g = G[i];
-                var m = Beta1 * M[i] + (1 - Beta1) * g;
-                var v = Beta2 * V[i] + (1 - Beta2) * (g * g);
-                M[i] = m;
-                V[i] = v;
-                W[i] -= LrT * m / (MathF.Sqrt(v) + Epsilon);
-            }
+                for (var i = first; i < end; i++)
+                {
+                    var row = ((int*)rp)[i];
+                    var offset = (long)row * rowWidth;
+                    ref var last = ref ((int*)sp)[row];
+                    for (var s = last + 1; s <= step; s++)
+                        AdamStep((float*)wp + offset, null, (float*)mp + offset, (float*)vp + offset, rowWidth, ((float*)lrp)[s],
+                            beta1, beta2, epsilon, decayUntouched);
+                    last = step;
+                }
+            });
+        }
+    }
+
+    /// <summary>Runs body over [0, count) split into 4 chunks per thread (rows are independent: any split gives the same result).</summary>
+    void ForChunks(int count, Action<int, int> body)
+    {
+        var chunks = Math.Max(1, Math.Min(count / 64, threads * 4));
+        if (chunks == 1)
+        {
+            body(0, count);
+            return;
+        }
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads },
+            c => body((int)((long)count * c / chunks), (int)((long)count * (c + 1) / chunks)));
+    }
+
+    /// <summary>
+    /// One Adam step on `count` consecutive elements (g null: a zero gradient), after w −= decay·w
+    /// when decay is not 0. The vector and scalar paths do the same float operations in the same
+    /// order, so where an element falls does not change its result.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void AdamStep(float* w, float* g, float* m, float* v, int count, float lrT, float beta1, float beta2, float epsilon, float decay)
+    {
+        if (decay != 0)
+        {
+            for (var i = 0; i < count; i++)
+                w[i] -= decay * w[i];
+        }
+        var b1 = Vector256.Create(beta1);
+        var b2 = Vector256.Create(beta2);
+        var c1 = Vector256.Create(1 - beta1);
+        var c2 = Vector256.Create(1 - beta2);
+        var lr = Vector256.Create(lrT);
+        var eps = Vector256.Create(epsilon);
+        var k = 0;
+        for (; k + 8 <= count; k += 8)
+        {
+            var gv = g == null ? Vector256<float>.Zero : Vector256.Load(g + k);
+            var mv = b1 * Vector256.Load(m + k) + c1 * gv;
+            var vv = b2 * Vector256.Load(v + k) + c2 * (gv * gv);
+            mv.Store(m + k);
+            vv.Store(v + k);
+            (Vector256.Load(w + k) - lr * mv / (Vector256.Sqrt(vv) + eps)).Store(w + k);
+        }
+        for (; k < count; k++)
+        {
+            var gk = g == null ? 0f : g[k];
+            var mk = beta1 * m[k] + (1 - beta1) * gk;
+            var vk = beta2 * v[k] + (1 - beta2) * (gk * gk);
+            m[k] = mk;
+            v[k] = vk;
+            w[k] -= lrT * mk / (MathF.Sqrt(vk) + epsilon);
         }
     }
 

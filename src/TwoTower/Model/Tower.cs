@@ -18,6 +18,12 @@ public sealed class Variable(string name, int rows, int cols, bool isEmbedding)
     /// <summary>Distinct rows an embedding's gradient touched this step (sorted).</summary>
     public List<int> TouchedRows { get; } = [];
 
+    /// <summary>Embeddings: the last optimizer step applied to each row (updates are lazy, see IKernels.AdamWRows).</summary>
+    public int[] RowStep { get; } = isEmbedding ? new int[rows] : [];
+
+    /// <summary>Embeddings: 0..Rows−1, for catching every row up.</summary>
+    public int[] AllRows { get; } = isEmbedding ? Enumerable.Range(0, rows).ToArray() : [];
+
     bool[] touched = [];
 
     public void MarkTouched(ReadOnlySpan<int> ids)
@@ -203,7 +209,6 @@ public sealed class Tower
         {
             var ids = batch.Ids(i.Feature.Column);
             kernels.EmbeddingScatterAdd(i.Embedding!.Grad, i.Width, ids, dInput.AsSpan(0, rows * InputDim), InputDim, i.Offset);
-            i.Embedding.MarkTouched(ids);
         }
     }
 }

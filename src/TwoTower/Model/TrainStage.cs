@@ -55,7 +55,7 @@ public sealed class TrainStage : Stage
         if (run.Resuming && File.Exists(checkpoint))
         {
             var meta = model.LoadCheckpoint(checkpoint);
-            trainer.Step = long.Parse(meta["step"], CultureInfo.InvariantCulture);
+            trainer.ResumeAt(int.Parse(meta["step"], CultureInfo.InvariantCulture));
             history = JsonSerializer.Deserialize<List<EpochStats>>(meta["history"])!;
             firstEpoch = history.Count + 1;
             run.Log.Info($"Resuming after epoch {history.Count} (step {trainer.Step}) from {checkpoint}");

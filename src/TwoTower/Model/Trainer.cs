@@ -80,7 +80,10 @@ public sealed class Trainer
     readonly Data.Feature[] queryFeatures, candidateFeatures;
 
     /// <summary>Adam steps taken so far (t in the bias correction).</summary>
-    public long Step { get; set; }
+    public int Step { get; private set; }
+
+    /// <summary>Bias-corrected learning rate of each step 1..Step (index 0 unused).</summary>
+    readonly List<float> lrTByStep = [0f];
 
     public Trainer(TwoTowerModel model, IKernels kernels, TrainOptions options, TrainingColumns data, string itemColumn)
     {
@@ -128,6 +131,35 @@ public sealed class Trainer
         return batches;
     }
 
+    float LearningRateAt(int step) => (float)(options.LearningRate * Math.Sqrt(1 - Math.Pow(options.Beta2, step)) / (1 - Math.Pow(options.Beta1, step)));
+
+    /// <summary>Continues from a checkpoint taken after `step` steps (every embedding row caught up).</summary>
+    public void ResumeAt(int step)
+    {
+        Step = step;
+        lrTByStep.Clear();
+        lrTByStep.Add(0f);
+        for (var s = 1; s <= step; s++)
+            lrTByStep.Add(LearningRateAt(s));
+        foreach (var v in model.Variables.Where(v => v.IsEmbedding))
+            Array.Fill(v.RowStep, step);
+    }
+
+    /// <summary>Applies the pending zero-gradient steps to every embedding row: the weights are then exactly the dense AdamW's.</summary>
+    public void CatchUp()
+    {
+        foreach (var v in model.Variables.Where(v => v.IsEmbedding))
+            CatchUp(v, v.AllRows);
+    }
+
+    void CatchUp(Variable v, ReadOnlySpan<int> rows) =>
+        kernels.AdamWCatchUp(v.Value, v.M, v.V, v.Cols, rows, v.RowStep, Step, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(lrTByStep),
+            (float)options.Beta1, (float)options.Beta2, (float)options.Epsilon, UntouchedDecay);
+
+    /// <summary>Decay per step of an embedding row the batch did not touch: TF-Addons none, Keras lr·wd.</summary>
+    float UntouchedDecay => options.KerasDecay ? (float)(options.LearningRate * options.WeightDecay) : 0f;
+
+    /// <summary>One epoch; ends with <see cref="CatchUp"/>, so the weights are complete for checkpoints and evaluation.</summary>
     public EpochStats RunEpoch(int epoch, Action<int, int, double>? progress = null, CancellationToken cancel = default)
     {
         var watch = Stopwatch.StartNew();
@@ -147,6 +179,7 @@ public sealed class Trainer
             total += loss;
             progress?.Invoke(s + 1, batches.Length, total / Math.Min(data.RowCount, (s + 1) * (double)options.BatchSize));
         }
+        CatchUp();
         var seconds = watch.Elapsed.TotalSeconds;
         return new EpochStats(epoch, total / data.RowCount, total / batches.Length, seconds, data.RowCount / seconds);
     }
@@ -165,6 +198,13 @@ public sealed class Trainer
         var n = rows.Length;
         queryBatch.Fill(data, queryFeatures, rows);
         candidateBatch.Fill(data, candidateFeatures, rows);
+        // The batch's embedding rows first take the zero-gradient steps they missed: they are read as the dense update would have left them.
+        foreach (var (tower, batch) in new[] { (model.Query, queryBatch), (model.Candidate, candidateBatch) })
+        foreach (var input in tower.Inputs.Where(i => i.Embedding != null))
+        {
+            input.Embedding!.MarkTouched(batch.Ids(input.Feature.Column));
+            CatchUp(input.Embedding, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(input.Embedding.TouchedRows));
+        }
         var q = model.Query.Forward(kernels, queryBatch);
         var c = model.Candidate.Forward(kernels, candidateBatch);
         for (var r = 0; r < n; r++)
@@ -184,21 +224,29 @@ public sealed class Trainer
         return loss;
     }
 
+    /// <summary>
+    /// AdamW on every variable. Embeddings are updated lazily but exactly: TF applies Adam densely
+    /// (untouched rows still move with their momentum); the touched rows replay the steps they
+    /// missed with zero gradients first, and <see cref="CatchUp"/> replays the rest. TF-Addons
+    /// decays an embedding only on the rows its sparse gradient touched; Keras AdamW decays all.
+    /// </summary>
     void ApplyAdamW()
     {
         Step++;
-        var b1 = options.Beta1;
-        var b2 = options.Beta2;
-        var lrT = (float)(options.LearningRate * Math.Sqrt(1 - Math.Pow(b2, Step)) / (1 - Math.Pow(b1, Step)));
+        lrTByStep.Add(LearningRateAt(Step));
+        var (b1, b2, eps) = ((float)options.Beta1, (float)options.Beta2, (float)options.Epsilon);
         var decay = (float)(options.KerasDecay ? options.LearningRate * options.WeightDecay : options.WeightDecay);
+        var lrT = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(lrTByStep);
         foreach (var v in model.Variables)
         {
-            // TF-Addons decays an embedding only on the rows its sparse gradient touched; Keras AdamW decays all.
-            var sparseDecay = v.IsEmbedding && !options.KerasDecay;
-            kernels.AdamW(v.Value, v.Grad, v.M, v.V, lrT, (float)b1, (float)b2, (float)options.Epsilon, decay,
-                sparseDecay ? System.Runtime.InteropServices.CollectionsMarshal.AsSpan(v.TouchedRows) : [], sparseDecay ? v.Cols : 0);
             if (v.IsEmbedding)
+            {
+                kernels.AdamWRows(v.Value, v.Grad, v.M, v.V, v.Cols, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(v.TouchedRows),
+                    v.RowStep, Step, lrT, b1, b2, eps, decay, UntouchedDecay);
                 v.ClearTouched();
+            }
+            else
+                kernels.AdamW(v.Value, v.Grad, v.M, v.V, lrT[Step], b1, b2, eps, decay);
         }
     }
 }
