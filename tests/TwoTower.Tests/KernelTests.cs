@@ -146,6 +146,7 @@ public class KernelTests
     /// </summary>
     [Theory]
     [InlineData(16, false)]
+    [InlineData(16, true)]
     [InlineData(12, true)]
     public void LazyRowAdamWEqualsDenseStepsBitForBit(int cols, bool decayUntouchedRows)
     {

@@ -490,8 +490,7 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
                     var rm = (float*)mp + offset;
                     var rv = (float*)vp + offset;
                     ref var last = ref ((int*)sp)[row];
-                    for (var s = last + 1; s < step; s++)
-                        AdamStep(rw, null, rm, rv, rowWidth, ((float*)lrp)[s], beta1, beta2, epsilon, decayUntouched);
+                    Replay(rw, rm, rv, rowWidth, last + 1, step - 1, (float*)lrp, beta1, beta2, epsilon, decayUntouched);
                     AdamStep(rw, (float*)gp + offset, rm, rv, rowWidth, ((float*)lrp)[step], beta1, beta2, epsilon, decayTouched);
                     last = step;
                 }
@@ -513,13 +512,57 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
                     var row = ((int*)rp)[i];
                     var offset = (long)row * rowWidth;
                     ref var last = ref ((int*)sp)[row];
-                    for (var s = last + 1; s <= step; s++)
-                        AdamStep((float*)wp + offset, null, (float*)mp + offset, (float*)vp + offset, rowWidth, ((float*)lrp)[s],
-                            beta1, beta2, epsilon, decayUntouched);
+                    Replay((float*)wp + offset, (float*)mp + offset, (float*)vp + offset, rowWidth, last + 1, step, (float*)lrp,
+                        beta1, beta2, epsilon, decayUntouched);
                     last = step;
                 }
             });
         }
+    }
+
+    /// <summary>
+    /// Zero-gradient steps first..last (inclusive) on one row. For 16-wide rows the row stays in
+    /// registers across steps; the operations per element are exactly <see cref="AdamStep"/>'s with
+    /// g = 0 (including the + c·0 terms), so the result is bit-identical.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Replay(float* w, float* m, float* v, int width, int first, int last, float* lrT, float beta1, float beta2,
+        float epsilon, float decay)
+    {
+        if (first > last)
+            return;
+        if (width != 16)
+        {
+            for (var s = first; s <= last; s++)
+                AdamStep(w, null, m, v, width, lrT[s], beta1, beta2, epsilon, decay);
+            return;
+        }
+        var (b1, b2) = (Vector256.Create(beta1), Vector256.Create(beta2));
+        var gm = Vector256.Create(1 - beta1) * Vector256<float>.Zero;
+        var gv = Vector256.Create(1 - beta2) * (Vector256<float>.Zero * Vector256<float>.Zero);
+        var (eps, d) = (Vector256.Create(epsilon), Vector256.Create(decay));
+        var (w0, w1, m0, m1, v0, v1) = (Vector256.Load(w), Vector256.Load(w + 8), Vector256.Load(m), Vector256.Load(m + 8), Vector256.Load(v), Vector256.Load(v + 8));
+        for (var s = first; s <= last; s++)
+        {
+            if (decay != 0)
+            {
+                w0 -= d * w0;
+                w1 -= d * w1;
+            }
+            m0 = b1 * m0 + gm;
+            m1 = b1 * m1 + gm;
+            v0 = b2 * v0 + gv;
+            v1 = b2 * v1 + gv;
+            var lr = Vector256.Create(lrT[s]);
+            w0 -= lr * m0 / (Vector256.Sqrt(v0) + eps);
+            w1 -= lr * m1 / (Vector256.Sqrt(v1) + eps);
+        }
+        w0.Store(w);
+        w1.Store(w + 8);
+        m0.Store(m);
+        m1.Store(m + 8);
+        v0.Store(v);
+        v1.Store(v + 8);
     }
 
     /// <summary>Runs body over [0, count) split into 4 chunks per thread (rows are independent: any split gives the same result).</summary>
