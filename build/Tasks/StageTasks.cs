@@ -51,3 +51,8 @@ public sealed class BenchmarkTask : FrostingTask<BuildContext>
     public override void Run(BuildContext context) =>
         TwoTower.Benchmarks.Run(context.Config, context.Store, context, int.Parse(context.Argument("repeats") ?? "3"));
 }
+
+[TaskName("Package")]
+[TaskDescription("The serving bundle: weights, vocabularies, candidate embeddings, USearch index, ONNX towers, OpenSearch export")]
+[IsDependentOn(typeof(EvaluateTask))]
+public sealed class PackageTask : StageTask<TwoTower.Serving.PackageStage>;

@@ -137,6 +137,18 @@ public static class ConfigSchema
             "none, mrr or hit@k (k in evaluate.ks): stop when it has not improved for `patience` validations, keep the best epoch's weights"),
         new("train.early_stopping_patience", ConfigType.Int, 2L, "validations without improvement before stopping", Min: 1),
 
+        new("package.connectivity", ConfigType.Int, 48L, "HNSW M of the inner-product index (the reference's OpenSearch m)", Min: 2, Max: 512),
+        new("package.expansion_add", ConfigType.Int, 256L, "HNSW ef_construction", Min: 1, Max: 100000),
+        new("package.expansion_search", ConfigType.Int, 100L, "HNSW ef_search", Min: 1, Max: 100000),
+        new("package.recall_queries", ConfigType.Int, 1000L, "validation queries sampled to measure the index's recall@100 against exact search", Min: 1),
+        new("package.recall_floor", ConfigType.Float, 0.95, "Package fails when the index's recall@100 is below this", Min: 0, Max: 1),
+        new("serve.host", ConfigType.String, "127.0.0.1", "address the recommend service binds"),
+        new("serve.port", ConfigType.Int, 5080L, "port of the recommend service", Min: 1, Max: 65535),
+        new("serve.max_k", ConfigType.Int, 1000L, "largest k a request may ask for (larger is capped)", Min: 1),
+        new("opensearch.url", ConfigType.String, "http://localhost:9200", "cluster for PublishOpenSearch"),
+        new("opensearch.index", ConfigType.String, "twotower-articles", "index name"),
+        new("opensearch.field", ConfigType.String, "embedding", "knn_vector field name"),
+        new("opensearch.retries", ConfigType.Int, 3L, "attempts per request before giving up", Min: 1, Max: 20),
         new("evaluate.ks", ConfigType.IntList, new long[] { 1, 5, 10, 50, 100 }, "cut-offs of hit@k and NDCG@k; MRR is capped at the largest",
             Min: 1, Max: 1_000_000),
     ];

@@ -4,8 +4,9 @@ using Parquet.Schema;
 namespace TwoTower.Data;
 
 /// <summary>
-/// Named columns of equal length: int[] (categorical codes or ids) or float[] (numbers). What the
-/// data stages pass between each other, stored as Parquet.
+/// Named columns of equal length: int[] (categorical codes or ids), float[] (numbers) or string[]
+/// (values for people and other tools, as in the package's candidates.parquet). What the stages
+/// pass between each other, stored as Parquet.
 /// </summary>
 public sealed class ColumnTable
 {
@@ -17,7 +18,7 @@ public sealed class ColumnTable
 
     public ColumnTable Add(string name, Array values)
     {
-        if (values is not (int[] or float[]))
+        if (values is not (int[] or float[] or string[]))
             throw new ArgumentException($"unsupported column type {values.GetType()}");
         if (RowCount >= 0 && values.Length != RowCount)
             throw new ArgumentException($"column '{name}' has {values.Length} rows, the table {RowCount}");
@@ -35,6 +36,7 @@ public sealed class ColumnTable
 
     public int[] Ints(string name) => (int[])Column(name);
     public float[] Floats(string name) => (float[])Column(name);
+    public string[] Strings(string name) => (string[])Column(name);
 
     const int RowGroupSize = 1 << 20;
 
@@ -43,7 +45,12 @@ public sealed class ColumnTable
 
     async Task WriteParquetAsync(Stream stream)
     {
-        var fields = columns.Select(c => c.Values is int[] ? (DataField)new DataField<int>(c.Name) : new DataField<float>(c.Name)).ToArray();
+        var fields = columns.Select(c => c.Values switch
+        {
+            int[] => (DataField)new DataField<int>(c.Name),
+            float[] => new DataField<float>(c.Name),
+            _ => new DataField<string>(c.Name),
+        }).ToArray();
         await using var writer = await ParquetWriter.CreateAsync(new ParquetSchema(fields), stream);
         var rows = Math.Max(RowCount, 0);
         for (var start = 0; start < rows || start == 0; start += RowGroupSize)
@@ -56,6 +63,9 @@ public sealed class ColumnTable
                 {
                     case int[] v:
                         await group.WriteAsync<int>(fields[i], v.AsMemory(start, count));
+                        break;
+                    case string[] text:
+                        await group.WriteAsync(fields[i], new ArraySegment<string>(text, start, count));
                         break;
                     case float[] f:
                         await group.WriteAsync<float>(fields[i], f.AsMemory(start, count));
@@ -87,8 +97,7 @@ public sealed class ColumnTable
         foreach (var field in wanted)
         {
             Array values = field.ClrType == typeof(int) ? new int[total]
-                : field.ClrType == typeof(float) ? new float[total]
-                : throw new PipelineError($"{path}: column '{field.Name}' has type {field.ClrType.Name}, expected int or float");
+                : field.ClrType == typeof(float) ? new float[total] : new string[total];
             var offset = 0;
             for (var g = 0; g < reader.RowGroupCount; g++)
             {
@@ -98,6 +107,9 @@ public sealed class ColumnTable
                 {
                     case int[] v:
                         await group.ReadAsync<int>(field, v.AsMemory(offset, n));
+                        break;
+                    case string[] text:
+                        await group.ReadAsync(field, text.AsMemory(offset, n)!);
                         break;
                     case float[] f:
                         await group.ReadAsync<float>(field, f.AsMemory(offset, n));

@@ -83,12 +83,7 @@ public sealed class EvaluateStage : Stage
     public static long[] ModelRanks(TwoTowerModel model, IKernels kernels, TrainingColumns train, TrainingColumns val,
         FeatureSet features, out int catalogue)
     {
-        // The candidate set: each distinct training article once, with its first training row's features.
-        var firstRow = new Dictionary<int, int>();
-        var trainItems = train.Ints[features.CandidateId];
-        for (var r = 0; r < trainItems.Length; r++)
-            firstRow.TryAdd(trainItems[r], r);
-        var candidateRows = firstRow.Values.Order().ToArray();
+        var candidateRows = CatalogueRows(train.Ints[features.CandidateId]);
         catalogue = candidateRows.Length;
         var dim = model.Candidate.OutputDim;
         var candidates = TwoTowerModel.Embed(model.Candidate, kernels, train, candidateRows);
@@ -102,6 +97,15 @@ public sealed class EvaluateStage : Stage
         kernels.CountScoresAbove(queries, val.RowCount, candidates, catalogue, dim, thresholds, counts);
         // A NaN or infinite positive score is a miss, never a hit.
         return counts.Select((c, i) => float.IsFinite(thresholds[i]) ? c + 1L : RankMetrics.Miss).ToArray();
+    }
+
+    /// <summary>The candidate set: the first training row of each distinct article (the notebook's drop_duplicates), in row order.</summary>
+    public static int[] CatalogueRows(int[] trainItems)
+    {
+        var firstRow = new Dictionary<int, int>();
+        for (var r = 0; r < trainItems.Length; r++)
+            firstRow.TryAdd(trainItems[r], r);
+        return firstRow.Values.Order().ToArray();
     }
 
     public static string MarkdownTable(Report report)

@@ -1,0 +1,56 @@
+using System.Globalization;
+using TwoTower.Serving;
+
+namespace TwoTower.Build.Tasks;
+
+[TaskName("Recommend")]
+[TaskDescription("Prints the top k articles for --customer=<id> [--k=10 --age=.. --month=.. --exact --exclude-bought]")]
+[IsDependentOn(typeof(PackageTask))]
+public sealed class RecommendTask : FrostingTask<BuildContext>
+{
+    public override void Run(BuildContext context)
+    {
+        var customer = context.Argument("customer") ?? throw new PipelineError("Recommend needs --customer=<customer id>");
+        var k = int.TryParse(context.Argument("k") ?? "10", NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed) && parsed > 0
+            ? parsed : throw new PipelineError($"--k must be a positive integer; got '{context.Argument("k")}'");
+        using var recommender = new Recommender(context.Store.StageDir("package"));
+        var values = new[] { "age", "month" }.Where(n => context.Argument(n) != null).ToDictionary(n => n, n => context.Argument(n)!);
+        RecommendResult result;
+        try
+        {
+            result = recommender.Recommend(customer, values, k, context.Argument("exclude-bought") == "true", context.Argument("exact") == "true");
+        }
+        catch (ArgumentException e)
+        {
+            throw new PipelineError(e.Message);
+        }
+        context.Info(result.KnownCustomer ? $"Top {k} for customer {customer}:" : $"Top {k} for {customer} (not seen in training: out-of-vocabulary embedding):");
+        var rank = 0;
+        foreach (var item in result.Items)
+            context.Info($"{++rank,4}  {item.ArticleId}  {item.Score,8:F4}  " + string.Join("  ", item.Features.Select(f => $"{f.Key}={f.Value}")));
+    }
+}
+
+[TaskName("Serve")]
+[TaskDescription("Runs the recommend HTTP service on serve.host:serve.port until Ctrl-C")]
+[IsDependentOn(typeof(PackageTask))]
+public sealed class ServeTask : FrostingTask<BuildContext>
+{
+    public override void Run(BuildContext context)
+    {
+        using var recommender = new Recommender(context.Store.StageDir("package"));
+        var (host, port) = (context.Config.Str("serve.host"), (int)context.Config.Int("serve.port"));
+        var app = RecommendService.Build(recommender, host, port, (int)context.Config.Int("serve.max_k"));
+        context.Info($"Serving {recommender.ArticleIds.Length:N0} articles on http://{host}:{port}/recommend?customer_id=... (Ctrl-C stops)");
+        app.Run();
+    }
+}
+
+[TaskName("PublishOpenSearch")]
+[TaskDescription("Creates the OpenSearch k-NN index and bulk-loads the articles (--set opensearch.url=...)")]
+[IsDependentOn(typeof(PackageTask))]
+public sealed class PublishOpenSearchTask : FrostingTask<BuildContext>
+{
+    public override void Run(BuildContext context) =>
+        OpenSearchExport.PublishAsync(context.Store.StageDir("package"), context.Config, context).GetAwaiter().GetResult();
+}

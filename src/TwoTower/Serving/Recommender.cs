@@ -1,0 +1,165 @@
+using System.Globalization;
+using System.Text.Json;
+using Cloud.Unum.USearch;
+using TwoTower.Config;
+using TwoTower.Data;
+using TwoTower.Kernels;
+using TwoTower.Model;
+
+namespace TwoTower.Serving;
+
+public sealed record Recommendation(string ArticleId, float Score, IReadOnlyDictionary<string, string> Features);
+
+public sealed record RecommendResult(string CustomerId, bool KnownCustomer, IReadOnlyList<Recommendation> Items);
+
+/// <summary>
+/// Serving from a package folder alone (artifacts/package): the query tower, the candidate
+/// embeddings and the inner-product index. Recommend(customer features, k) embeds the query and
+/// returns the top k articles, through the index or by exact scoring of the whole catalogue.
+/// Thread-safe: the query tower's forward pass is serialized (it takes microseconds).
+/// </summary>
+public sealed class Recommender : IDisposable
+{
+    readonly TwoTowerModel model;
+    readonly IKernels kernels = new SimdKernels(1);
+    readonly FeatureSet features;
+    readonly Dictionary<string, Vocabulary> vocabularies;
+    readonly Dictionary<string, NormalizationStats> normalization;
+    readonly USearchIndex index;
+    readonly object forwardLock = new();
+
+    /// <summary>Candidate embeddings, row i for article ArticleIds[i].</summary>
+    public float[] Embeddings { get; }
+    public string[] ArticleIds { get; }
+    public int Dim { get; }
+    readonly Dictionary<string, string[]> articleFeatures;
+    readonly Dictionary<string, int> articleRow;
+    readonly Dictionary<string, HashSet<int>> bought;
+
+    public Recommender(string packageDir)
+    {
+        string File(string name) => Path.Combine(packageDir, name);
+        if (!Directory.Exists(packageDir) || !System.IO.File.Exists(File(PackageStage.ManifestFile)))
+            throw new PipelineError($"no package at {packageDir} (run --target=Package first)");
+        var config = PipelineConfig.Parse(System.IO.File.ReadAllText(File("config.yaml")), File("config.yaml"));
+        features = FeatureSet.From(config);
+        vocabularies = features.CategoricalColumns.ToDictionary(c => c,
+            c => new Vocabulary(JsonSerializer.Deserialize<string[]>(System.IO.File.ReadAllText(File(EncodeStage.VocabFile(c))))!));
+        normalization = JsonSerializer.Deserialize<Dictionary<string, NormalizationStats>>(System.IO.File.ReadAllText(File(NormalizeStage.StatsFile)))!;
+        model = TwoTowerModel.Create(config, vocabularies.ToDictionary(v => v.Key, v => v.Value.Count));
+        model.LoadWeights(File(TrainStage.WeightsFile));
+        Dim = model.Candidate.OutputDim;
+
+        var candidates = ColumnTable.ReadParquet(File(PackageStage.CandidatesFile));
+        ArticleIds = candidates.Strings(features.CandidateId);
+        Embeddings = new float[ArticleIds.Length * Dim];
+        for (var d = 0; d < Dim; d++)
+        {
+            var column = candidates.Floats($"e{d}");
+            for (var i = 0; i < ArticleIds.Length; i++)
+                Embeddings[i * Dim + d] = column[i];
+        }
+        articleFeatures = candidates.Names.Where(n => n != features.CandidateId && candidates.Column(n) is string[])
+            .ToDictionary(n => n, candidates.Strings);
+        articleRow = ArticleIds.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i);
+        index = new USearchIndex(File(PackageStage.IndexFile));
+
+        var history = ColumnTable.ReadParquet(File(PackageStage.HistoryFile));
+        bought = new Dictionary<string, HashSet<int>>();
+        var customers = history.Strings(features.QueryId);
+        var articles = history.Ints("article_row");
+        for (var r = 0; r < customers.Length; r++)
+        {
+            if (!bought.TryGetValue(customers[r], out var set))
+                bought[customers[r]] = set = [];
+            set.Add(articles[r]);
+        }
+    }
+
+    /// <summary>The query tower's features with their expected meaning, for messages.</summary>
+    public IReadOnlyList<Feature> QueryFeatures => features.Query;
+
+    /// <summary>
+    /// Top k articles for a customer. values: raw values of the query features by column (a
+    /// numeric feature may be absent: it takes the training mean; "month" 1..12 supplies month_sin
+    /// and month_cos). An unknown customer id gets the out-of-vocabulary embedding.
+    /// </summary>
+    public RecommendResult Recommend(string customerId, IReadOnlyDictionary<string, string> values, int k, bool excludeBought, bool exact)
+    {
+        var query = EmbedQuery(customerId, values, out var known);
+        var skip = excludeBought && bought.TryGetValue(customerId, out var set) ? set : null;
+        var want = Math.Min(k, ArticleIds.Length - (skip?.Count ?? 0));
+        var hits = exact ? ExactTop(query, want, skip) : IndexTop(query, want, skip);
+        return new RecommendResult(customerId, known, hits.Select(h => new Recommendation(ArticleIds[h.Row], h.Score,
+            articleFeatures.ToDictionary(f => f.Key, f => f.Value[h.Row]))).ToList());
+    }
+
+    public float[] EmbedQuery(string customerId, IReadOnlyDictionary<string, string> values, out bool known)
+    {
+        var ints = new Dictionary<string, int[]>();
+        var floats = new Dictionary<string, float[]>();
+        known = vocabularies[features.QueryId][customerId] != Vocabulary.OutOfVocabulary;
+        foreach (var f in features.Query)
+        {
+            if (f.IsCategorical)
+            {
+                var value = f.Column == features.QueryId ? customerId : values.GetValueOrDefault(f.Column, "");
+                ints[f.Column] = [vocabularies[f.Column][value]];
+                continue;
+            }
+            var raw = float.NaN;
+            if (values.TryGetValue(f.Column, out var text) && text.Length > 0)
+            {
+                if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out raw) || !float.IsFinite(raw))
+                    throw new ArgumentException($"'{f.Column}' must be a number; got '{text}'");
+            }
+            else if (f.Column is "month_sin" or "month_cos" && values.TryGetValue("month", out var monthText))
+            {
+                if (!int.TryParse(monthText, out var month) || month is < 1 or > 12)
+                    throw new ArgumentException($"'month' must be an integer 1..12; got '{monthText}'");
+                var angle = 2 * Math.PI * month / 12;
+                raw = (float)(f.Column == "month_sin" ? Math.Sin(angle) : Math.Cos(angle));
+            }
+            floats[f.Column] = normalization.TryGetValue(f.Column, out var stats) ? stats.Apply([raw]) : [raw];
+        }
+        var data = new TrainingColumns(1, ints, floats);
+        lock (forwardLock)
+            return TwoTowerModel.Embed(model.Query, kernels, data, [0]);
+    }
+
+    readonly record struct Hit(int Row, float Score);
+
+    IEnumerable<Hit> ExactTop(float[] query, int k, HashSet<int>? skip)
+    {
+        var scores = new (float Score, int Row)[ArticleIds.Length];
+        for (var i = 0; i < scores.Length; i++)
+            scores[i] = (SimdKernels.ScoreDot(query, Embeddings.AsSpan(i * Dim, Dim)), i);
+        return scores.Where(s => skip == null || !skip.Contains(s.Row))
+            .OrderByDescending(s => s.Score).ThenBy(s => s.Row).Take(k).Select(s => new Hit(s.Row, s.Score));
+    }
+
+    IEnumerable<Hit> IndexTop(float[] query, int k, HashSet<int>? skip)
+    {
+        var ask = Math.Min(ArticleIds.Length, k + (skip?.Count ?? 0));
+        var found = index.Search(MaximumInnerProduct.Query(query), ask, out var keys, out _);
+        var hits = new List<Hit>(k);
+        for (var i = 0; i < found && hits.Count < k; i++)
+        {
+            var row = (int)keys[i];
+            if (skip == null || !skip.Contains(row))
+                hits.Add(new Hit(row, SimdKernels.ScoreDot(query, Embeddings.AsSpan(row * Dim, Dim))));
+        }
+        return hits;
+    }
+
+    /// <summary>Top k rows by the index alone (recall measurement and benchmarks).</summary>
+    public ulong[] IndexSearch(float[] query, int k)
+    {
+        index.Search(MaximumInnerProduct.Query(query), k, out var keys, out _);
+        return keys;
+    }
+
+    public int RowOf(string articleId) => articleRow.GetValueOrDefault(articleId, -1);
+
+    public void Dispose() => index.Dispose();
+}

@@ -1,0 +1,291 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using TwoTower.Config;
+using TwoTower.Data;
+using TwoTower.Evaluation;
+using TwoTower.Model;
+using TwoTower.Pipeline;
+using TwoTower.Serving;
+
+namespace TwoTower.Tests;
+
+/// <summary>The whole pipeline once, small, up to Package; shared by the package tests.</summary>
+public sealed class PackagedPipeline : IDisposable
+{
+    public string Dir { get; } = Directory.CreateTempSubdirectory("twotower-package-").FullName;
+    public ArtifactStore Store { get; }
+    public PipelineConfig Config { get; }
+    public string[] Overrides { get; }
+
+    sealed class QuietLog : IPipelineLog
+    {
+        public void Info(string message) { }
+        public void Warning(string message) { }
+        public void Verbose(string message) { }
+    }
+
+    public PackagedPipeline()
+    {
+        Overrides = [$"data.dir={Dir}/data", "synth.scale=0.02", "train.epochs=2", "train.batch_size=256"];
+        Config = PipelineConfig.Parse("", "test", Overrides);
+        Store = new ArtifactStore(Path.Combine(Dir, "artifacts"));
+        Synthesizer.EnsureData(Config, new QuietLog());
+        foreach (Stage stage in new Stage[] { new IngestStage(), new EncodeStage(), new NormalizeStage(), new TrainStage(), new EvaluateStage(), new PackageStage() })
+            Store.Run(stage, Config, new QuietLog(), Store.Fingerprint(stage, Config), resume: false);
+    }
+
+    public string PackageDir => Store.StageDir("package");
+
+    public void Dispose() => Directory.Delete(Dir, true);
+}
+
+public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPipeline>
+{
+    TwoTowerModel LoadModel(out FeatureSet features, out TrainingColumns val)
+    {
+        features = FeatureSet.From(pipeline.Config);
+        var model = TwoTowerModel.Create(pipeline.Config, TrainStage.VocabularySizes(pipeline.Store, features));
+        model.LoadWeights(Path.Combine(pipeline.Store.StageDir("train"), TrainStage.WeightsFile));
+        val = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(pipeline.Store.StageDir("normalize"), "val.parquet")));
+        return model;
+    }
+
+    [Fact]
+    public void ManifestRecordsFormatMetricsAndIndexRecall()
+    {
+        var manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(pipeline.PackageDir, PackageStage.ManifestFile)))!;
+        Assert.Equal(PackageStage.FormatVersion, manifest["format_version"]!.GetValue<string>());
+        Assert.InRange(manifest["index"]!["recall_at_100"]!.GetValue<double>(), 0.95, 1.0);
+        Assert.Equal("model", manifest["validation_metrics"]!["methods"]![0]!["name"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void PackageFailsWhenTheIndexRecallIsBelowTheFloor()
+    {
+        var config = PipelineConfig.Parse("", "test", [.. pipeline.Overrides, "package.connectivity=2", "package.expansion_add=1",
+            "package.expansion_search=1", "package.recall_floor=0.99"]);
+        var stage = new PackageStage();
+        var error = Assert.Throws<PipelineError>(() =>
+            pipeline.Store.Run(stage, config, new RecordingLog(), pipeline.Store.Fingerprint(stage, config), resume: false));
+        Assert.Contains("below package.recall_floor 0.99", error.Message);
+        Assert.True(File.Exists(Path.Combine(pipeline.PackageDir, PackageStage.ManifestFile)), "the published package is untouched");
+    }
+
+    [Fact]
+    public void OnnxTowersMatchTheDotNetForwardPass()
+    {
+        var model = LoadModel(out var features, out var val);
+        var rows = Enumerable.Range(0, 64).ToArray();
+        // Raw (unnormalized) inputs: ONNX normalizes inside the graph; recover them from the normalized columns.
+        var stats = JsonSerializer.Deserialize<Dictionary<string, NormalizationStats>>(
+            File.ReadAllText(Path.Combine(pipeline.PackageDir, NormalizeStage.StatsFile)))!;
+        foreach (var (tower, file) in new[] { (model.Query, "query_tower.onnx"), (model.Candidate, "candidate_tower.onnx") })
+        {
+            var expected = TwoTowerModel.Embed(tower, new Kernels.SimdKernels(1), val, rows);
+            using var session = new InferenceSession(Path.Combine(pipeline.PackageDir, file));
+            var inputs = tower.Inputs.Select(i => i.Feature.IsCategorical
+                ? NamedOnnxValue.CreateFromTensor(i.Feature.Column,
+                    new DenseTensor<long>(rows.Select(r => (long)val.Ints[i.Feature.Column][r]).ToArray(), [rows.Length]))
+                : NamedOnnxValue.CreateFromTensor(i.Feature.Column, new DenseTensor<float>(rows.Select(r =>
+                {
+                    var s = stats[i.Feature.Column];
+                    var x = val.Floats[i.Feature.Column][r];
+                    return s.Normalized ? (float)(x * s.Std + s.Mean) : x;
+                }).ToArray(), [rows.Length]))).ToList();
+            using var results = session.Run(inputs);
+            var actual = results.First().AsTensor<float>().ToArray();
+            Assert.Equal(expected.Length, actual.Length);
+            var worst = expected.Zip(actual).Max(p => Math.Abs(p.First - p.Second));
+            Assert.True(worst < 1e-5, $"{file}: max abs difference {worst}");
+        }
+    }
+
+    [Fact]
+    public void RecommenderFromThePackageScoresLikeTheTrainedModel()
+    {
+        var model = LoadModel(out var features, out _);
+        using var recommender = new Recommender(pipeline.PackageDir);
+        var vocabulary = JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(pipeline.PackageDir, EncodeStage.VocabFile("customer_id"))))!;
+        var customer = vocabulary[3];
+        var values = new Dictionary<string, string> { ["age"] = "35", ["month"] = "7" };
+        var exact = recommender.Recommend(customer, values, 20, excludeBought: false, exact: true);
+        Assert.True(exact.KnownCustomer);
+        Assert.Equal(20, exact.Items.Count);
+        Assert.True(exact.Items.Zip(exact.Items.Skip(1)).All(p => p.First.Score >= p.Second.Score));
+
+        // Independent: the trained model's query tower on the same features, scored against the candidate embeddings.
+        var stats = JsonSerializer.Deserialize<Dictionary<string, NormalizationStats>>(File.ReadAllText(Path.Combine(pipeline.PackageDir, NormalizeStage.StatsFile)))!;
+        var data = new TrainingColumns(1, new Dictionary<string, int[]> { ["customer_id"] = [4] }, new Dictionary<string, float[]>
+        {
+            ["age"] = stats["age"].Apply([35f]),
+            ["month_sin"] = [(float)Math.Sin(2 * Math.PI * 7 / 12)],
+            ["month_cos"] = [(float)Math.Cos(2 * Math.PI * 7 / 12)],
+        });
+        var q = TwoTowerModel.Embed(model.Query, new Kernels.SimdKernels(1), data, [0]);
+        foreach (var item in exact.Items)
+        {
+            var row = recommender.RowOf(item.ArticleId);
+            var score = Enumerable.Range(0, 16).Sum(d => (double)q[d] * recommender.Embeddings[row * 16 + d]);
+            Assert.Equal(score, item.Score, 1e-4);
+        }
+        var best = Enumerable.Range(0, recommender.ArticleIds.Length)
+            .Max(r => Enumerable.Range(0, 16).Sum(d => (double)q[d] * recommender.Embeddings[r * 16 + d]));
+        Assert.Equal(best, exact.Items[0].Score, 1e-4);
+
+        var viaIndex = recommender.Recommend(customer, values, 20, excludeBought: false, exact: false);
+        Assert.True(viaIndex.Items.Select(i => i.ArticleId).Intersect(exact.Items.Select(i => i.ArticleId)).Count() >= 15);
+        var fresh = recommender.Recommend(customer, values, 20, excludeBought: true, exact: true);
+        var history = ColumnTable.ReadParquet(Path.Combine(pipeline.PackageDir, PackageStage.HistoryFile));
+        var bought = history.Strings("customer_id").Zip(history.Ints("article_row")).Where(p => p.First == customer)
+            .Select(p => recommender.ArticleIds[p.Second]).ToHashSet();
+        Assert.NotEmpty(bought);
+        Assert.DoesNotContain(fresh.Items, i => bought.Contains(i.ArticleId));
+    }
+
+    [Fact]
+    public void ServiceAnswersAndRejectsBadParameters()
+    {
+        using var recommender = new Recommender(pipeline.PackageDir);
+        var port = FreePort();
+        var app = RecommendService.Build(recommender, "127.0.0.1", port, maxK: 50);
+        app.StartAsync().GetAwaiter().GetResult();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            (HttpStatusCode, JsonNode) Get(string path)
+            {
+                using var response = http.GetAsync(path).GetAwaiter().GetResult();
+                return (response.StatusCode, JsonNode.Parse(response.Content.ReadAsStringAsync().GetAwaiter().GetResult())!);
+            }
+            Assert.Equal(HttpStatusCode.OK, Get("/health").Item1);
+            var (status, body) = Get($"/recommend?customer_id={recommender.ArticleIds.Length}&age=30&month=3&k=5");
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.False(body["known_customer"]!.GetValue<bool>());
+            Assert.Contains("out-of-vocabulary", body["note"]!.GetValue<string>());
+            Assert.Equal(5, body["items"]!.AsArray().Count);
+            (status, body) = Get("/recommend?customer_id=x&k=5000");
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.Equal(50, body["items"]!.AsArray().Count);
+            Assert.Contains("capped", body["k_capped"]!.GetValue<string>());
+            foreach (var (query, message) in new[]
+                     {
+                         ("/recommend?k=5", "customer_id is required"),
+                         ("/recommend?customer_id=x&k=zero", "k must be a positive integer"),
+                         ("/recommend?customer_id=x&k=-3", "k must be a positive integer"),
+                         ("/recommend?customer_id=x&month=13", "'month' must be an integer 1..12"),
+                         ("/recommend?customer_id=x&age=old", "'age' must be a number"),
+                     })
+            {
+                (status, body) = Get(query);
+                Assert.Equal(HttpStatusCode.BadRequest, status);
+                Assert.Contains(message, body["error"]!.GetValue<string>());
+            }
+        }
+        finally
+        {
+            app.StopAsync().GetAwaiter().GetResult();
+        }
+    }
+
+    [Fact]
+    public void OpenSearchFilesFollowTheDocumentedFormats()
+    {
+        var dir = Path.Combine(pipeline.PackageDir, "opensearch");
+        var mapping = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, OpenSearchExport.MappingFile)))!;
+        Assert.True(mapping["settings"]!["index"]!["knn"]!.GetValue<bool>());
+        Assert.Equal(100, mapping["settings"]!["index"]!["knn.algo_param.ef_search"]!.GetValue<int>());
+        var vector = mapping["mappings"]!["properties"]!["embedding"]!;
+        Assert.Equal("knn_vector", vector["type"]!.GetValue<string>());
+        Assert.Equal(16, vector["dimension"]!.GetValue<int>());
+        Assert.Equal("hnsw", vector["method"]!["name"]!.GetValue<string>());
+        Assert.Equal("faiss", vector["method"]!["engine"]!.GetValue<string>());
+        Assert.Equal("innerproduct", vector["method"]!["space_type"]!.GetValue<string>());
+        Assert.Equal(48, vector["method"]!["parameters"]!["m"]!.GetValue<int>());
+        Assert.Equal(256, vector["method"]!["parameters"]!["ef_construction"]!.GetValue<int>());
+
+        var lines = File.ReadAllLines(Path.Combine(dir, OpenSearchExport.BulkFile));
+        using var recommender = new Recommender(pipeline.PackageDir);
+        Assert.Equal(2 * recommender.ArticleIds.Length, lines.Length);
+        var action = JsonNode.Parse(lines[0])!["index"]!;
+        var document = JsonNode.Parse(lines[1])!;
+        Assert.Equal("twotower-articles", action["_index"]!.GetValue<string>());
+        Assert.Equal(recommender.ArticleIds[0], action["_id"]!.GetValue<string>());
+        Assert.Equal(recommender.ArticleIds[0], document["article_id"]!.GetValue<string>());
+        var embedding = document["embedding"]!.AsArray().Select(v => v!.GetValue<float>()).ToArray();
+        Assert.Equal(recommender.Embeddings.AsSpan(0, 16).ToArray(), embedding);
+    }
+
+    [Fact]
+    public void PublishingSendsTheIndexThenBulkChunksAndRetriesServerErrors()
+    {
+        var port = FreePort();
+        using var listener = new HttpListener();
+        listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+        listener.Start();
+        var requests = new List<(string Method, string Path, string ContentType, string Body)>();
+        var failedOnce = false;
+        var server = Task.Run(async () =>
+        {
+            while (listener.IsListening)
+            {
+                HttpListenerContext context;
+                try { context = await listener.GetContextAsync(); }
+                catch (HttpListenerException) { return; }
+                catch (ObjectDisposedException) { return; }
+                using var reader = new StreamReader(context.Request.InputStream);
+                var body = await reader.ReadToEndAsync();
+                lock (requests)
+                    requests.Add((context.Request.HttpMethod, context.Request.Url!.AbsolutePath, context.Request.ContentType ?? "", body));
+                // The first bulk request fails with a 503: the publisher must retry it.
+                var fail = context.Request.Url!.AbsolutePath == "/_bulk" && !failedOnce;
+                failedOnce |= fail;
+                context.Response.StatusCode = fail ? 503 : 200;
+                var reply = Encoding.UTF8.GetBytes(fail ? "{}" : "{\"errors\":false}");
+                await context.Response.OutputStream.WriteAsync(reply);
+                context.Response.Close();
+            }
+        });
+        var config = PipelineConfig.Parse("", "test", [$"opensearch.url=http://127.0.0.1:{port}"]);
+        OpenSearchExport.PublishAsync(pipeline.PackageDir, config, new RecordingLog(), documentsPerRequest: 100).GetAwaiter().GetResult();
+        listener.Stop();
+        server.Wait(5000);
+
+        var articles = File.ReadAllLines(Path.Combine(pipeline.PackageDir, "opensearch", OpenSearchExport.BulkFile)).Length / 2;
+        Assert.Equal(("PUT", "/twotower-articles"), (requests[0].Method, requests[0].Path));
+        Assert.Equal("knn_vector", JsonNode.Parse(requests[0].Body)!["mappings"]!["properties"]!["embedding"]!["type"]!.GetValue<string>());
+        var bulks = requests.Skip(1).ToList();
+        Assert.All(bulks, r => Assert.Equal(("POST", "/_bulk"), (r.Method, r.Path)));
+        Assert.All(bulks, r => Assert.StartsWith("application/x-ndjson", r.ContentType));
+        Assert.All(bulks, r => Assert.EndsWith("\n", r.Body));
+        Assert.Equal(bulks[0].Body, bulks[1].Body);  // the retried chunk
+        Assert.Equal(articles, bulks.Skip(1).Sum(r => r.Body.Count(c => c == '\n')) / 2);
+    }
+
+    [Fact]
+    public void PublishingToAnUnreachableClusterIsAClearError()
+    {
+        var config = PipelineConfig.Parse("", "test", [$"opensearch.url=http://127.0.0.1:{FreePort()}", "opensearch.retries=2"]);
+        var error = Assert.Throws<PipelineError>(() => OpenSearchExport.PublishAsync(pipeline.PackageDir, config, new RecordingLog()).GetAwaiter().GetResult());
+        Assert.Contains("cannot reach the OpenSearch cluster at http://127.0.0.1:", error.Message);
+    }
+
+    sealed class RecordingLog : IPipelineLog
+    {
+        public void Info(string message) { }
+        public void Warning(string message) { }
+        public void Verbose(string message) { }
+    }
+
+    static int FreePort()
+    {
+        var socket = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        socket.Start();
+        var port = ((IPEndPoint)socket.LocalEndpoint).Port;
+        socket.Stop();
+        return port;
+    }
+}
