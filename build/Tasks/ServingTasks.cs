@@ -54,3 +54,14 @@ public sealed class PublishOpenSearchTask : FrostingTask<BuildContext>
     public override void Run(BuildContext context) =>
         OpenSearchExport.PublishAsync(context.Store.StageDir("package"), context.Config, context).GetAwaiter().GetResult();
 }
+
+[TaskName("BenchmarkServing")]
+[TaskDescription("Latency p50/p99 of the query tower, the index, exact scoring and the HTTP service (--rate=1000 requests/s, --seconds=5)")]
+[IsDependentOn(typeof(PackageTask))]
+public sealed class BenchmarkServingTask : FrostingTask<BuildContext>
+{
+    public override void Run(BuildContext context) =>
+        ServingBenchmark.Run(context.Config, context.Store.StageDir("package"), context,
+            int.Parse(context.Argument("rate") ?? "1000", CultureInfo.InvariantCulture),
+            double.Parse(context.Argument("seconds") ?? "5", CultureInfo.InvariantCulture));
+}
