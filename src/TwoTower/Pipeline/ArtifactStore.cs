@@ -97,6 +97,8 @@ public sealed class ArtifactStore(string root)
         }
 
         stage.Execute(new StageRun(config, log, this, partial, resuming));
+        // A stage's columns are garbage now: give the memory back before the next stage of this process grows its own.
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 
         File.Delete(marker);
         var files = Directory.EnumerateFiles(partial, "*", SearchOption.AllDirectories)
