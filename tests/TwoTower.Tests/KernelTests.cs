@@ -140,6 +140,20 @@ public class KernelTests
         Assert.True(Reference.MaxRelativeError(w, ew) < Tolerance);
     }
 
+    [Fact]
+    public void AdamWFlushesSubnormalMomentsToZeroAsTensorFlowOnCpu()
+    {
+        float[] w = [1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f];
+        float[] m = [1.2e-38f, 1e-30f, 0, 0, 0, 0, 0, 0, 1.2e-38f];  // 0.9 × 1.2e-38 is subnormal
+        float[] v = [1.2e-38f, 1e-30f, 1, 1, 1, 1, 1, 1, 1.2e-38f];
+        new SimdKernels(1).AdamW(w, new float[9], m, v, 0.01f, 0.9f, 0.5f, 1e-7f, 0);
+        Assert.Equal(0f, m[0]);
+        Assert.Equal(0f, v[0]);
+        Assert.Equal(0f, m[8]);      // the scalar tail flushes too
+        Assert.Equal(0.9e-30f, m[1], 1e-36f);
+        Assert.All(w, x => Assert.True(float.IsFinite(x)));
+    }
+
     /// <summary>
     /// Lazy row updates plus a final catch-up equal, bit for bit, the dense update of every row every
     /// step (zero gradient where untouched), written here as plain float32 loops.
