@@ -37,8 +37,6 @@ public static class RawHm
         var numeric = features.NumericColumns;
         var missingIsError = config.Str("data.missing_numeric") == "error";
         var padding = (int)config.Int("raw.article_id_digits");
-        string NormalizeArticle(ReadOnlySpan<char> id) =>
-            padding > 0 && id.Length < padding && IsDigits(id) ? id.ToString().PadLeft(padding, '0') : id.ToString();
 
         var transactionsPath = TransactionsPath(config);
         var transactionColumns = HeaderOf(transactionsPath);
@@ -65,7 +63,7 @@ public static class RawHm
         var customers = ReadSide(customersPath, "customer_id", id => id.ToString(),
             categorical.Where(c => sources[c] == "customers" && c != "customer_id").ToArray(),
             numeric.Where(c => sources[c] == "customers").ToArray(), log);
-        var articles = ReadSide(articlesPath, "article_id", NormalizeArticle,
+        var articles = ReadSide(articlesPath, "article_id", id => NormalizeArticle(id, padding, new char[Math.Max(padding, id.Length)]).ToString(),
             categorical.Where(c => sources[c] == "articles" && c != "article_id").ToArray(),
             numeric.Where(c => sources[c] == "articles").ToArray(), log);
 
@@ -83,8 +81,9 @@ public static class RawHm
 
         var keepMissingCustomers = config.Str("raw.missing_customer") == "keep";
         var keepMissingArticles = config.Str("raw.missing_article") == "keep";
-        var rows = new RowColumns(categorical, numeric);
-        var days = new List<int>(1 << 16);
+        var expectedRows = EstimateRows(transactionsPath);
+        var rows = new RowColumns(categorical, numeric, expectedRows);
+        var days = new List<int>(expectedRows);
         int missingCustomers = 0, missingArticles = 0, sampledOut = 0, emptyNumbers = 0;
         var customerLevels = new Levels();
         var articleLevels = new Levels();
@@ -95,19 +94,20 @@ public static class RawHm
             var iDate = header.IndexOf("t_dat");
             var iCustomer = header.IndexOf("customer_id");
             var iArticle = header.IndexOf("article_id");
-            var transactionCats = categorical.Where(c => sources[c] == "transactions" && c is not ("customer_id" or "article_id") && !derived.Contains(c))
-                .Select(c => (c, header.IndexOf(c))).ToArray();
-            var transactionNums = numeric.Where(c => sources[c] == "transactions" && !derived.Contains(c)).Select(c => (c, header.IndexOf(c))).ToArray();
+            // Per column, decided once: where its value comes from. Side-table codes are memoized per side row.
+            var catPlans = categorical.Select(c => new ColumnPlan(c, sources[c], header, customers, articles)).ToArray();
+            var numPlans = numeric.Select(c => new ColumnPlan(c, sources[c], header, customers, articles)).ToArray();
             var customerLookup = customers.RowOfId.GetAlternateLookup<ReadOnlySpan<char>>();
+            var articleLookup = articles.RowOfId.GetAlternateLookup<ReadOnlySpan<char>>();
             var sampledLookup = sampled?.GetAlternateLookup<ReadOnlySpan<char>>();
-            var transactionCatIndex = transactionCats.ToDictionary(t => t.c, t => t.Item2);
-            var transactionNumIndex = transactionNums.ToDictionary(t => t.c, t => t.Item2);
+            var dayCache = new Dictionary<string, DateOnly>(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
+            Span<char> articleBuffer = stackalloc char[64];
             foreach (var row in reader)
             {
                 var customerId = row[iCustomer].Span;
-                var articleId = NormalizeArticle(row[iArticle].Span);
+                var articleId = NormalizeArticle(row[iArticle].Span, padding, articleBuffer);
                 var customerRow = customerLookup.TryGetValue(customerId, out var cr) ? cr : -1;
-                var articleRow = articles.RowOfId.TryGetValue(articleId, out var ar) ? ar : -1;
+                var articleRow = articleLookup.TryGetValue(articleId, out var ar) ? ar : -1;
                 if (sampledLookup is { } inSample && !inSample.Contains(customerId))
                 {
                     sampledOut++;
@@ -126,51 +126,48 @@ public static class RawHm
                         continue;
                 }
                 var date = row[iDate].Span;
-                if (!DateOnly.TryParseExact(date, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day))
-                    throw new PipelineError($"{transactionsPath}:{row.LineNumberFrom}: column 't_dat': '{date}' is not a date (expected YYYY-MM-DD)");
+                if (!dayCache.TryGetValue(date, out var day))
+                {
+                    if (!DateOnly.TryParseExact(date, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out day))
+                        throw new PipelineError($"{transactionsPath}:{row.LineNumberFrom}: column 't_dat': '{date}' is not a date (expected YYYY-MM-DD)");
+                    dayCache[date] = day;
+                }
                 days.Add(day.DayNumber);
                 var month = day.Month;
-                foreach (var column in categorical)
+                for (var c = 0; c < catPlans.Length; c++)
                 {
-                    int code;
-                    if (column == "customer_id")
-                        code = customerLevels.Code(customerId);
-                    else if (column == "article_id")
-                        code = articleLevels.Code(articleId);
-                    else
+                    var plan = catPlans[c];
+                    var code = plan.Kind switch
                     {
-                        code = sources[column] switch
-                        {
-                            "customers" => customerRow < 0 ? rows.Code(column, "") : rows.Code(column, customers.Levels[column].Values[customers.Codes[column][customerRow]]),
-                            "articles" => articleRow < 0 ? rows.Code(column, "") : rows.Code(column, articles.Levels[column].Values[articles.Codes[column][articleRow]]),
-                            _ => column == "month" ? rows.Code(column, month.ToString(CultureInfo.InvariantCulture))
-                                : rows.Code(column, row[transactionCatIndex[column]].Span),
-                        };
-                    }
-                    rows.Cats[column].Add(code);
+                        Source.CustomerId => customerLevels.Code(customerId),
+                        Source.ArticleId => articleLevels.Code(articleId),
+                        Source.Customers => plan.SideCode(customerRow, rows.Levels[plan.Column]),
+                        Source.Articles => plan.SideCode(articleRow, rows.Levels[plan.Column]),
+                        Source.Month => rows.Levels[plan.Column].Code(MonthNames[month]),
+                        _ => rows.Levels[plan.Column].Code(row[plan.Index].Span),
+                    };
+                    rows.Cats[plan.Column].Add(code);
                 }
-                foreach (var column in numeric)
+                for (var c = 0; c < numPlans.Length; c++)
                 {
-                    float value = sources[column] switch
+                    var plan = numPlans[c];
+                    var value = plan.Kind switch
                     {
-                        "customers" => customerRow < 0 ? float.NaN : customers.Numbers[column][customerRow],
-                        "articles" => articleRow < 0 ? float.NaN : articles.Numbers[column][articleRow],
-                        _ => column switch
-                        {
-                            "month_sin" => (float)Math.Sin(2 * Math.PI * month / 12),
-                            "month_cos" => (float)Math.Cos(2 * Math.PI * month / 12),
-                            "month" => month,
-                            _ => ParseNumber(row[transactionNumIndex[column]].Span, transactionsPath, row.LineNumberFrom, column),
-                        },
+                        Source.Customers => customerRow < 0 ? float.NaN : customers.Numbers[plan.Column][customerRow],
+                        Source.Articles => articleRow < 0 ? float.NaN : articles.Numbers[plan.Column][articleRow],
+                        Source.MonthSin => MonthSin[month],
+                        Source.MonthCos => MonthCos[month],
+                        Source.Month => month,
+                        _ => ParseNumber(row[plan.Index].Span, transactionsPath, row.LineNumberFrom, plan.Column),
                     };
                     if (float.IsNaN(value))
                     {
                         if (missingIsError)
-                            throw new PipelineError($"{transactionsPath}:{row.LineNumberFrom}: no value for numeric feature '{column}' " +
+                            throw new PipelineError($"{transactionsPath}:{row.LineNumberFrom}: no value for numeric feature '{plan.Column}' " +
                                                     "(data.missing_numeric is 'error'; 'impute_mean' fills it with the training mean)");
                         emptyNumbers++;
                     }
-                    rows.Nums[column].Add(value);
+                    rows.Nums[plan.Column].Add(value);
                 }
             }
         }
@@ -216,12 +213,85 @@ public static class RawHm
             ["customer_id"] = customerLevels.Values,
             ["article_id"] = articleLevels.Values,
         };
-        var train = rows.Select(part, 0, levels);
-        var validation = rows.Select(part, 1, levels);
+        days.Clear();
+        days.TrimExcess();
+        var (train, validation) = rows.SplitParts(part, levels);
         log.Info($"Split: {train.Table.RowCount:N0} training, {validation.Table.RowCount:N0} validation, {part.Count(p => p == 2):N0} test rows held out");
         if (train.Table.RowCount == 0 || validation.Table.RowCount == 0)
             throw new PipelineError("the split leaves no training or no validation rows (see raw.split, raw.validation_days, raw.validation_fraction)");
         return (train, validation);
+    }
+
+    enum Source { CustomerId, ArticleId, Customers, Articles, Month, MonthSin, MonthCos, Transactions }
+
+    static readonly string[] MonthNames = Enumerable.Range(0, 13).Select(m => m.ToString(CultureInfo.InvariantCulture)).ToArray();
+    static readonly float[] MonthSin = Enumerable.Range(0, 13).Select(m => (float)Math.Sin(2 * Math.PI * m / 12)).ToArray();
+    static readonly float[] MonthCos = Enumerable.Range(0, 13).Select(m => (float)Math.Cos(2 * Math.PI * m / 12)).ToArray();
+
+    /// <summary>Where one requested column's value comes from, decided once for the whole file.</summary>
+    sealed class ColumnPlan
+    {
+        public readonly string Column;
+        public readonly Source Kind;
+        public readonly int Index = -1;
+        readonly SideTable? side;
+        readonly int[] memo = [];
+
+        public ColumnPlan(string column, string source, SepReaderHeader header, SideTable customers, SideTable articles)
+        {
+            Column = column;
+            Kind = (column, source) switch
+            {
+                ("customer_id", _) => Source.CustomerId,
+                ("article_id", _) => Source.ArticleId,
+                ("month", "transactions") => Source.Month,
+                ("month_sin", "transactions") => Source.MonthSin,
+                ("month_cos", "transactions") => Source.MonthCos,
+                (_, "customers") => Source.Customers,
+                (_, "articles") => Source.Articles,
+                _ => Source.Transactions,
+            };
+            if (Kind == Source.Transactions)
+                Index = header.IndexOf(column);
+            side = Kind switch { Source.Customers => customers, Source.Articles => articles, _ => null };
+            if (side != null && side.Codes.ContainsKey(column))
+            {
+                memo = new int[side.RowOfId.Count];
+                Array.Fill(memo, -1);
+            }
+        }
+
+        /// <summary>The joined row's code in levels (a missing side row is the empty value).</summary>
+        public int SideCode(int sideRow, Levels levels)
+        {
+            if (sideRow < 0)
+                return levels.Code("");
+            ref var code = ref memo[sideRow];
+            if (code < 0)
+                code = levels.Code(side!.Levels[Column].Values[side.Codes[Column][sideRow]]);
+            return code;
+        }
+    }
+
+    /// <summary>An all-digit id shorter than `digits` zero-padded into buffer; anything else as written.</summary>
+    static ReadOnlySpan<char> NormalizeArticle(ReadOnlySpan<char> id, int digits, Span<char> buffer)
+    {
+        if (digits <= 0 || id.Length >= digits || !IsDigits(id) || digits > buffer.Length)
+            return id;
+        var pad = digits - id.Length;
+        buffer[..pad].Fill('0');
+        id.CopyTo(buffer[pad..]);
+        return buffer[..digits];
+    }
+
+    /// <summary>Rows in a CSV estimated from its first megabyte, so that the columns are allocated once.</summary>
+    static int EstimateRows(string path)
+    {
+        using var stream = File.OpenRead(path);
+        var sample = new byte[1 << 20];
+        var read = stream.ReadAtLeast(sample, sample.Length, throwOnEndOfStream: false);
+        var lines = Math.Max(1, sample.AsSpan(0, read).Count((byte)'\n'));
+        return (int)Math.Min(int.MaxValue / 2, stream.Length / ((double)read / lines) * 1.02 + 16);
     }
 
     /// <summary>Keeps the first row of each (customer, article) pair within each part; counts what it drops.</summary>
@@ -241,41 +311,69 @@ public static class RawHm
     }
 
     /// <summary>The joined rows as codes and numbers, before the split.</summary>
-    sealed class RowColumns(IReadOnlyList<string> categorical, IReadOnlyList<string> numeric)
+    sealed class RowColumns(IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, int capacity)
     {
-        public readonly Dictionary<string, List<int>> Cats = categorical.ToDictionary(c => c, _ => new List<int>(1 << 16));
-        public readonly Dictionary<string, List<float>> Nums = numeric.ToDictionary(c => c, _ => new List<float>(1 << 16));
+        public readonly Dictionary<string, List<int>> Cats = categorical.ToDictionary(c => c, _ => new List<int>(capacity));
+        public readonly Dictionary<string, List<float>> Nums = numeric.ToDictionary(c => c, _ => new List<float>(capacity));
         public readonly Dictionary<string, Levels> Levels = categorical.Where(c => c is not ("customer_id" or "article_id")).ToDictionary(c => c, _ => new Levels());
 
-        public int Code(string column, ReadOnlySpan<char> value) => Levels[column].Code(value);
-
-        /// <summary>The rows of one part, with each categorical column re-coded in first-seen order of those rows.</summary>
-        public Split Select(byte[] part, byte which, IReadOnlyDictionary<string, IReadOnlyList<string>> allLevels)
+        /// <summary>
+        /// The training (part 0) and validation (part 1) rows, each categorical column re-coded in
+        /// first-seen order of that part's rows. Columns are moved out one at a time, so the joined
+        /// rows and the splits are never all in memory together.
+        /// </summary>
+        public (Split Train, Split Val) SplitParts(byte[] part, IReadOnlyDictionary<string, IReadOnlyList<string>> allLevels)
         {
-            var rows = Enumerable.Range(0, part.Length).Where(r => part[r] == which).ToArray();
-            var table = new ColumnTable();
-            var levels = new Dictionary<string, IReadOnlyList<string>>();
-            foreach (var (column, codes) in Cats)
+            var counts = new int[2];
+            foreach (var p in part)
             {
-                var recode = new Dictionary<int, int>();
-                var values = new List<string>();
-                var output = new int[rows.Length];
-                for (var i = 0; i < rows.Length; i++)
-                {
-                    var code = codes[rows[i]];
-                    if (!recode.TryGetValue(code, out var local))
-                    {
-                        recode[code] = local = values.Count;
-                        values.Add(allLevels[column][code]);
-                    }
-                    output[i] = local;
-                }
-                table.Add(column, output);
-                levels[column] = values;
+                if (p < 2)
+                    counts[p]++;
             }
-            foreach (var (column, numbers) in Nums)
-                table.Add(column, rows.Select(r => numbers[r]).ToArray());
-            return new Split(table, levels);
+            var tables = new[] { new ColumnTable(), new ColumnTable() };
+            var levels = new[] { new Dictionary<string, IReadOnlyList<string>>(), new Dictionary<string, IReadOnlyList<string>>() };
+            foreach (var column in Cats.Keys.ToArray())
+            {
+                var codes = Cats[column];
+                Cats.Remove(column);
+                var outputs = new[] { new int[counts[0]], new int[counts[1]] };
+                var recode = new[] { new Dictionary<int, int>(), new Dictionary<int, int>() };
+                var values = new[] { new List<string>(), new List<string>() };
+                var at = new int[2];
+                for (var r = 0; r < part.Length; r++)
+                {
+                    var p = part[r];
+                    if (p >= 2)
+                        continue;
+                    var code = codes[r];
+                    if (!recode[p].TryGetValue(code, out var local))
+                    {
+                        recode[p][code] = local = values[p].Count;
+                        values[p].Add(allLevels[column][code]);
+                    }
+                    outputs[p][at[p]++] = local;
+                }
+                for (var p = 0; p < 2; p++)
+                {
+                    tables[p].Add(column, outputs[p]);
+                    levels[p][column] = values[p];
+                }
+            }
+            foreach (var column in Nums.Keys.ToArray())
+            {
+                var numbers = Nums[column];
+                Nums.Remove(column);
+                var outputs = new[] { new float[counts[0]], new float[counts[1]] };
+                var at = new int[2];
+                for (var r = 0; r < part.Length; r++)
+                {
+                    if (part[r] < 2)
+                        outputs[part[r]][at[part[r]]++] = numbers[r];
+                }
+                for (var p = 0; p < 2; p++)
+                    tables[p].Add(column, outputs[p]);
+            }
+            return (new Split(tables[0], levels[0]), new Split(tables[1], levels[1]));
         }
     }
 
