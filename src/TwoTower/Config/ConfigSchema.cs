@@ -49,8 +49,9 @@ public static class ConfigSchema
     [
         new("seed", ConfigType.Int, 42L, "seed of every random choice in Train", Min: 0),
         new("threads", ConfigType.Int, 0L, "worker threads for the CPU backend; 0 = all cores", Min: 0),
-        new("accelerator", ConfigType.Choice, "auto", "where heavy math runs",
-            Choices: ["auto", "cpu"]),
+        new("accelerator", ConfigType.Choice, "auto",
+            "auto: CUDA if present, else an OpenCL GPU, else the SIMD CPU backend; cpu: SIMD; ilgpu-cpu: ILGPU's CPU accelerator (slow, for checks); cuda; opencl",
+            Choices: ["auto", "cpu", "ilgpu-cpu", "cuda", "opencl"]),
 
         new("data.format", ConfigType.Choice, "notebook_csv",
             "notebook_csv: train_df.csv/val_df.csv as the notebook reads them; hm_raw: H&M's three raw files (raw.*)",

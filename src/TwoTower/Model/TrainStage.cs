@@ -33,12 +33,15 @@ public sealed class TrainStage : Stage
         features.CategoricalColumns.ToDictionary(c => c, c =>
             JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(store.StageDir("encode"), EncodeStage.VocabFile(c))))!.Length);
 
+    /// <summary>The backend the config asks for; the log names the device chosen and why.</summary>
     public static IKernels CreateKernels(PipelineConfig config, IPipelineLog log)
     {
-        var kernels = new SimdKernels(config.Threads);
-        var reason = config.Str("accelerator") == "auto" ? "accelerator 'auto': no GPU backend is built into this version" : "accelerator 'cpu'";
-        log.Info($"Backend: {kernels.Name} ({reason})");
-        return kernels;
+        var choice = config.Str("accelerator");
+        var reason = "accelerator 'cpu'";
+        var kernels = choice == "cpu" ? null : IlgpuKernels.Create(choice, out reason);
+        IKernels chosen = kernels ?? (IKernels)new SimdKernels(config.Threads);
+        log.Info($"Backend: {chosen.Name} ({reason})");
+        return chosen;
     }
 
     public override void Execute(StageRun run)

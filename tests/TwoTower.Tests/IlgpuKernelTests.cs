@@ -1,0 +1,158 @@
+using TwoTower.Kernels;
+using TwoTower.Model;
+
+namespace TwoTower.Tests;
+
+/// <summary>One ILGPU CPU-accelerator context for the whole class (context creation and kernel compiles are slow).</summary>
+public sealed class IlgpuCpu : IDisposable
+{
+    public IlgpuKernels Kernels { get; } = IlgpuKernels.Create("ilgpu-cpu", out _)!;
+    public void Dispose() => Kernels.Dispose();
+}
+
+/// <summary>
+/// Every ILGPU kernel on ILGPU's CPU accelerator at small sizes, against the float64 reference and
+/// the SIMD backend on the same inputs, outputs poisoned first.
+/// </summary>
+public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
+{
+    const double Tolerance = 1e-4;
+    readonly IKernels gpu = ilgpu.Kernels;
+    readonly IKernels simd = new SimdKernels(2);
+
+    [Fact]
+    public void DenseForwardAndBackwardMatchReference()
+    {
+        const int rows = 70, inDim = 19, outDim = 16;
+        var x = Reference.Random(rows * inDim, 1);
+        var w = Reference.Random(inDim * outDim, 2);
+        var b = Reference.Random(outDim, 3);
+        var y = Reference.Poisoned(rows * outDim);
+        gpu.DenseForward(x, rows, inDim, w, b, outDim, true, y);
+        Assert.True(Reference.MaxRelativeError(y, Reference.DenseForward(x, rows, inDim, w, b, outDim, true)) < Tolerance);
+
+        var dy = Reference.Random(rows * outDim, 4);
+        var (dw, db, dx) = (Reference.Poisoned(inDim * outDim), Reference.Poisoned(outDim), Reference.Poisoned(rows * inDim));
+        gpu.DenseBackward(x, rows, inDim, w, outDim, dy, dw, db, dx);
+        var expected = Reference.DenseBackward(x, rows, inDim, w, outDim, dy);
+        Assert.True(Reference.MaxRelativeError(dw, expected.Dw) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(db, expected.Db) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(dx, expected.Dx) < Tolerance);
+
+        float[] ry = [1, 0, -2, 3];
+        float[] rdy = [5, 6, 7, 8];
+        gpu.ReluBackward(ry, rdy);
+        Assert.Equal([5f, 0, 0, 8], rdy);
+    }
+
+    [Fact]
+    public void EmbeddingGatherAndDeterministicScatterAddMatchSimd()
+    {
+        const int dim = 16, stride = 21, offset = 3, rows = 100, tableRows = 30;
+        var table = Reference.Random(tableRows * dim, 5);
+        var ids = Enumerable.Range(0, rows).Select(i => i * 7 % tableRows).ToArray();
+        var (xg, xs) = (Reference.Poisoned(rows * stride), Reference.Poisoned(rows * stride));
+        gpu.EmbeddingGather(table, dim, ids, xg, stride, offset);
+        simd.EmbeddingGather(table, dim, ids, xs, stride, offset);
+        for (var r = 0; r < rows; r++)
+            Assert.Equal(xs.AsSpan(r * stride + offset, dim).ToArray(), xg.AsSpan(r * stride + offset, dim).ToArray());
+
+        var dx = Reference.Random(rows * stride, 6);
+        var (gg, gs) = (new float[tableRows * dim], new float[tableRows * dim]);
+        gpu.EmbeddingScatterAdd(gg, dim, ids, dx, stride, offset);
+        simd.EmbeddingScatterAdd(gs, dim, ids, dx, stride, offset);
+        Assert.Equal(gs, gg);  // same additions in the same (batch) order
+    }
+
+    [Theory]
+    [InlineData(64, 16, false, 1.0, false)]
+    [InlineData(130, 16, true, 0.5, true)]
+    [InlineData(37, 5, true, 2.0, false)]
+    public void InBatchSoftmaxMatchesReference(int rows, int dim, bool logQ, double temperature, bool accidentalHits)
+    {
+        var q = Reference.Random(rows * dim, 7, 0.8);
+        var c = Reference.Random(rows * dim, 8, 0.8);
+        var offset = logQ ? Reference.Random(rows, 9, 3).Select(v => v - 4).ToArray() : [];
+        var ids = accidentalHits ? Enumerable.Range(0, rows).Select(i => i % 7).ToArray() : [];
+        var (loss, dq, dc) = (Reference.Poisoned(rows), Reference.Poisoned(rows * dim), Reference.Poisoned(rows * dim));
+        gpu.InBatchSoftmax(q, c, rows, dim, offset, (float)temperature, ids, loss, dq, dc);
+        var expected = Reference.InBatchSoftmax(Reference.ToDouble(q), Reference.ToDouble(c), rows, dim,
+            logQ ? Reference.ToDouble(offset) : null, temperature, accidentalHits ? ids : null);
+        Assert.True(Reference.MaxRelativeError(loss, expected.Loss) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(dq, expected.Dq) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(dc, expected.Dc) < Tolerance);
+    }
+
+    [Fact]
+    public void AdamWDenseAndLazyRowsMatchSimdBitForBit()
+    {
+        const int rows = 40, cols = 16, steps = 6;
+        var lrT = Enumerable.Range(0, steps + 1).Select(s => 0.01f * (1 + s % 3)).ToArray();
+        var w0 = Reference.Random(rows * cols, 30);
+        var (wg, mg, vg) = (w0.ToArray(), new float[rows * cols], new float[rows * cols]);
+        var (ws, ms, vs) = (w0.ToArray(), new float[rows * cols], new float[rows * cols]);
+        var (sg, ss) = (new int[rows], new int[rows]);
+        var rng = new Rng(31);
+        for (var step = 1; step <= steps; step++)
+        {
+            var touched = Enumerable.Range(0, rows).Where(_ => rng.NextDouble() < 0.3).ToArray();
+            var g = Reference.Random(rows * cols, 100 + step);
+            gpu.AdamWCatchUp(wg, mg, vg, cols, touched, sg, step - 1, lrT, 0.9f, 0.999f, 1e-7f, 1e-5f);
+            simd.AdamWCatchUp(ws, ms, vs, cols, touched, ss, step - 1, lrT, 0.9f, 0.999f, 1e-7f, 1e-5f);
+            gpu.AdamWRows(wg, g, mg, vg, cols, touched, sg, step, lrT, 0.9f, 0.999f, 1e-7f, 1e-3f, 1e-5f);
+            simd.AdamWRows(ws, g, ms, vs, cols, touched, ss, step, lrT, 0.9f, 0.999f, 1e-7f, 1e-3f, 1e-5f);
+        }
+        var all = Enumerable.Range(0, rows).ToArray();
+        gpu.AdamWCatchUp(wg, mg, vg, cols, all, sg, steps, lrT, 0.9f, 0.999f, 1e-7f, 1e-5f);
+        simd.AdamWCatchUp(ws, ms, vs, cols, all, ss, steps, lrT, 0.9f, 0.999f, 1e-7f, 1e-5f);
+        Assert.Equal(ss, sg);
+        Assert.True(Reference.MaxRelativeError(wg, Reference.ToDouble(ws)) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(mg, Reference.ToDouble(ms)) < Tolerance);
+
+        var (w1, w2) = (w0.ToArray(), w0.ToArray());
+        var (m1, m2, v1, v2) = (new float[w0.Length], new float[w0.Length], new float[w0.Length], new float[w0.Length]);
+        var grad = Reference.Random(w0.Length, 40);
+        gpu.AdamW(w1, grad, m1, v1, 0.01f, 0.9f, 0.999f, 1e-7f, 0.001f);
+        simd.AdamW(w2, grad, m2, v2, 0.01f, 0.9f, 0.999f, 1e-7f, 0.001f);
+        Assert.True(Reference.MaxRelativeError(w1, Reference.ToDouble(w2)) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(v1, Reference.ToDouble(v2), floor: 1e-6) < Tolerance);
+    }
+
+    [Fact]
+    public void RankCountingMatchesSimdExactlyIncludingTiesAndNaN()
+    {
+        const int queries = 50, candidates = 900, dim = 16;
+        var q = Reference.Random(queries * dim, 21);
+        var c = Reference.Random(candidates * dim, 22).Select(v => MathF.Round(v * 2) / 2).ToArray();
+        var thresholds = Enumerable.Range(0, queries).Select(i => i % 2 == 0
+            ? SimdKernels.ScoreDot(q.AsSpan(i * dim, dim), c.AsSpan(i * dim, dim)) : (float)(i % 5 - 2)).ToArray();
+        thresholds[^1] = float.NaN;
+        var (cg, cs) = (Enumerable.Repeat(-1, queries).ToArray(), Enumerable.Repeat(-1, queries).ToArray());
+        gpu.CountScoresAbove(q, queries, c, candidates, dim, thresholds, cg);
+        simd.CountScoresAbove(q, queries, c, candidates, dim, thresholds, cs);
+        Assert.Equal(cs, cg);
+    }
+
+    [Fact]
+    public void ShortTrainingOnIlgpuCpuEndsWithinToleranceOfTheSimdRun()
+    {
+        var config = TrainingTests.Config("train.batch_size=64");
+        var data = TrainingTests.TinyData(320, seed: 11);
+        float[] Train(IKernels kernels, out double loss)
+        {
+            var model = TwoTowerModel.Create(config, TrainingTests.TinyVocabulary);
+            model.Initialize(config.Int("seed"));
+            var trainer = new Trainer(model, kernels, TrainOptions.From(config), data, "article_id");
+            loss = trainer.RunEpoch(1).LossPerExample;
+            return model.Variables.SelectMany(v => v.Value).ToArray();
+        }
+        var onGpu = Train(gpu, out var gpuLoss);
+        var onCpu = Train(simd, out var cpuLoss);
+        Assert.Equal(cpuLoss, gpuLoss, cpuLoss * 1e-4);
+        // Adam moves each weight by about ±lr per step whatever the gradient's size, so a gradient near
+        // zero whose last bits differ can flip one step: a few weights differ by up to a few lr, the rest agree.
+        var diffs = onGpu.Zip(onCpu).Select(p => Math.Abs(p.First - p.Second)).Order().ToArray();
+        Assert.True(diffs[(int)(diffs.Length * 0.99)] < 2e-3, $"99th percentile difference {diffs[(int)(diffs.Length * 0.99)]}");
+        Assert.True(diffs[^1] < 3 * 0.01, $"largest difference {diffs[^1]}");
+    }
+}
