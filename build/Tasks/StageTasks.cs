@@ -56,3 +56,11 @@ public sealed class BenchmarkTask : FrostingTask<BuildContext>
 [TaskDescription("The serving bundle: weights, vocabularies, candidate embeddings, USearch index, ONNX towers, OpenSearch export")]
 [IsDependentOn(typeof(EvaluateTask))]
 public sealed class PackageTask : StageTask<TwoTower.Serving.PackageStage>;
+
+[TaskName("GpuCheck")]
+[TaskDescription("On a GPU machine: every ILGPU op against SIMD, an epoch and the evaluation on both backends, 1M×105k rank counting; prints a table")]
+[IsDependentOn(typeof(NormalizeTask))]
+public sealed class GpuCheckTask : FrostingTask<BuildContext>
+{
+    public override void Run(BuildContext context) => TwoTower.GpuCheck.Run(context.Config, context.Store, context);
+}
