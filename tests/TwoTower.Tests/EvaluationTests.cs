@@ -15,42 +15,44 @@ public class EvaluationTests
         var q = Reference.Random(queries * dim, 21);
         // Rounded values so that many scores tie exactly.
         var c = Reference.Random(candidates * dim, 22).Select(v => MathF.Round(v * 2) / 2).ToArray();
-        var thresholds = new float[queries];
+        // Half the positives are an exact copy of a candidate (must tie with it), half are arbitrary; the last is NaN.
+        var positives = new float[queries * dim];
+        var arbitrary = Reference.Random(queries * dim, 23);
         for (var i = 0; i < queries; i++)
         {
-            // Half the positives are an exact copy of a candidate (must tie with it), half are arbitrary.
-            thresholds[i] = i % 2 == 0
-                ? SimdKernels.ScoreDot(q.AsSpan(i * dim, dim), c.AsSpan(i % candidates * dim, dim))
-                : (float)(i % 5 - 2);
+            var source = i % 2 == 0 ? c.AsSpan(i % candidates * dim, dim) : arbitrary.AsSpan(i * dim, dim);
+            source.CopyTo(positives.AsSpan(i * dim, dim));
         }
-        thresholds[^1] = float.NaN;
-        var counts = Enumerable.Repeat(-1, queries).ToArray();
-        new SimdKernels(threads).CountScoresAbove(q, queries, c, candidates, dim, thresholds, counts);
+        positives[^1] = float.NaN;
+        var counts = Enumerable.Repeat(-2, queries).ToArray();
+        new SimdKernels(threads).CountScoresAbove(q, queries, c, candidates, dim, positives, counts);
         for (var i = 0; i < queries - 1; i++)
         {
+            var threshold = Enumerable.Range(0, dim).Sum(d => (double)q[i * dim + d] * positives[i * dim + d]);
             var scores = Enumerable.Range(0, candidates)
                 .Select(j => Enumerable.Range(0, dim).Sum(d => (double)q[i * dim + d] * c[j * dim + d]))
                 .OrderDescending().ToArray();
-            // Brute force: position of the threshold in the sorted scores, ties not counted.
-            var expected = scores.Count(s => s > thresholds[i] + 1e-5);
-            var ambiguous = scores.Count(s => Math.Abs(s - thresholds[i]) <= 1e-5);
+            // Brute force: position of the positive's score in the sorted scores, ties not counted.
+            var expected = scores.Count(s => s > threshold + 1e-5);
+            var ambiguous = scores.Count(s => Math.Abs(s - threshold) <= 1e-5);
             Assert.InRange(counts[i], expected, expected + ambiguous);
             if (i % 2 == 0)
                 Assert.True(counts[i] <= expected + ambiguous - 1, "the positive's own copy must tie, not count");
         }
-        Assert.Equal(candidates, counts[^1]);
+        Assert.Equal(-1, counts[^1]);
     }
 
     [Fact]
     public void HitAtKCountsStrictlyHigherCandidatesAndNaNIsAMiss()
     {
-        // One query q = (1, 0); candidates score 3, 2, 2, 1; positive scores 2 (ties with two candidates).
+        // Queries q = (1, 0); candidates score 3, 2, 2, 1. Positives score 2 (ties with two candidates),
+        // 0.5 (below every candidate, e.g. an article outside the catalogue) and NaN (the third query is NaN).
         float[] q = [1, 0, 1, 0, float.NaN, 0];
         float[] candidates = [3, 0, 2, 0, 2, 0, 1, 0];
-        float[] thresholds = [2, 0.5f, float.NaN];
+        float[] positives = [2, 0, 0.5f, 0, 1, 0];
         var counts = new int[3];
-        new SimdKernels(1).CountScoresAbove(q, 3, candidates, 4, 2, thresholds, counts);
-        Assert.Equal([1, 4, 4], counts);
+        new SimdKernels(1).CountScoresAbove(q, 3, candidates, 4, 2, positives, counts);
+        Assert.Equal([1, 4, -1], counts);
         long[] ranks = [counts[0] + 1, counts[1] + 1, RankMetrics.Miss];
         var result = RankMetrics.Compute(ranks, [1, 2, 5, 100]);
         Assert.Equal(0, result.HitAt[1]);

@@ -90,13 +90,10 @@ public sealed class EvaluateStage : Stage
         var everyRow = Enumerable.Range(0, val.RowCount).ToArray();
         var queries = TwoTowerModel.Embed(model.Query, kernels, val, everyRow);
         var positives = TwoTowerModel.Embed(model.Candidate, kernels, val, everyRow);
-        var thresholds = new float[val.RowCount];
-        for (var i = 0; i < thresholds.Length; i++)
-            thresholds[i] = SimdKernels.ScoreDot(queries.AsSpan(i * dim, dim), positives.AsSpan(i * dim, dim));
         var counts = new int[val.RowCount];
-        kernels.CountScoresAbove(queries, val.RowCount, candidates, catalogue, dim, thresholds, counts);
-        // A NaN or infinite positive score is a miss, never a hit.
-        return counts.Select((c, i) => float.IsFinite(thresholds[i]) ? c + 1L : RankMetrics.Miss).ToArray();
+        kernels.CountScoresAbove(queries, val.RowCount, candidates, catalogue, dim, positives, counts);
+        // A NaN or infinite positive score (count −1) is a miss, never a hit.
+        return counts.Select(c => c < 0 ? RankMetrics.Miss : c + 1L).ToArray();
     }
 
     /// <summary>The candidate set: the first training row of each distinct article (the notebook's drop_duplicates), in row order.</summary>

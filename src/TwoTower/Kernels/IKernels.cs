@@ -66,11 +66,11 @@ public interface IKernels
         ReadOnlySpan<float> lrTByStep, float beta1, float beta2, float epsilon, float decayUntouched);
 
     /// <summary>
-    /// Exact full-catalogue rank counting: counts[i] = #{ j : q_i·c_j > thresholds[i] } (strictly
-    /// greater, so ties favour the positive). Dot products accumulate d = 0..dim−1 with fused
-    /// multiply-adds from 0, the same order as SimdKernels.ScoreDot, so a candidate identical to the
-    /// positive ties exactly. A non-finite threshold gives counts[i] = candidates (a miss).
+    /// Exact full-catalogue rank counting: counts[i] = #{ j : q_i·c_j > q_i·p_i }, p_i the row's own
+    /// positive item (strictly greater: ties favour the positive). Both dot products are computed the
+    /// same way inside the backend, so a candidate identical to the positive ties exactly. A
+    /// non-finite positive score gives counts[i] = −1 (a miss, never a hit).
     /// </summary>
     void CountScoresAbove(ReadOnlySpan<float> queries, int queryCount, ReadOnlySpan<float> candidates, int candidateCount, int dim,
-        ReadOnlySpan<float> thresholds, Span<int> counts);
+        ReadOnlySpan<float> positives, Span<int> counts);
 }

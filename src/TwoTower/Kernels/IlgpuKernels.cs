@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
@@ -9,8 +10,9 @@ namespace TwoTower.Kernels;
 /// <summary>
 /// The ops of <see cref="IKernels"/> as ILGPU kernels (CUDA, OpenCL, or ILGPU's CPU accelerator for
 /// checking them without a GPU). Each kernel is a static method over explicit views, one thread
-/// per output element, with the same float operations as the SIMD backend where results must match
-/// exactly (fused multiply-adds in the rank counting, the Adam step order, flush-to-zero).
+/// per output element, with the same float operations as the SIMD backend where it matters (the Adam
+/// step order, flush-to-zero); the rank counting scores the positive and the candidates with one
+/// loop, so ties are exact within the backend.
 /// The seam passes host spans, so every call copies its inputs in and its outputs out: correct, and
 /// fast where the arithmetic dominates (in-batch softmax, rank counting); keeping the weights on the
 /// device across an epoch needs buffer handles in the seam (the next step).
@@ -53,11 +55,12 @@ public sealed class IlgpuKernels : IKernels, IDisposable
         if (choice == "ilgpu-cpu")
         {
             // Two threads per warp, one warp per group: fine-grained kernels run ~13× faster on ILGPU's CPU simulator.
-            var cpuContext = Context.Create(b => b.CPU(new CPUDevice(2, 1, Environment.ProcessorCount)));
+            var cpuContext = Context.Create(b => b.CPU(new CPUDevice(2, 1, Environment.ProcessorCount)).EnableAlgorithms());
             reason = "accelerator 'ilgpu-cpu': ILGPU's CPU accelerator (slow; for checking the kernels)";
             return new IlgpuKernels(cpuContext, cpuContext.GetCPUDevice(0).CreateAccelerator(cpuContext));
         }
-        var context = Context.Create(b => b.Cuda().OpenCL());
+        // EnableAlgorithms: exp, log and sqrt for the PTX and OpenCL backends.
+        var context = Context.Create(b => b.Cuda().OpenCL().EnableAlgorithms());
         var cuda = context.Devices.OfType<CudaDevice>().ToArray();
         var opencl = context.Devices.OfType<CLDevice>().Where(d => d.DeviceType == CLDeviceType.CL_DEVICE_TYPE_GPU).ToArray();
         var found = $"found {cuda.Length} CUDA and {opencl.Length} OpenCL GPU device(s)" +
@@ -465,29 +468,31 @@ public sealed class IlgpuKernels : IKernels, IDisposable
 
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int> count;
 
-    /// <summary>counts[i] = #{ j : q_i·c_j > threshold_i }, dot products as fused multiply-adds from 0 (SimdKernels.ScoreDot's order).</summary>
-    static void CountKernel(Index1D i, ArrayView<float> q, ArrayView<float> c, ArrayView<float> thresholds, ArrayView<int> counts, int candidates, int dim)
+    /// <summary>counts[i] = #{ j : q_i·c_j > q_i·p_i }, both dot products by the same loop; −1 when q_i·p_i is not finite.</summary>
+    static void CountKernel(Index1D i, ArrayView<float> q, ArrayView<float> c, ArrayView<float> p, ArrayView<int> counts, int candidates, int dim)
     {
-        var threshold = thresholds[i];
+        var threshold = 0f;
+        for (var d = 0; d < dim; d++)
+            threshold += q[i * dim + d] * p[i * dim + d];
         var n = 0;
         for (var j = 0; j < candidates; j++)
         {
             var s = 0f;
             for (var d = 0; d < dim; d++)
-                s = MathF.FusedMultiplyAdd(q[i * dim + d], c[j * dim + d], s);
+                s += q[i * dim + d] * c[j * dim + d];
             if (s > threshold)
                 n++;
         }
         // threshold − threshold is 0 exactly when the threshold is finite (NaN and ±∞ give NaN).
-        counts[i] = threshold - threshold == 0 ? n : candidates;
+        counts[i] = threshold - threshold == 0 ? n : -1;
     }
 
     public void CountScoresAbove(ReadOnlySpan<float> queries, int queryCount, ReadOnlySpan<float> candidates, int candidateCount, int dim,
-        ReadOnlySpan<float> thresholds, Span<int> counts)
+        ReadOnlySpan<float> positives, Span<int> counts)
     {
         var vcounts = Ints("counts", queryCount);
         count(queryCount, Upload("cq", queries[..(queryCount * dim)]), Upload("cc", candidates[..(candidateCount * dim)]),
-            Upload("thresholds", thresholds[..queryCount]), vcounts, candidateCount, dim);
+            Upload("positives", positives[..(queryCount * dim)]), vcounts, candidateCount, dim);
         accelerator.Synchronize();
         vcounts.SubView(0, queryCount).CopyToCPU(counts[..queryCount]);
     }

@@ -644,8 +644,11 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
     float[] candidatesTransposed = [];
 
     public void CountScoresAbove(ReadOnlySpan<float> queries, int queryCount, ReadOnlySpan<float> candidates, int candidateCount, int dim,
-        ReadOnlySpan<float> thresholds, Span<int> counts)
+        ReadOnlySpan<float> positives, Span<int> counts)
     {
+        var thresholds = new float[queryCount];
+        for (var i = 0; i < queryCount; i++)
+            thresholds[i] = ScoreDot(queries.Slice(i * dim, dim), positives.Slice(i * dim, dim));
         Ensure(ref candidatesTransposed, candidateCount * dim);
         for (var j = 0; j < candidateCount; j++)
         for (var d = 0; d < dim; d++)
@@ -702,7 +705,7 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
             for (i = start; i < end; i++)
             {
                 if (!float.IsFinite(Thresholds[i]))
-                    Counts[i] = n;
+                    Counts[i] = -1;
             }
         }
 
