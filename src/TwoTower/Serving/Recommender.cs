@@ -16,7 +16,8 @@ public sealed record RecommendResult(string CustomerId, bool KnownCustomer, IRea
 /// Serving from a package folder alone (artifacts/package): the query tower, the candidate
 /// embeddings and the inner-product index. Recommend(customer features, k) embeds the query and
 /// returns the top k articles, through the index or by exact scoring of the whole catalogue.
-/// Thread-safe: the query tower's forward pass is serialized (it takes microseconds).
+/// Thread-safe: the query tower's forward pass and the index search are serialized (microseconds
+/// each; concurrent searches through USearch's .NET binding failed under load).
 /// </summary>
 public sealed class Recommender : IDisposable
 {
@@ -27,6 +28,7 @@ public sealed class Recommender : IDisposable
     readonly Dictionary<string, NormalizationStats> normalization;
     readonly USearchIndex index;
     readonly object forwardLock = new();
+    readonly object indexLock = new();
 
     /// <summary>Candidate embeddings, row i for article ArticleIds[i].</summary>
     public float[] Embeddings { get; }
@@ -141,7 +143,10 @@ public sealed class Recommender : IDisposable
     IEnumerable<Hit> IndexTop(float[] query, int k, HashSet<int>? skip)
     {
         var ask = Math.Min(ArticleIds.Length, k + (skip?.Count ?? 0));
-        var found = index.Search(MaximumInnerProduct.Query(query), ask, out var keys, out _);
+        ulong[] keys;
+        int found;
+        lock (indexLock)
+            found = index.Search(MaximumInnerProduct.Query(query), ask, out keys, out _);
         var hits = new List<Hit>(k);
         for (var i = 0; i < found && hits.Count < k; i++)
         {
@@ -155,8 +160,11 @@ public sealed class Recommender : IDisposable
     /// <summary>Top k rows by the index alone (recall measurement and benchmarks).</summary>
     public ulong[] IndexSearch(float[] query, int k)
     {
-        index.Search(MaximumInnerProduct.Query(query), k, out var keys, out _);
-        return keys;
+        lock (indexLock)
+        {
+            index.Search(MaximumInnerProduct.Query(query), k, out var keys, out _);
+            return keys;
+        }
     }
 
     public int RowOf(string articleId) => articleRow.GetValueOrDefault(articleId, -1);
