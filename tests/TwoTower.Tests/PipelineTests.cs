@@ -114,6 +114,39 @@ public class PipelineTests : IDisposable
         Assert.False(File.Exists(Path.Combine(store.StageDir("train"), "best.safetensors")));
     }
 
+    [Fact]
+    public void IlgpuCpuAcceleratorTrainsAndEvaluatesEndToEnd()
+    {
+        var store = new ArtifactStore(Path.Combine(dir, "artifacts"));
+        var config = Config("accelerator=ilgpu-cpu", "synth.scale=0.005", "train.epochs=1", "train.batch_size=256");
+        RunPipeline(store, config);
+        var log = new RecordingLog();
+        foreach (Stage stage in new Stage[] { new Model.TrainStage(), new Evaluation.EvaluateStage() })
+            store.Run(stage, config, log, store.Fingerprint(stage, config), resume: false);
+        Assert.Contains(log.Lines, l => l.Contains("Backend: ilgpu CPU"));
+        using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(store.StageDir("evaluate"), "metrics.json")));
+        Assert.InRange(metrics.RootElement.GetProperty("methods")[0].GetProperty("metrics").GetProperty("hit_at").GetProperty("100").GetDouble(), 0.0, 1.0);
+    }
+
+    [Fact]
+    public void AutoAcceleratorSaysWhatItFoundAndFallsBackToSimdWithoutAGpu()
+    {
+        var log = new RecordingLog();
+        var kernels = Model.TrainStage.CreateKernels(Config(), log);
+        Assert.Contains(log.Lines, l => l.Contains("accelerator 'auto': found"));
+        if (log.Lines.Any(l => l.Contains("found 0 CUDA and 0 OpenCL")))
+            Assert.IsType<Kernels.SimdKernels>(kernels);
+        (kernels as IDisposable)?.Dispose();
+    }
+
+    sealed class RecordingLog : IPipelineLog
+    {
+        public readonly List<string> Lines = [];
+        public void Info(string message) => Lines.Add(message);
+        public void Warning(string message) => Lines.Add(message);
+        public void Verbose(string message) { }
+    }
+
     static SortedDictionary<string, string> SnapshotFiles(string root) =>
         new(Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
             .ToDictionary(f => Path.GetRelativePath(root, f), ArtifactStore.HashFile), StringComparer.Ordinal);
