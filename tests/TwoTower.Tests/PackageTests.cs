@@ -21,21 +21,15 @@ public sealed class PackagedPipeline : IDisposable
     public PipelineConfig Config { get; }
     public string[] Overrides { get; }
 
-    sealed class QuietLog : IPipelineLog
-    {
-        public void Info(string message) { }
-        public void Warning(string message) { }
-        public void Verbose(string message) { }
-    }
 
     public PackagedPipeline()
     {
         Overrides = [$"data.dir={Dir}/data", "synth.scale=0.02", "train.epochs=2", "train.batch_size=256"];
         Config = PipelineConfig.Parse("", "test", Overrides);
         Store = new ArtifactStore(Path.Combine(Dir, "artifacts"));
-        Synthesizer.EnsureData(Config, new QuietLog());
+        Synthesizer.EnsureData(Config, new RecordingLog());
         foreach (Stage stage in new Stage[] { new IngestStage(), new EncodeStage(), new NormalizeStage(), new TrainStage(), new EvaluateStage(), new PackageStage() })
-            Store.Run(stage, Config, new QuietLog(), Store.Fingerprint(stage, Config), resume: false);
+            Store.Run(stage, Config, new RecordingLog(), Store.Fingerprint(stage, Config), resume: false);
     }
 
     public string PackageDir => Store.StageDir("package");
@@ -273,12 +267,6 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         Assert.Contains("cannot reach the OpenSearch cluster at http://127.0.0.1:", error.Message);
     }
 
-    sealed class RecordingLog : IPipelineLog
-    {
-        public void Info(string message) { }
-        public void Warning(string message) { }
-        public void Verbose(string message) { }
-    }
 
     static int FreePort()
     {

@@ -13,12 +13,6 @@ public class PipelineTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, true);
 
-    sealed class QuietLog : IPipelineLog
-    {
-        public void Info(string message) { }
-        public void Warning(string message) { }
-        public void Verbose(string message) { }
-    }
 
     PipelineConfig Config(params string[] overrides) =>
         PipelineConfig.Parse("", "test", [$"data.dir={dir}/data", "synth.scale=0.02", .. overrides]);
@@ -26,14 +20,14 @@ public class PipelineTests : IDisposable
     /// <summary>Runs the stages that are not up to date, as the Cake tasks do; returns the names that ran.</summary>
     static List<string> RunPipeline(ArtifactStore store, PipelineConfig config)
     {
-        Synthesizer.EnsureData(config, new QuietLog());
+        Synthesizer.EnsureData(config, new RecordingLog());
         var ran = new List<string>();
         foreach (var stage in DataStages)
         {
             var fingerprint = store.Fingerprint(stage, config);
             if (store.IsUpToDate(stage.Name, fingerprint))
                 continue;
-            store.Run(stage, config, new QuietLog(), fingerprint, resume: false);
+            store.Run(stage, config, new RecordingLog(), fingerprint, resume: false);
             ran.Add(stage.Name);
         }
         return ran;
@@ -81,7 +75,7 @@ public class PipelineTests : IDisposable
         RunPipeline(store, config);
         Stage[] modelStages = [new Model.TrainStage(), new Evaluation.EvaluateStage()];
         foreach (var stage in modelStages)
-            store.Run(stage, config, new QuietLog(), store.Fingerprint(stage, config), resume: false);
+            store.Run(stage, config, new RecordingLog(), store.Fingerprint(stage, config), resume: false);
         var history = System.Text.Json.JsonSerializer.Deserialize<List<Model.EpochStats>>(
             File.ReadAllText(Path.Combine(store.StageDir("train"), Model.TrainStage.HistoryFile)))!;
         Assert.Equal(2, history.Count);
@@ -103,7 +97,7 @@ public class PipelineTests : IDisposable
         RunPipeline(store, config);
         Stage[] modelStages = [new Model.TrainStage(), new Evaluation.EvaluateStage()];
         foreach (var stage in modelStages)
-            store.Run(stage, config, new QuietLog(), store.Fingerprint(stage, config), resume: false);
+            store.Run(stage, config, new RecordingLog(), store.Fingerprint(stage, config), resume: false);
         var history = System.Text.Json.JsonSerializer.Deserialize<List<Model.EpochStats>>(
             File.ReadAllText(Path.Combine(store.StageDir("train"), Model.TrainStage.HistoryFile)))!;
         Assert.True(history.Count < 4, "this configuration stops before its last epoch");
@@ -139,13 +133,6 @@ public class PipelineTests : IDisposable
         (kernels as IDisposable)?.Dispose();
     }
 
-    sealed class RecordingLog : IPipelineLog
-    {
-        public readonly List<string> Lines = [];
-        public void Info(string message) => Lines.Add(message);
-        public void Warning(string message) => Lines.Add(message);
-        public void Verbose(string message) { }
-    }
 
     static SortedDictionary<string, string> SnapshotFiles(string root) =>
         new(Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)

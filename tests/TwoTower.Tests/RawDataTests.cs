@@ -11,13 +11,6 @@ public class RawDataTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, true);
 
-    sealed class RecordingLog : IPipelineLog
-    {
-        public readonly List<string> Lines = [];
-        public void Info(string message) => Lines.Add(message);
-        public void Warning(string message) => Lines.Add("warning: " + message);
-        public void Verbose(string message) { }
-    }
 
     void WriteFiles()
     {

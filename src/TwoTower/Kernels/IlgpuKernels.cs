@@ -41,7 +41,7 @@ public sealed class IlgpuKernels : IKernels, IDisposable
         softmax = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(SoftmaxRowKernel);
         gradQ = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(GradQueryKernel);
         gradC = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(GradCandidateKernel);
-        adam = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamConstants, int>(AdamKernel);
+        adam = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamConstants>(AdamKernel);
         adamRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, AdamConstants, int, int>(AdamRowsKernel);
         count = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(CountKernel);
     }
@@ -365,7 +365,7 @@ public sealed class IlgpuKernels : IKernels, IDisposable
         public float Beta1, Beta2, Epsilon, DecayTouched, DecayUntouched, LrT;
     }
 
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamConstants, int> adam;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamConstants> adam;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, AdamConstants, int, int> adamRows;
 
     static float Flush(float x) => MathF.Abs(x) < 1.17549435E-38f ? 0f : x;
@@ -380,7 +380,7 @@ public sealed class IlgpuKernels : IKernels, IDisposable
         w -= lrT * m / (MathF.Sqrt(v) + k.Epsilon);
     }
 
-    static void AdamKernel(Index1D i, ArrayView<float> w, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, AdamConstants k, int unused)
+    static void AdamKernel(Index1D i, ArrayView<float> w, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, AdamConstants k)
     {
         float wi = w[i], mi = m[i], vi = v[i];
         Step(ref wi, ref mi, ref vi, g[i], k.LrT, k.DecayTouched, k);
@@ -413,7 +413,7 @@ public sealed class IlgpuKernels : IKernels, IDisposable
     {
         var (vw, vm, vv) = (Upload("aw", w), Upload("am", m), Upload("av", v));
         adam(w.Length, vw, Upload("ag", g[..w.Length]), vm, vv,
-            new AdamConstants { Beta1 = beta1, Beta2 = beta2, Epsilon = epsilon, DecayTouched = decay, LrT = lrT }, 0);
+            new AdamConstants { Beta1 = beta1, Beta2 = beta2, Epsilon = epsilon, DecayTouched = decay, LrT = lrT });
         Download(vw, w);
         Download(vm, m);
         Download(vv, v);
