@@ -34,6 +34,7 @@ public sealed class IngestStage : Stage
         if (run.Config.Str("data.format") == "hm_raw")
         {
             var (train, val) = RawHm.Read(run.Config, features, run.Log);
+            run.Log.Verbose($"Ingest: raw files read, joined and split in {watch.Elapsed.TotalSeconds:F1} s");
             Write(run, "train", train.Table, train.Levels, features);
             Write(run, "val", val.Table, val.Levels, features);
         }
@@ -54,10 +55,13 @@ public sealed class IngestStage : Stage
 
     static void Write(StageRun run, string split, ColumnTable table, IReadOnlyDictionary<string, IReadOnlyList<string>> levels, FeatureSet features)
     {
+        var watch = Stopwatch.StartNew();
         table.WriteParquet(run.Output(split + ".parquet"));
         foreach (var (column, values) in levels)
             ArtifactStore.WriteAtomic(run.Output(LevelsFile(split, column)), JsonSerializer.Serialize(values));
+        var written = watch.Elapsed.TotalSeconds;
         File.WriteAllText(run.Output(split + ".summary.txt"), Summary(table, levels, features));
+        run.Log.Verbose($"Ingest {split}: Parquet and levels written in {written:F1} s, summary in {watch.Elapsed.TotalSeconds - written:F1} s");
     }
 
     /// <summary>Distinct counts of the categorical columns and a description of the numeric ones.</summary>

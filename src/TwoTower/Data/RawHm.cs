@@ -87,6 +87,9 @@ public static class RawHm
         int missingCustomers = 0, missingArticles = 0, sampledOut = 0, emptyNumbers = 0;
         var customerLevels = new Levels();
         var articleLevels = new Levels();
+        // Code of each customer / article row once known: one id lookup per transaction instead of two.
+        var customerCodes = NewMemo(customers.RowOfId.Count);
+        var articleCodes = NewMemo(articles.RowOfId.Count);
 
         using (var reader = Open(transactionsPath))
         {
@@ -97,6 +100,21 @@ public static class RawHm
             // Per column, decided once: where its value comes from. Side-table codes are memoized per side row.
             var catPlans = categorical.Select(c => new ColumnPlan(c, sources[c], header, customers, articles)).ToArray();
             var numPlans = numeric.Select(c => new ColumnPlan(c, sources[c], header, customers, articles)).ToArray();
+            foreach (var plan in catPlans)
+            {
+                plan.Codes = rows.Cats[plan.Column];
+                plan.RowLevels = rows.Levels.GetValueOrDefault(plan.Column);
+            }
+            foreach (var plan in numPlans)
+            {
+                plan.Numbers = rows.Nums[plan.Column];
+                plan.SideNumbers = plan.Kind switch
+                {
+                    Source.Customers => customers.Numbers[plan.Column],
+                    Source.Articles => articles.Numbers[plan.Column],
+                    _ => null,
+                };
+            }
             var customerLookup = customers.RowOfId.GetAlternateLookup<ReadOnlySpan<char>>();
             var articleLookup = articles.RowOfId.GetAlternateLookup<ReadOnlySpan<char>>();
             var sampledLookup = sampled?.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -139,22 +157,22 @@ public static class RawHm
                     var plan = catPlans[c];
                     var code = plan.Kind switch
                     {
-                        Source.CustomerId => customerLevels.Code(customerId),
-                        Source.ArticleId => articleLevels.Code(articleId),
-                        Source.Customers => plan.SideCode(customerRow, rows.Levels[plan.Column]),
-                        Source.Articles => plan.SideCode(articleRow, rows.Levels[plan.Column]),
-                        Source.Month => rows.Levels[plan.Column].Code(MonthNames[month]),
-                        _ => rows.Levels[plan.Column].Code(row[plan.Index].Span),
+                        Source.CustomerId => customerRow < 0 ? customerLevels.Code(customerId) : CodeOfRow(customerCodes, customerRow, customerLevels, customerId),
+                        Source.ArticleId => articleRow < 0 ? articleLevels.Code(articleId) : CodeOfRow(articleCodes, articleRow, articleLevels, articleId),
+                        Source.Customers => plan.SideCode(customerRow, plan.RowLevels!),
+                        Source.Articles => plan.SideCode(articleRow, plan.RowLevels!),
+                        Source.Month => plan.RowLevels!.Code(MonthNames[month]),
+                        _ => plan.RowLevels!.Code(row[plan.Index].Span),
                     };
-                    rows.Cats[plan.Column].Add(code);
+                    plan.Codes!.Add(code);
                 }
                 for (var c = 0; c < numPlans.Length; c++)
                 {
                     var plan = numPlans[c];
                     var value = plan.Kind switch
                     {
-                        Source.Customers => customerRow < 0 ? float.NaN : customers.Numbers[plan.Column][customerRow],
-                        Source.Articles => articleRow < 0 ? float.NaN : articles.Numbers[plan.Column][articleRow],
+                        Source.Customers => customerRow < 0 ? float.NaN : plan.SideNumbers![customerRow],
+                        Source.Articles => articleRow < 0 ? float.NaN : plan.SideNumbers![articleRow],
                         Source.MonthSin => MonthSin[month],
                         Source.MonthCos => MonthCos[month],
                         Source.Month => month,
@@ -167,7 +185,7 @@ public static class RawHm
                                                     "(data.missing_numeric is 'error'; 'impute_mean' fills it with the training mean)");
                         emptyNumbers++;
                     }
-                    rows.Nums[plan.Column].Add(value);
+                    plan.Numbers!.Add(value);
                 }
             }
         }
@@ -235,6 +253,12 @@ public static class RawHm
         public readonly Source Kind;
         public readonly int Index = -1;
         readonly SideTable? side;
+
+        // Where this column's values go and come from, bound once so the row loop does no name lookups.
+        public List<int>? Codes;
+        public Levels? RowLevels;
+        public List<float>? Numbers;
+        public List<float>? SideNumbers;
         readonly int[] memo = [];
 
         public ColumnPlan(string column, string source, SepReaderHeader header, SideTable customers, SideTable articles)
@@ -271,6 +295,21 @@ public static class RawHm
                 code = levels.Code(side!.Levels[Column].Values[side.Codes[Column][sideRow]]);
             return code;
         }
+    }
+
+    static int[] NewMemo(int length)
+    {
+        var memo = new int[length];
+        Array.Fill(memo, -1);
+        return memo;
+    }
+
+    static int CodeOfRow(int[] memo, int row, Levels levels, ReadOnlySpan<char> id)
+    {
+        ref var code = ref memo[row];
+        if (code < 0)
+            code = levels.Code(id);
+        return code;
     }
 
     /// <summary>An all-digit id shorter than `digits` zero-padded into buffer; anything else as written.</summary>
