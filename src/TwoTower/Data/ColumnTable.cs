@@ -29,8 +29,6 @@ public sealed class ColumnTable
         return this;
     }
 
-    public bool Has(string name) => columns.Any(c => c.Name == name);
-
     public Array Column(string name) =>
         columns.FirstOrDefault(c => c.Name == name).Values ?? throw new KeyNotFoundException($"no column '{name}'");
 

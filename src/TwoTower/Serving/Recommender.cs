@@ -78,9 +78,6 @@ public sealed class Recommender : IDisposable
         }
     }
 
-    /// <summary>The query tower's features with their expected meaning, for messages.</summary>
-    public IReadOnlyList<Feature> QueryFeatures => features.Query;
-
     /// <summary>
     /// Top k articles for a customer. values: raw values of the query features by column (a
     /// numeric feature may be absent: it takes the training mean; "month" 1..12 supplies month_sin
