@@ -68,15 +68,18 @@ public static class RawHm
             numeric.Where(c => sources[c] == "articles").ToArray(), log);
 
         // Customer sampling (the reference sampled 25,000 customers with a fixed seed).
-        HashSet<string>? sampled = null;
+        // Marked by customer row: a transaction's customer is looked up once, for its row.
+        bool[]? sampled = null;
         var sample = (int)config.Int("raw.sample_customers");
         if (sample > 0)
         {
             var ids = customers.RowOfId.Keys.Order(StringComparer.Ordinal).ToArray();
             var rng = new Rng((ulong)config.Int("raw.sample_seed"));
             rng.Shuffle(ids.AsSpan());
-            sampled = ids.Take(sample).ToHashSet(StringComparer.Ordinal);
-            log.Info($"Sampling {sampled.Count:N0} of {ids.Length:N0} customers (raw.sample_customers)");
+            sampled = new bool[customers.RowOfId.Count];
+            foreach (var id in ids.Take(sample))
+                sampled[customers.RowOfId[id]] = true;
+            log.Info($"Sampling {Math.Min(sample, ids.Length):N0} of {ids.Length:N0} customers (raw.sample_customers)");
         }
 
         var keepMissingCustomers = config.Str("raw.missing_customer") == "keep";
@@ -117,7 +120,6 @@ public static class RawHm
             }
             var customerLookup = customers.RowOfId.GetAlternateLookup<ReadOnlySpan<char>>();
             var articleLookup = articles.RowOfId.GetAlternateLookup<ReadOnlySpan<char>>();
-            var sampledLookup = sampled?.GetAlternateLookup<ReadOnlySpan<char>>();
             var dayCache = new Dictionary<string, DateOnly>(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
             Span<char> articleBuffer = stackalloc char[64];
             foreach (var row in reader)
@@ -126,7 +128,7 @@ public static class RawHm
                 var articleId = NormalizeArticle(row[iArticle].Span, padding, articleBuffer);
                 var customerRow = customerLookup.TryGetValue(customerId, out var cr) ? cr : -1;
                 var articleRow = articleLookup.TryGetValue(articleId, out var ar) ? ar : -1;
-                if (sampledLookup is { } inSample && !inSample.Contains(customerId))
+                if (sampled != null && (customerRow < 0 || !sampled[customerRow]))
                 {
                     sampledOut++;
                     continue;
