@@ -19,7 +19,7 @@ public static class Benchmarks
         var features = FeatureSet.From(config);
         var rows = new List<(string What, double Median, string Detail)>();
 
-        var ingest = Measure(repeats, () =>
+        var ingest = Median(repeats, () =>
         {
             var tmp = Path.Combine(Path.GetTempPath(), $"twotower-bench-{Environment.ProcessId}.parquet");
             foreach (var path in new[] { IngestStage.TrainCsv(config), IngestStage.ValCsv(config) })
@@ -37,7 +37,7 @@ public static class Benchmarks
         var options = TrainOptions.From(config);
         var trainer = new Trainer(model, kernels, options, train, features.CandidateId);
         var epoch = 0;
-        var epochSeconds = Measure(repeats, () => trainer.RunEpoch(++epoch));
+        var epochSeconds = Median(repeats, () => trainer.RunEpoch(++epoch));
         var dim = model.Query.OutputDim;
         var batch = (double)options.BatchSize;
         var softmaxFlops = 6.0 * batch * batch * dim * trainer.BatchesPerEpoch;
@@ -45,7 +45,7 @@ public static class Benchmarks
             $"{train.RowCount / epochSeconds:N0} rows/s; in-batch softmax {softmaxFlops / 1e9:F0} GFLOP → {softmaxFlops / 1e9 / epochSeconds:F1} GFLOP/s over the whole epoch"));
 
         var catalogue = 0;
-        var evalSeconds = Measure(repeats, () => EvaluateStage.ModelRanks(model, kernels, train, val, features, out catalogue));
+        var evalSeconds = Median(repeats, () => EvaluateStage.ModelRanks(model, kernels, train, val, features, out catalogue));
         var evalFlops = 2.0 * val.RowCount * catalogue * dim;
         rows.Add(("Evaluate (rank of every validation row)", evalSeconds,
             $"{val.RowCount:N0} queries × {catalogue:N0} candidates: {evalFlops / 1e9:F0} GFLOP → {evalFlops / 1e9 / evalSeconds:F1} GFLOP/s"));
@@ -57,7 +57,8 @@ public static class Benchmarks
         log.Info($"peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / 1e9:F2} GB");
     }
 
-    static double Measure(int repeats, Action action)
+    /// <summary>Median wall time of `repeats` runs of action, in seconds.</summary>
+    public static double Median(int repeats, Action action)
     {
         var times = new double[repeats];
         for (var i = 0; i < repeats; i++)

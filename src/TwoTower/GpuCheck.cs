@@ -43,8 +43,8 @@ public static class GpuCheck
         var lg = Loss(gpu, out var dqg, out var dcg);
         var ls = Loss(simd, out var dqs, out var dcs);
         rows.Add(("in-batch softmax 2048×2048: max rel. diff (loss, dq, dc)", $"{MaxRel(lg, ls):E1}, {MaxRel(dqg, dqs):E1}, {MaxRel(dcg, dcs):E1}"));
-        var softmaxGpu = Median(10, () => Loss(gpu, out _, out _));
-        var softmaxCpu = Median(10, () => Loss(simd, out _, out _));
+        var softmaxGpu = Benchmarks.Median(10, () => Loss(gpu, out _, out _));
+        var softmaxCpu = Benchmarks.Median(10, () => Loss(simd, out _, out _));
         rows.Add(("in-batch softmax 2048×2048 forward+backward, ms (GPU incl. copies / CPU)", $"{softmaxGpu * 1e3:F2} / {softmaxCpu * 1e3:F2}"));
 
         var x = Random(b * 44);
@@ -97,18 +97,4 @@ public static class GpuCheck
 
     static double MaxRel(float[] a, float[] b) =>
         a.Zip(b).Max(p => Math.Abs(p.First - p.Second) / Math.Max(Math.Abs(p.Second), 1e-2));
-
-    static double Median(int repeats, Action action)
-    {
-        action();
-        var times = new double[repeats];
-        for (var i = 0; i < repeats; i++)
-        {
-            var watch = Stopwatch.StartNew();
-            action();
-            times[i] = watch.Elapsed.TotalSeconds;
-        }
-        Array.Sort(times);
-        return times[repeats / 2];
-    }
 }

@@ -68,20 +68,8 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
     [InlineData(64, 16, false, 1.0, false)]
     [InlineData(130, 16, true, 0.5, true)]
     [InlineData(37, 5, true, 2.0, false)]
-    public void InBatchSoftmaxMatchesReference(int rows, int dim, bool logQ, double temperature, bool accidentalHits)
-    {
-        var q = Reference.Random(rows * dim, 7, 0.8);
-        var c = Reference.Random(rows * dim, 8, 0.8);
-        var offset = logQ ? Reference.Random(rows, 9, 3).Select(v => v - 4).ToArray() : [];
-        var ids = accidentalHits ? Enumerable.Range(0, rows).Select(i => i % 7).ToArray() : [];
-        var (loss, dq, dc) = (Reference.Poisoned(rows), Reference.Poisoned(rows * dim), Reference.Poisoned(rows * dim));
-        gpu.InBatchSoftmax(q, c, rows, dim, offset, (float)temperature, ids, loss, dq, dc);
-        var expected = Reference.InBatchSoftmax(Reference.ToDouble(q), Reference.ToDouble(c), rows, dim,
-            logQ ? Reference.ToDouble(offset) : null, temperature, accidentalHits ? ids : null);
-        Assert.True(Reference.MaxRelativeError(loss, expected.Loss) < Tolerance);
-        Assert.True(Reference.MaxRelativeError(dq, expected.Dq) < Tolerance);
-        Assert.True(Reference.MaxRelativeError(dc, expected.Dc) < Tolerance);
-    }
+    public void InBatchSoftmaxMatchesReference(int rows, int dim, bool logQ, double temperature, bool accidentalHits) =>
+        KernelTests.CheckInBatchSoftmax(gpu, rows, dim, logQ, temperature, accidentalHits);
 
     [Fact]
     public void AdamWDenseAndLazyRowsMatchSimdBitForBit()

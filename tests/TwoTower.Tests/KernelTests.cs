@@ -75,14 +75,18 @@ public class KernelTests
     [InlineData(2, 37, 16, true, 0.5, true)]
     [InlineData(2, 30, 5, false, 2.0, true)]
     [InlineData(3, 130, 16, true, 1.0, true)]
-    public void InBatchSoftmaxMatchesReference(int threads, int rows, int dim, bool logQ, double temperature, bool accidentalHits)
+    public void InBatchSoftmaxMatchesReference(int threads, int rows, int dim, bool logQ, double temperature, bool accidentalHits) =>
+        CheckInBatchSoftmax(new SimdKernels(threads), rows, dim, logQ, temperature, accidentalHits);
+
+    /// <summary>One backend's in-batch softmax against the float64 reference on fresh inputs, outputs poisoned first.</summary>
+    internal static void CheckInBatchSoftmax(IKernels kernels, int rows, int dim, bool logQ, double temperature, bool accidentalHits)
     {
         var q = Reference.Random(rows * dim, 7, 0.8);
         var c = Reference.Random(rows * dim, 8, 0.8);
         var offset = logQ ? Reference.Random(rows, 9, 3).Select(v => v - 4).ToArray() : [];
         var ids = accidentalHits ? Enumerable.Range(0, rows).Select(i => i % 7).ToArray() : [];
         var (loss, dq, dc) = (Reference.Poisoned(rows), Reference.Poisoned(rows * dim), Reference.Poisoned(rows * dim));
-        new SimdKernels(threads).InBatchSoftmax(q, c, rows, dim, offset, (float)temperature, ids, loss, dq, dc);
+        kernels.InBatchSoftmax(q, c, rows, dim, offset, (float)temperature, ids, loss, dq, dc);
         var expected = Reference.InBatchSoftmax(Reference.ToDouble(q), Reference.ToDouble(c), rows, dim,
             logQ ? Reference.ToDouble(offset) : null, temperature, accidentalHits ? ids : null);
         Assert.True(Reference.MaxRelativeError(loss, expected.Loss) < Tolerance);
