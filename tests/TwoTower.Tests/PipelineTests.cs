@@ -123,6 +123,20 @@ public class PipelineTests : IDisposable
     }
 
     [Fact]
+    public void AskingForAnAbsentAcceleratorIsAnErrorListingWhatWasFound()
+    {
+        var log = new RecordingLog();
+        using var auto = Model.TrainStage.CreateKernels(Config(), log) as IDisposable;
+        if (!log.Lines.Any(l => l.Contains("found 0 CUDA and 0 OpenCL")))
+            return;  // a machine with a GPU: nothing is absent
+        foreach (var choice in new[] { "cuda", "opencl" })
+        {
+            var error = Assert.Throws<PipelineError>(() => Model.TrainStage.CreateKernels(Config($"accelerator={choice}"), log));
+            Assert.Contains($"accelerator '{choice}' asked for, but found 0 CUDA and 0 OpenCL GPU device(s)", error.Message);
+        }
+    }
+
+    [Fact]
     public void AutoAcceleratorSaysWhatItFoundAndFallsBackToSimdWithoutAGpu()
     {
         var log = new RecordingLog();

@@ -67,13 +67,15 @@ public sealed class IlgpuKernels : IKernels, IDisposable
                     string.Concat(cuda.Select(d => $"; CUDA: {d.Name}")) + string.Concat(opencl.Select(d => $"; OpenCL: {d.Name}"));
         Device? device = choice switch
         {
-            "cuda" => cuda.FirstOrDefault() ?? throw new PipelineError($"accelerator 'cuda' asked for, but {found}"),
-            "opencl" => opencl.FirstOrDefault() ?? throw new PipelineError($"accelerator 'opencl' asked for, but {found}"),
+            "cuda" => cuda.FirstOrDefault(),
+            "opencl" => opencl.FirstOrDefault(),
             _ => (Device?)cuda.FirstOrDefault() ?? opencl.FirstOrDefault(),
         };
         if (device == null)
         {
             context.Dispose();
+            if (choice != "auto")
+                throw new PipelineError($"accelerator '{choice}' asked for, but {found}");
             reason = $"accelerator 'auto': {found}, so the SIMD CPU backend";
             return null;
         }
