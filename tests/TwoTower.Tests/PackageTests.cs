@@ -42,8 +42,7 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
     TwoTowerModel LoadModel(out FeatureSet features, out TrainingColumns val)
     {
         features = FeatureSet.From(pipeline.Config);
-        var model = TwoTowerModel.Create(pipeline.Config, TrainStage.VocabularySizes(pipeline.Store, features));
-        model.LoadWeights(Path.Combine(pipeline.Store.StageDir("train"), TrainStage.WeightsFile));
+        var model = TrainStage.LoadTrained(pipeline.Store, pipeline.Config);
         val = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(pipeline.Store.StageDir("normalize"), "val.parquet")));
         return model;
     }
@@ -75,8 +74,7 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         var model = LoadModel(out var features, out var val);
         var rows = Enumerable.Range(0, 64).ToArray();
         // Raw (unnormalized) inputs: ONNX normalizes inside the graph; recover them from the normalized columns.
-        var stats = JsonSerializer.Deserialize<Dictionary<string, NormalizationStats>>(
-            File.ReadAllText(Path.Combine(pipeline.PackageDir, NormalizeStage.StatsFile)))!;
+        var stats = NormalizeStage.ReadStats(pipeline.PackageDir);
         foreach (var (tower, file) in new[] { (model.Query, "query_tower.onnx"), (model.Candidate, "candidate_tower.onnx") })
         {
             var expected = TwoTowerModel.Embed(tower, new Kernels.SimdKernels(1), val, rows);
@@ -112,7 +110,7 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         Assert.True(exact.Items.Zip(exact.Items.Skip(1)).All(p => p.First.Score >= p.Second.Score));
 
         // Independent: the trained model's query tower on the same features, scored against the candidate embeddings.
-        var stats = JsonSerializer.Deserialize<Dictionary<string, NormalizationStats>>(File.ReadAllText(Path.Combine(pipeline.PackageDir, NormalizeStage.StatsFile)))!;
+        var stats = NormalizeStage.ReadStats(pipeline.PackageDir);
         var data = new TrainingColumns(1, new Dictionary<string, int[]> { ["customer_id"] = [4] }, new Dictionary<string, float[]>
         {
             ["age"] = stats["age"].Apply([35f]),
@@ -144,7 +142,7 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
     public void ServiceAnswersAndRejectsBadParameters()
     {
         using var recommender = new Recommender(pipeline.PackageDir);
-        var port = FreePort();
+        var port = ServingBenchmark.FreePort();
         var app = RecommendService.Build(recommender, "127.0.0.1", port, maxK: 50);
         app.StartAsync().GetAwaiter().GetResult();
         try
@@ -216,7 +214,7 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
     [Fact]
     public void PublishingSendsTheIndexThenBulkChunksAndRetriesServerErrors()
     {
-        var port = FreePort();
+        var port = ServingBenchmark.FreePort();
         using var listener = new HttpListener();
         listener.Prefixes.Add($"http://127.0.0.1:{port}/");
         listener.Start();
@@ -262,18 +260,8 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
     [Fact]
     public void PublishingToAnUnreachableClusterIsAClearError()
     {
-        var config = PipelineConfig.Parse("", "test", [$"opensearch.url=http://127.0.0.1:{FreePort()}", "opensearch.retries=2"]);
+        var config = PipelineConfig.Parse("", "test", [$"opensearch.url=http://127.0.0.1:{ServingBenchmark.FreePort()}", "opensearch.retries=2"]);
         var error = Assert.Throws<PipelineError>(() => OpenSearchExport.PublishAsync(pipeline.PackageDir, config, new RecordingLog()).GetAwaiter().GetResult());
         Assert.Contains("cannot reach the OpenSearch cluster at http://127.0.0.1:", error.Message);
-    }
-
-
-    static int FreePort()
-    {
-        var socket = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        socket.Start();
-        var port = ((IPEndPoint)socket.LocalEndpoint).Port;
-        socket.Stop();
-        return port;
     }
 }

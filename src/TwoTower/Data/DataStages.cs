@@ -96,6 +96,10 @@ public sealed class EncodeStage : Stage
 
     public static string VocabFile(string column) => $"vocab.{column}.json";
 
+    /// <summary>The vocabulary of a column from a folder holding vocab.&lt;column&gt;.json (artifacts/encode or a package).</summary>
+    public static Vocabulary ReadVocabulary(string dir, string column) =>
+        new(JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(dir, VocabFile(column))))!);
+
     public override void Execute(StageRun run)
     {
         var features = FeatureSet.From(run.Config);
@@ -147,6 +151,10 @@ public sealed class NormalizeStage : Stage
     public override IReadOnlyList<string> Upstream => ["encode"];
 
     public const string StatsFile = "normalization.json";
+
+    /// <summary>The statistics from a folder holding normalization.json (artifacts/normalize or a package).</summary>
+    public static Dictionary<string, NormalizationStats> ReadStats(string dir) =>
+        JsonSerializer.Deserialize<Dictionary<string, NormalizationStats>>(File.ReadAllText(Path.Combine(dir, StatsFile)))!;
 
     public override void Execute(StageRun run)
     {

@@ -32,8 +32,7 @@ public sealed class EvaluateStage : Stage
         var config = run.Config;
         var features = FeatureSet.From(config);
         var ks = config.IntList("evaluate.ks").Select(k => (int)k).Order().ToArray();
-        var model = TwoTowerModel.Create(config, TrainStage.VocabularySizes(run.Store, features));
-        model.LoadWeights(run.Input("train", TrainStage.WeightsFile));
+        var model = TrainStage.LoadTrained(run.Store, config);
         var train = TrainingColumns.From(ColumnTable.ReadParquet(run.Input("normalize", "train.parquet")));
         var val = TrainingColumns.From(ColumnTable.ReadParquet(run.Input("normalize", "val.parquet")));
         var kernels = TrainStage.CreateKernels(config, run.Log);

@@ -30,8 +30,15 @@ public sealed class TrainStage : Stage
     const string BestWeightsFile = "best.safetensors";
 
     public static Dictionary<string, int> VocabularySizes(ArtifactStore store, FeatureSet features) =>
-        features.CategoricalColumns.ToDictionary(c => c, c =>
-            JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(store.StageDir("encode"), EncodeStage.VocabFile(c))))!.Length);
+        features.CategoricalColumns.ToDictionary(c => c, c => EncodeStage.ReadVocabulary(store.StageDir("encode"), c).Count);
+
+    /// <summary>The configured model with the weights Train wrote.</summary>
+    public static TwoTowerModel LoadTrained(ArtifactStore store, PipelineConfig config)
+    {
+        var model = TwoTowerModel.Create(config, VocabularySizes(store, FeatureSet.From(config)));
+        model.LoadWeights(Path.Combine(store.StageDir("train"), WeightsFile));
+        return model;
+    }
 
     /// <summary>The backend the config asks for; the log names the device chosen and why.</summary>
     public static IKernels CreateKernels(PipelineConfig config, IPipelineLog log)

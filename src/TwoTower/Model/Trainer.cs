@@ -78,6 +78,7 @@ public sealed class Trainer
     readonly float[] offsets, lossPerRow, dq, dc;
     readonly int[] batchItems;
     readonly Data.Feature[] queryFeatures, candidateFeatures;
+    readonly (Variable Embedding, string Column, TowerBatch Batch)[] embeddingInputs;
 
     /// <summary>Adam steps taken so far (t in the bias correction).</summary>
     public int Step { get; private set; }
@@ -100,6 +101,8 @@ public sealed class Trainer
         order = Enumerable.Range(0, data.RowCount).ToArray();
         queryFeatures = model.Query.Inputs.Select(i => i.Feature).ToArray();
         candidateFeatures = model.Candidate.Inputs.Select(i => i.Feature).ToArray();
+        embeddingInputs = model.Query.Inputs.Select(i => (i, queryBatch)).Concat(model.Candidate.Inputs.Select(i => (i, candidateBatch)))
+            .Where(x => x.i.Embedding != null).Select(x => (x.i.Embedding!, x.i.Feature.Column, x.Item2)).ToArray();
         var b = options.BatchSize;
         offsets = new float[b];
         lossPerRow = new float[b];
@@ -199,11 +202,10 @@ public sealed class Trainer
         queryBatch.Fill(data, queryFeatures, rows);
         candidateBatch.Fill(data, candidateFeatures, rows);
         // The batch's embedding rows first take the zero-gradient steps they missed: they are read as the dense update would have left them.
-        foreach (var (tower, batch) in new[] { (model.Query, queryBatch), (model.Candidate, candidateBatch) })
-        foreach (var input in tower.Inputs.Where(i => i.Embedding != null))
+        foreach (var (embedding, column, batch) in embeddingInputs)
         {
-            input.Embedding!.MarkTouched(batch.Ids(input.Feature.Column));
-            CatchUp(input.Embedding, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(input.Embedding.TouchedRows));
+            embedding.MarkTouched(batch.Ids(column));
+            CatchUp(embedding, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(embedding.TouchedRows));
         }
         var q = model.Query.Forward(kernels, queryBatch);
         var c = model.Candidate.Forward(kernels, candidateBatch);

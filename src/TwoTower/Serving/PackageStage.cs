@@ -33,13 +33,11 @@ public sealed class PackageStage : Stage
     {
         var config = run.Config;
         var features = FeatureSet.From(config);
-        var vocabularies = features.CategoricalColumns.ToDictionary(c => c,
-            c => new Vocabulary(JsonSerializer.Deserialize<string[]>(File.ReadAllText(run.Input("encode", EncodeStage.VocabFile(c))))!));
-        var model = TwoTowerModel.Create(config, vocabularies.ToDictionary(v => v.Key, v => v.Value.Count));
-        model.LoadWeights(run.Input("train", TrainStage.WeightsFile));
+        var vocabularies = features.CategoricalColumns.ToDictionary(c => c, c => EncodeStage.ReadVocabulary(run.Store.StageDir("encode"), c));
+        var model = TrainStage.LoadTrained(run.Store, config);
         var kernels = TrainStage.CreateKernels(config, run.Log);
         var train = TrainingColumns.From(ColumnTable.ReadParquet(run.Input("normalize", "train.parquet")));
-        var normalization = JsonSerializer.Deserialize<Dictionary<string, NormalizationStats>>(File.ReadAllText(run.Input("normalize", NormalizeStage.StatsFile)))!;
+        var normalization = NormalizeStage.ReadStats(run.Store.StageDir("normalize"));
 
         foreach (var file in new[] { ("train", TrainStage.WeightsFile), ("train", "config.yaml"), ("normalize", NormalizeStage.StatsFile) }
                      .Concat(features.CategoricalColumns.Select(c => ("encode", EncodeStage.VocabFile(c)))))

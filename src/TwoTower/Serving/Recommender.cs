@@ -45,9 +45,8 @@ public sealed class Recommender : IDisposable
             throw new PipelineError($"no package at {packageDir} (run --target=Package first)");
         var config = PipelineConfig.Parse(System.IO.File.ReadAllText(File("config.yaml")), File("config.yaml"));
         features = FeatureSet.From(config);
-        vocabularies = features.CategoricalColumns.ToDictionary(c => c,
-            c => new Vocabulary(JsonSerializer.Deserialize<string[]>(System.IO.File.ReadAllText(File(EncodeStage.VocabFile(c))))!));
-        normalization = JsonSerializer.Deserialize<Dictionary<string, NormalizationStats>>(System.IO.File.ReadAllText(File(NormalizeStage.StatsFile)))!;
+        vocabularies = features.CategoricalColumns.ToDictionary(c => c, c => EncodeStage.ReadVocabulary(packageDir, c));
+        normalization = NormalizeStage.ReadStats(packageDir);
         model = TwoTowerModel.Create(config, vocabularies.ToDictionary(v => v.Key, v => v.Value.Count));
         model.LoadWeights(File(TrainStage.WeightsFile));
         Dim = model.Candidate.OutputDim;

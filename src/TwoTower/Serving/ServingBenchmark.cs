@@ -93,7 +93,8 @@ public static class ServingBenchmark
         return (sorted[sorted.Length / 2], sorted[Math.Min(sorted.Length - 1, (int)(sorted.Length * 0.99))]);
     }
 
-    static int FreePort()
+    /// <summary>A loopback port free at the moment of asking.</summary>
+    internal static int FreePort()
     {
         var socket = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
         socket.Start();
