@@ -33,9 +33,9 @@ public static class Benchmarks
         var val = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(store.StageDir("normalize"), "val.parquet")));
         var model = TwoTowerModel.Create(config, TrainStage.VocabularySizes(store, features));
         model.Initialize(config.Int("seed"));
-        var kernels = TrainStage.CreateKernels(config, log);
+        using var kernels = TrainStage.CreateKernels(config, log);
         var options = TrainOptions.From(config);
-        var trainer = new Trainer(model, kernels, options, train, features.CandidateId);
+        using var trainer = new Trainer(model, kernels, options, train, features.CandidateId);
         var epoch = 0;
         var epochSeconds = Median(repeats, () => trainer.RunEpoch(++epoch));
         var dim = model.Query.OutputDim;

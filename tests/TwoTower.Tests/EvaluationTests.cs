@@ -25,7 +25,7 @@ public class EvaluationTests
         }
         positives[^1] = float.NaN;
         var counts = Enumerable.Repeat(-2, queries).ToArray();
-        new SimdKernels(threads).CountScoresAbove(q, queries, c, candidates, dim, positives, counts);
+        new ArrayOps(new SimdKernels(threads)).CountScoresAbove(q, queries, c, candidates, dim, positives, counts);
         for (var i = 0; i < queries - 1; i++)
         {
             var threshold = Enumerable.Range(0, dim).Sum(d => (double)q[i * dim + d] * positives[i * dim + d]);
@@ -51,7 +51,7 @@ public class EvaluationTests
         float[] candidates = [3, 0, 2, 0, 2, 0, 1, 0];
         float[] positives = [2, 0, 0.5f, 0, 1, 0];
         var counts = new int[3];
-        new SimdKernels(1).CountScoresAbove(q, 3, candidates, 4, 2, positives, counts);
+        new ArrayOps(new SimdKernels(1)).CountScoresAbove(q, 3, candidates, 4, 2, positives, counts);
         Assert.Equal([1, 4, -1], counts);
         long[] ranks = [counts[0] + 1, counts[1] + 1, RankMetrics.Miss];
         var result = RankMetrics.Compute(ranks, [1, 2, 5, 100]);

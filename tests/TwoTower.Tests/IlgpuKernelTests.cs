@@ -17,8 +17,8 @@ public sealed class IlgpuCpu : IDisposable
 public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
 {
     const double Tolerance = 1e-4;
-    readonly IKernels gpu = ilgpu.Kernels;
-    readonly IKernels simd = new SimdKernels(2);
+    readonly ArrayOps gpu = new(ilgpu.Kernels);
+    readonly ArrayOps simd = new(new SimdKernels(2));
 
     [Fact]
     public void DenseForwardAndBackwardMatchReference()
@@ -58,10 +58,34 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
             Assert.Equal(xs.AsSpan(r * stride + offset, dim).ToArray(), xg.AsSpan(r * stride + offset, dim).ToArray());
 
         var dx = Reference.Random(rows * stride, 6);
-        var (gg, gs) = (new float[tableRows * dim], new float[tableRows * dim]);
-        gpu.EmbeddingScatterAdd(gg, dim, ids, dx, stride, offset);
-        simd.EmbeddingScatterAdd(gs, dim, ids, dx, stride, offset);
-        Assert.Equal(gs, gg);  // same additions in the same (batch) order
+        var (gg, gs) = (Reference.Poisoned(tableRows * dim), Reference.Poisoned(tableRows * dim));
+        gpu.EmbeddingRowGradients(dx, stride, offset, dim, ids, gg);
+        simd.EmbeddingRowGradients(dx, stride, offset, dim, ids, gs);
+        Assert.Equal(gs, gg);  // same additions in the same (batch) order; the same rows left unwritten
+    }
+
+    [Fact]
+    public void BatchAssemblyOpsMatchSimd()
+    {
+        var column = Enumerable.Range(0, 500).Select(i => i * 31 % 17).ToArray();
+        var values = Reference.Random(500, 12);
+        var rows = Enumerable.Range(0, 90).Select(i => i * 53 % 500).ToArray();
+        var (ig, isimd) = (Enumerable.Repeat(-1, 90).ToArray(), Enumerable.Repeat(-1, 90).ToArray());
+        gpu.GatherRows(column, rows, ig);
+        simd.GatherRows(column, rows, isimd);
+        Assert.Equal(isimd, ig);
+        var (fg, fs) = (Reference.Poisoned(90), Reference.Poisoned(90));
+        gpu.GatherRows(values, rows, fg);
+        simd.GatherRows(values, rows, fs);
+        Assert.Equal(fs, fg);
+
+        const int stride = 23, depth = 16;
+        var (xg, xs) = (Reference.Poisoned(90 * stride), Reference.Poisoned(90 * stride));
+        gpu.OneHot(isimd, depth, xg, stride, 2);
+        simd.OneHot(isimd, depth, xs, stride, 2);
+        gpu.CopyToColumn(fs, xg, stride, 20);
+        simd.CopyToColumn(fs, xs, stride, 20);
+        Assert.Equal(xs, xg);   // NaN where neither wrote
     }
 
     [Theory]
@@ -69,7 +93,7 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
     [InlineData(130, 16, true, 0.5, true)]
     [InlineData(37, 5, true, 2.0, false)]
     public void InBatchSoftmaxMatchesReference(int rows, int dim, bool logQ, double temperature, bool accidentalHits) =>
-        KernelTests.CheckInBatchSoftmax(gpu, rows, dim, logQ, temperature, accidentalHits);
+        KernelTests.CheckInBatchSoftmax(ilgpu.Kernels, rows, dim, logQ, temperature, accidentalHits);
 
     [Fact]
     public void AdamWDenseAndLazyRowsMatchSimdBitForBit()
@@ -144,12 +168,12 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
         {
             var model = TwoTowerModel.Create(config, TrainingTests.TinyVocabulary);
             model.Initialize(config.Int("seed"));
-            var trainer = new Trainer(model, kernels, TrainOptions.From(config), data, "article_id");
+            using var trainer = new Trainer(model, kernels, TrainOptions.From(config), data, "article_id");
             loss = trainer.RunEpoch(1).LossPerExample;
             return model.Variables.SelectMany(v => v.Value).ToArray();
         }
-        var onGpu = Train(gpu, out var gpuLoss);
-        var onCpu = Train(simd, out var cpuLoss);
+        var onGpu = Train(ilgpu.Kernels, out var gpuLoss);
+        var onCpu = Train(new SimdKernels(2), out var cpuLoss);
         Assert.Equal(cpuLoss, gpuLoss, cpuLoss * 1e-4);
         // Adam moves each weight by about ±lr per step whatever the gradient's size, so a gradient near
         // zero whose last bits differ can flip one step: a few weights differ by up to a few lr, the rest agree.

@@ -18,7 +18,7 @@ public class KernelTests
         var w = Reference.Random(inDim * outDim, 2);
         var b = Reference.Random(outDim, 3);
         var y = Reference.Poisoned(rows * outDim);
-        new SimdKernels(threads).DenseForward(x, rows, inDim, w, b, outDim, relu, y);
+        new ArrayOps(new SimdKernels(threads)).DenseForward(x, rows, inDim, w, b, outDim, relu, y);
         Assert.True(Reference.MaxRelativeError(y, Reference.DenseForward(x, rows, inDim, w, b, outDim, relu)) < Tolerance);
     }
 
@@ -31,7 +31,7 @@ public class KernelTests
         var w = Reference.Random(inDim * outDim, 5);
         var dy = Reference.Random(rows * outDim, 6);
         var (dw, db, dx) = (Reference.Poisoned(inDim * outDim), Reference.Poisoned(outDim), Reference.Poisoned(rows * inDim));
-        new SimdKernels(2).DenseBackward(x, rows, inDim, w, outDim, dy, dw, db, dx);
+        new ArrayOps(new SimdKernels(2)).DenseBackward(x, rows, inDim, w, outDim, dy, dw, db, dx);
         var expected = Reference.DenseBackward(x, rows, inDim, w, outDim, dy);
         Assert.True(Reference.MaxRelativeError(dw, expected.Dw) < Tolerance);
         Assert.True(Reference.MaxRelativeError(db, expected.Db) < Tolerance);
@@ -43,7 +43,7 @@ public class KernelTests
     {
         float[] y = [1, 0, -2, 3];
         float[] dy = [5, 6, 7, 8];
-        new SimdKernels(1).ReluBackward(y, dy);
+        new ArrayOps(new SimdKernels(1)).ReluBackward(y, dy);
         Assert.Equal([5, 0, 0, 8], dy);
     }
 
@@ -54,19 +54,41 @@ public class KernelTests
         var table = Enumerable.Range(0, 4 * dim).Select(i => (float)i).ToArray();
         int[] ids = [2, 0, 2];
         var x = Reference.Poisoned(ids.Length * stride);
-        var kernels = new SimdKernels(1);
+        var kernels = new ArrayOps(new SimdKernels(1));
         kernels.EmbeddingGather(table, dim, ids, x, stride, offset);
         Assert.Equal([6f, 7, 8], x.AsSpan(1, 3).ToArray());
         Assert.Equal([0f, 1, 2], x.AsSpan(6, 3).ToArray());
         Assert.Equal([6f, 7, 8], x.AsSpan(11, 3).ToArray());
 
-        var grad = new float[4 * dim];
+        var grad = Reference.Poisoned(4 * dim);
         var dx = Enumerable.Range(0, ids.Length * stride).Select(i => (float)i).ToArray();
-        kernels.EmbeddingScatterAdd(grad, dim, ids, dx, stride, offset);
-        // Row 2 gets rows 0 and 2 of dx (repeated ids accumulate), row 0 gets row 1.
+        kernels.EmbeddingRowGradients(dx, stride, offset, dim, ids, grad);
+        // Row 2 gets rows 0 and 2 of dx (repeated ids accumulate), row 0 gets row 1; rows 1 and 3 are not written.
         Assert.Equal([1f + 11, 2 + 12, 3 + 13], grad.AsSpan(6, 3).ToArray());
         Assert.Equal([6f, 7, 8], grad.AsSpan(0, 3).ToArray());
-        Assert.Equal([0f, 0, 0], grad.AsSpan(3, 3).ToArray());
+        Assert.All(grad.AsSpan(3, 3).ToArray().Concat(grad.AsSpan(9, 3).ToArray()), g => Assert.True(float.IsNaN(g)));
+    }
+
+    [Fact]
+    public void BatchAssemblyOpsMatchHandComputedRows()
+    {
+        var ops = new ArrayOps(new SimdKernels(1));
+        var ints = Enumerable.Repeat(-1, 3).ToArray();
+        ops.GatherRows([10, 11, 12, 13], [3, 0, 3], ints);
+        Assert.Equal([13, 10, 13], ints);
+        var floats = Reference.Poisoned(2);
+        ops.GatherRows([0.5f, 1.5f], [1, 0], floats);
+        Assert.Equal([1.5f, 0.5f], floats);
+
+        const int stride = 5;
+        var x = Reference.Poisoned(3 * stride);
+        ops.OneHot([2, 0, 3], depth: 3, x, stride, offset: 1);   // id 3 ≥ depth: all zeros (the notebook's depth)
+        Assert.Equal([0f, 0, 1], x.AsSpan(1, 3).ToArray());
+        Assert.Equal([1f, 0, 0], x.AsSpan(6, 3).ToArray());
+        Assert.Equal([0f, 0, 0], x.AsSpan(11, 3).ToArray());
+        ops.CopyToColumn([7f, 8, 9], x, stride, offset: 4);
+        Assert.Equal([7f, 8, 9], new[] { x[4], x[9], x[14] });
+        Assert.True(float.IsNaN(x[0]));   // columns outside the written slices untouched
     }
 
     [Theory]
@@ -79,16 +101,17 @@ public class KernelTests
         CheckInBatchSoftmax(new SimdKernels(threads), rows, dim, logQ, temperature, accidentalHits);
 
     /// <summary>One backend's in-batch softmax against the float64 reference on fresh inputs, outputs poisoned first.</summary>
-    internal static void CheckInBatchSoftmax(IKernels kernels, int rows, int dim, bool logQ, double temperature, bool accidentalHits)
+    internal static void CheckInBatchSoftmax(IKernels backend, int rows, int dim, bool logQ, double temperature, bool accidentalHits)
     {
+        var kernels = new ArrayOps(backend);
         var q = Reference.Random(rows * dim, 7, 0.8);
         var c = Reference.Random(rows * dim, 8, 0.8);
-        var offset = logQ ? Reference.Random(rows, 9, 3).Select(v => v - 4).ToArray() : [];
-        var ids = accidentalHits ? Enumerable.Range(0, rows).Select(i => i % 7).ToArray() : [];
+        var offset = logQ ? Reference.Random(rows, 9, 3).Select(v => v - 4).ToArray() : null;
+        var ids = accidentalHits ? Enumerable.Range(0, rows).Select(i => i % 7).ToArray() : null;
         var (loss, dq, dc) = (Reference.Poisoned(rows), Reference.Poisoned(rows * dim), Reference.Poisoned(rows * dim));
         kernels.InBatchSoftmax(q, c, rows, dim, offset, (float)temperature, ids, loss, dq, dc);
         var expected = Reference.InBatchSoftmax(Reference.ToDouble(q), Reference.ToDouble(c), rows, dim,
-            logQ ? Reference.ToDouble(offset) : null, temperature, accidentalHits ? ids : null);
+            offset == null ? null : Reference.ToDouble(offset), temperature, ids);
         Assert.True(Reference.MaxRelativeError(loss, expected.Loss) < Tolerance);
         Assert.True(Reference.MaxRelativeError(dq, expected.Dq) < Tolerance);
         Assert.True(Reference.MaxRelativeError(dc, expected.Dc) < Tolerance);
@@ -99,7 +122,7 @@ public class KernelTests
     {
         const int rows = 2048, dim = 16;
         var loss = Reference.Poisoned(rows);
-        new SimdKernels(2).InBatchSoftmax(new float[rows * dim], new float[rows * dim], rows, dim, [], 1, [], loss,
+        new ArrayOps(new SimdKernels(2)).InBatchSoftmax(new float[rows * dim], new float[rows * dim], rows, dim, null, 1, null, loss,
             new float[rows * dim], new float[rows * dim]);
         Assert.All(loss, l => Assert.Equal(Math.Log(rows), l, 4));
     }
@@ -129,7 +152,7 @@ public class KernelTests
         var v = Reference.Random(rows * cols, 13, 0.1).Select(Math.Abs).ToArray();
         var (w0, m0, v0) = (w.ToArray(), m.ToArray(), v.ToArray());
         const float lrT = 0.01f, b1 = 0.9f, b2 = 0.999f, eps = 1e-7f, decay = 0.001f;
-        new SimdKernels(2).AdamW(w, g, m, v, lrT, b1, b2, eps, decay);
+        new ArrayOps(new SimdKernels(2)).AdamW(w, g, m, v, lrT, b1, b2, eps, decay);
 
         var (ew, em, ev) = (new double[w.Length], new double[w.Length], new double[w.Length]);
         for (var i = 0; i < w.Length; i++)
@@ -150,7 +173,7 @@ public class KernelTests
         float[] w = [1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f];
         float[] m = [1.2e-38f, 1e-30f, 0, 0, 0, 0, 0, 0, 1.2e-38f];  // 0.9 × 1.2e-38 is subnormal
         float[] v = [1.2e-38f, 1e-30f, 1, 1, 1, 1, 1, 1, 1.2e-38f];
-        new SimdKernels(1).AdamW(w, new float[9], m, v, 0.01f, 0.9f, 0.5f, 1e-7f, 0);
+        new ArrayOps(new SimdKernels(1)).AdamW(w, new float[9], m, v, 0.01f, 0.9f, 0.5f, 1e-7f, 0);
         Assert.Equal(0f, m[0]);
         Assert.Equal(0f, v[0]);
         Assert.Equal(0f, m[8]);      // the scalar tail flushes too
@@ -177,7 +200,7 @@ public class KernelTests
         var (dw, dm, dv) = (w.ToArray(), new float[rows * cols], new float[rows * cols]);
         var rowStep = new int[rows];
         var rng = new Rng(31);
-        var kernels = new SimdKernels(2);
+        var kernels = new ArrayOps(new SimdKernels(2));
         for (var step = 1; step <= steps; step++)
         {
             var touched = Enumerable.Range(0, rows).Where(_ => rng.NextDouble() < 0.3).ToArray();

@@ -35,7 +35,7 @@ public sealed class EvaluateStage : Stage
         var model = TrainStage.LoadTrained(run.Store, config);
         var train = TrainingColumns.From(ColumnTable.ReadParquet(run.Input("normalize", "train.parquet")));
         var val = TrainingColumns.From(ColumnTable.ReadParquet(run.Input("normalize", "val.parquet")));
-        var kernels = TrainStage.CreateKernels(config, run.Log);
+        using var kernels = TrainStage.CreateKernels(config, run.Log);
 
         var watch = Stopwatch.StartNew();
         var modelRanks = ModelRanks(model, kernels, train, val, features, out var catalogue);
@@ -90,7 +90,14 @@ public sealed class EvaluateStage : Stage
         var queries = TwoTowerModel.Embed(model.Query, kernels, val, everyRow);
         var positives = TwoTowerModel.Embed(model.Candidate, kernels, val, everyRow);
         var counts = new int[val.RowCount];
-        kernels.CountScoresAbove(queries, val.RowCount, candidates, catalogue, dim, positives, counts);
+        using (var q = kernels.Upload(queries))
+        using (var c = kernels.Upload(candidates))
+        using (var p = kernels.Upload(positives))
+        using (var n = kernels.Upload(counts))
+        {
+            kernels.CountScoresAbove(q, val.RowCount, c, catalogue, dim, p, n);
+            kernels.CopyToHost(n, counts);
+        }
         // A NaN or infinite positive score (count −1) is a miss, never a hit.
         return counts.Select(c => c < 0 ? RankMetrics.Miss : c + 1L).ToArray();
     }

@@ -3,67 +3,111 @@ namespace TwoTower.Kernels;
 /// <summary>
 /// The op-level seam: every heavy computation of training and evaluation goes through one of
 /// these ops, so another backend (ILGPU kernels) can replace <see cref="SimdKernels"/> without
-/// touching the model. Matrices are dense row-major float32 spans; shapes are given explicitly.
-/// Every op writes all of its outputs (tests poison them first).
+/// touching the model. Operands are <see cref="DeviceBuffer{T}"/>s that live on the backend across
+/// calls (the trainer uploads the columns and weights once; only per-batch row lists and the loss
+/// cross per step); matrices are dense row-major float32, shapes are given explicitly and a buffer
+/// may be longer than its shape. Every op writes all of its outputs (tests poison them first).
 /// </summary>
-public interface IKernels
+public interface IKernels : IDisposable
 {
     string Name { get; }
 
+    // ---- memory ----
+
+    /// <summary>A zero-filled buffer of `length` elements.</summary>
+    DeviceBuffer<T> Allocate<T>(int length) where T : unmanaged;
+
+    /// <summary>
+    /// A buffer holding the array's contents. The SIMD backend uses the array itself (no copy, the
+    /// ops then write into it); ILGPU copies it to the device. Read results back with <see cref="CopyToHost{T}"/>.
+    /// </summary>
+    DeviceBuffer<T> Upload<T>(T[] data) where T : unmanaged;
+
+    /// <summary>target[0..source.Length) = source.</summary>
+    void CopyFromHost<T>(ReadOnlySpan<T> source, DeviceBuffer<T> target) where T : unmanaged;
+
+    /// <summary>target = source[0..target.Length), after every op queued before it has finished.</summary>
+    void CopyToHost<T>(DeviceBuffer<T> source, Span<T> target) where T : unmanaged;
+
+    // ---- batch assembly ----
+
+    /// <summary>target[r] = source[rows[r]] for r &lt; count (a batch's values of one resident column).</summary>
+    void GatherRows(DeviceBuffer<int> source, DeviceBuffer<int> rows, int count, DeviceBuffer<int> target);
+
+    /// <inheritdoc cref="GatherRows(DeviceBuffer{int}, DeviceBuffer{int}, int, DeviceBuffer{int})"/>
+    void GatherRows(DeviceBuffer<float> source, DeviceBuffer<int> rows, int count, DeviceBuffer<float> target);
+
+    /// <summary>x[r, offset + k] = (k == ids[r]) ? 1 : 0 for k &lt; depth (an id ≥ depth gives all zeros).</summary>
+    void OneHot(DeviceBuffer<int> ids, int rows, int depth, DeviceBuffer<float> x, int xStride, int offset);
+
+    /// <summary>x[r, offset] = values[r].</summary>
+    void CopyToColumn(DeviceBuffer<float> values, int rows, DeviceBuffer<float> x, int xStride, int offset);
+
+    // ---- layers ----
+
     /// <summary>y[n×o] = x[n×i] · w[i×o] + b[o], then relu when asked.</summary>
-    void DenseForward(ReadOnlySpan<float> x, int rows, int inDim, ReadOnlySpan<float> w, ReadOnlySpan<float> b, int outDim,
-        bool relu, Span<float> y);
+    void DenseForward(DeviceBuffer<float> x, int rows, int inDim, DeviceBuffer<float> w, DeviceBuffer<float> b, int outDim,
+        bool relu, DeviceBuffer<float> y);
 
     /// <summary>
     /// Backward of <see cref="DenseForward"/> given dy (already multiplied by relu'): dw = xᵀ·dy,
-    /// db = Σ_rows dy (both overwritten), and dx = dy · wᵀ when dx is not empty.
+    /// db = Σ_rows dy (both overwritten), and dx = dy · wᵀ when dx is not null.
     /// </summary>
-    void DenseBackward(ReadOnlySpan<float> x, int rows, int inDim, ReadOnlySpan<float> w, int outDim, ReadOnlySpan<float> dy,
-        Span<float> dw, Span<float> db, Span<float> dx);
+    void DenseBackward(DeviceBuffer<float> x, int rows, int inDim, DeviceBuffer<float> w, int outDim, DeviceBuffer<float> dy,
+        DeviceBuffer<float> dw, DeviceBuffer<float> db, DeviceBuffer<float>? dx);
 
-    /// <summary>dy[k] = 0 where y[k] ≤ 0 (relu' from the relu's output).</summary>
-    void ReluBackward(ReadOnlySpan<float> y, Span<float> dy);
+    /// <summary>dy[k] = 0 where y[k] ≤ 0 for k &lt; count (relu' from the relu's output).</summary>
+    void ReluBackward(DeviceBuffer<float> y, DeviceBuffer<float> dy, int count);
 
-    /// <summary>x[r, offset..offset+dim) = table[ids[r], ..] for each row r of x (row width xStride).</summary>
-    void EmbeddingGather(ReadOnlySpan<float> table, int dim, ReadOnlySpan<int> ids, Span<float> x, int xStride, int offset);
+    /// <summary>x[r, offset..offset+dim) = table[ids[r], ..] for each row r &lt; rows of x (row width xStride).</summary>
+    void EmbeddingGather(DeviceBuffer<float> table, int dim, DeviceBuffer<int> ids, int rows, DeviceBuffer<float> x, int xStride, int offset);
 
-    /// <summary>grad[ids[r], ..] += dx[r, offset..offset+dim) for each row r (repeated ids accumulate).</summary>
-    void EmbeddingScatterAdd(Span<float> grad, int dim, ReadOnlySpan<int> ids, ReadOnlySpan<float> dx, int dxStride, int offset);
+    /// <summary>
+    /// The gradient of an embedding table on the rows a batch touched, grouped by row (see
+    /// <see cref="RowGroups"/>): grad[groups.Rows[u], ..] = Σ dx[p, offset..offset+dim) over the batch
+    /// positions p of group u, added from zero in batch order (deterministic). Other rows are not written.
+    /// </summary>
+    void EmbeddingRowGradients(DeviceBuffer<float> dx, int dxStride, int offset, int dim, RowGroups groups, DeviceBuffer<float> grad);
 
     /// <summary>
     /// TFRS Retrieval loss with in-batch negatives, forward and backward in one pass:
-    /// logits[i,j] = (q_i·c_j)/τ − columnOffset[j] (offset: log p_j for the logQ correction, or none);
-    /// with accidental-hit removal, logits[i,j] = −∞ where itemIds[j] = itemIds[i] and j ≠ i.
+    /// logits[i,j] = (q_i·c_j)/τ − columnOffset[j] (offset: log p_j for the logQ correction, or null);
+    /// with accidental-hit removal (itemIds not null), logits[i,j] = −∞ where itemIds[j] = itemIds[i] and j ≠ i.
     /// loss_i = logsumexp_j(logits[i,:]) − logits[i,i]. Writes lossPerRow, dq = ∂Σloss/∂q, dc = ∂Σloss/∂c.
     /// </summary>
-    void InBatchSoftmax(ReadOnlySpan<float> q, ReadOnlySpan<float> c, int rows, int dim, ReadOnlySpan<float> columnOffset,
-        float temperature, ReadOnlySpan<int> itemIds, Span<float> lossPerRow, Span<float> dq, Span<float> dc);
+    void InBatchSoftmax(DeviceBuffer<float> q, DeviceBuffer<float> c, int rows, int dim, DeviceBuffer<float>? columnOffset,
+        float temperature, DeviceBuffer<int>? itemIds, DeviceBuffer<float> lossPerRow, DeviceBuffer<float> dq, DeviceBuffer<float> dc);
+
+    // ---- optimizer ----
 
     /// <summary>
-    /// One AdamW step on a variable (Keras Adam, epsilon not scaled):
+    /// One AdamW step on the first `count` elements of a variable (Keras Adam, epsilon not scaled):
     /// m ← β1 m + (1−β1) g; v ← β2 v + (1−β2) g²; w ← w − lrT · m / (√v + ε), preceded by w ← w − decay·w
     /// when decay is not 0.
     /// </summary>
-    void AdamW(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, float lrT, float beta1, float beta2,
-        float epsilon, float decay);
+    void AdamW(DeviceBuffer<float> w, DeviceBuffer<float> g, DeviceBuffer<float> m, DeviceBuffer<float> v, int count, float lrT,
+        float beta1, float beta2, float epsilon, float decay);
 
     /// <summary>
     /// Lazy AdamW for an embedding table, exactly equal to applying <see cref="AdamW"/> to the whole
     /// table every step with zero gradients on untouched rows: rowStep[r] is the last step applied to
-    /// row r. Each listed row first replays the zero-gradient steps rowStep[r]+1 .. step−1 (decay
-    /// decayUntouched each), then takes step `step` with its gradient row of g (decay decayTouched),
-    /// and rowStep[r] becomes step. lrTByStep[s] is the bias-corrected learning rate of step s.
+    /// row r. Each listed row (all of `rows`, distinct) first replays the zero-gradient steps
+    /// rowStep[r]+1 .. step−1 (decay decayUntouched each), then takes step `step` with its gradient
+    /// row of g (decay decayTouched), and rowStep[r] becomes step. lrTByStep[s] is the bias-corrected
+    /// learning rate of step s.
     /// </summary>
-    void AdamWRows(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, int rowWidth, ReadOnlySpan<int> rows,
-        Span<int> rowStep, int step, ReadOnlySpan<float> lrTByStep, float beta1, float beta2, float epsilon,
-        float decayTouched, float decayUntouched);
+    void AdamWRows(DeviceBuffer<float> w, DeviceBuffer<float> g, DeviceBuffer<float> m, DeviceBuffer<float> v, int rowWidth,
+        DeviceBuffer<int> rows, DeviceBuffer<int> rowStep, int step, DeviceBuffer<float> lrTByStep, float beta1, float beta2,
+        float epsilon, float decayTouched, float decayUntouched);
 
     /// <summary>
     /// Brings the listed rows of a lazily updated table up to `step` with zero-gradient steps (see
     /// <see cref="AdamWRows"/>): before a batch reads them, and for every row before the weights are saved.
     /// </summary>
-    void AdamWCatchUp(Span<float> w, Span<float> m, Span<float> v, int rowWidth, ReadOnlySpan<int> rows, Span<int> rowStep, int step,
-        ReadOnlySpan<float> lrTByStep, float beta1, float beta2, float epsilon, float decayUntouched);
+    void AdamWCatchUp(DeviceBuffer<float> w, DeviceBuffer<float> m, DeviceBuffer<float> v, int rowWidth, DeviceBuffer<int> rows,
+        DeviceBuffer<int> rowStep, int step, DeviceBuffer<float> lrTByStep, float beta1, float beta2, float epsilon, float decayUntouched);
+
+    // ---- evaluation ----
 
     /// <summary>
     /// Exact full-catalogue rank counting: counts[i] = #{ j : q_i·c_j > q_i·p_i }, p_i the row's own
@@ -71,6 +115,70 @@ public interface IKernels
     /// same way inside the backend, so a candidate identical to the positive ties exactly. A
     /// non-finite positive score gives counts[i] = −1 (a miss, never a hit).
     /// </summary>
-    void CountScoresAbove(ReadOnlySpan<float> queries, int queryCount, ReadOnlySpan<float> candidates, int candidateCount, int dim,
-        ReadOnlySpan<float> positives, Span<int> counts);
+    void CountScoresAbove(DeviceBuffer<float> queries, int queryCount, DeviceBuffer<float> candidates, int candidateCount, int dim,
+        DeviceBuffer<float> positives, DeviceBuffer<int> counts);
+}
+
+/// <summary>
+/// The batch positions of each distinct embedding row a batch touched, built on the host from the
+/// batch's ids: Rows (sorted, distinct, Count of them) and, for group u, the positions
+/// Positions[Starts[u]..Starts[u+1]) in batch order. Buffers are sized for the largest batch.
+/// </summary>
+public sealed class RowGroups : IDisposable
+{
+    readonly IKernels kernels;
+    readonly long[] keys;
+    readonly int[] rows, starts, positions;
+    readonly DeviceBuffer<int> rowsBuffer;
+
+    public DeviceBuffer<int> Starts { get; }
+    public DeviceBuffer<int> Positions { get; }
+    public int Count { get; private set; }
+
+    /// <summary>The distinct rows of the last <see cref="Build"/>.</summary>
+    public DeviceBuffer<int> Rows => rowsBuffer.Slice(0, Count);
+
+    public RowGroups(IKernels kernels, int capacity)
+    {
+        this.kernels = kernels;
+        keys = new long[capacity];
+        (rows, starts, positions) = (new int[capacity], new int[capacity + 1], new int[capacity]);
+        rowsBuffer = kernels.Allocate<int>(capacity);
+        Starts = kernels.Allocate<int>(capacity + 1);
+        Positions = kernels.Allocate<int>(capacity);
+    }
+
+    /// <summary>
+    /// Groups the batch's ids column[rows[p]] by value (a sort of (id, position) pairs) and copies the
+    /// groups to the backend.
+    /// </summary>
+    public void Build(ReadOnlySpan<int> column, ReadOnlySpan<int> batchRows)
+    {
+        var n = batchRows.Length;
+        for (var p = 0; p < n; p++)
+            keys[p] = ((long)column[batchRows[p]] << 32) | (uint)p;
+        Array.Sort(keys, 0, n);
+        Count = 0;
+        for (var p = 0; p < n; p++)
+        {
+            var id = (int)(keys[p] >> 32);
+            if (Count == 0 || rows[Count - 1] != id)
+            {
+                starts[Count] = p;
+                rows[Count++] = id;
+            }
+            positions[p] = (int)keys[p];
+        }
+        starts[Count] = n;
+        kernels.CopyFromHost<int>(rows.AsSpan(0, Count), rowsBuffer);
+        kernels.CopyFromHost<int>(starts.AsSpan(0, Count + 1), Starts);
+        kernels.CopyFromHost<int>(positions.AsSpan(0, n), Positions);
+    }
+
+    public void Dispose()
+    {
+        rowsBuffer.Dispose();
+        Starts.Dispose();
+        Positions.Dispose();
+    }
 }

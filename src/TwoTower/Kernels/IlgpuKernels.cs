@@ -11,18 +11,18 @@ namespace TwoTower.Kernels;
 /// The ops of <see cref="IKernels"/> as ILGPU kernels (CUDA, OpenCL, or ILGPU's CPU accelerator for
 /// checking them without a GPU). Each kernel is a static method over explicit views, one thread
 /// per output element, with the same float operations as the SIMD backend where it matters (the Adam
-/// step order, flush-to-zero); the rank counting scores the positive and the candidates with one
-/// loop, so ties are exact within the backend.
-/// The seam passes host spans, so every call copies its inputs in and its outputs out: correct, and
-/// fast where the arithmetic dominates (in-batch softmax, rank counting); keeping the weights on the
-/// device across an epoch needs buffer handles in the seam (the next step).
+/// step order, flush-to-zero, the embedding gradient's summation order); the rank counting scores the
+/// positive and the candidates with one loop, so ties are exact within the backend. Operands are
+/// device buffers: the trainer uploads the columns, weights and Adam moments once, and the ops launch
+/// on the accelerator's default stream without copies of their own.
 /// </summary>
-public sealed class IlgpuKernels : IKernels, IDisposable
+public sealed class IlgpuKernels : IKernels
 {
     readonly Context context;
     readonly Accelerator accelerator;
-    readonly Dictionary<string, MemoryBuffer1D<float, Stride1D.Dense>> floatBuffers = new();
-    readonly Dictionary<string, MemoryBuffer1D<int, Stride1D.Dense>> intBuffers = new();
+    // Stand-ins for an absent optional operand (no logQ offsets, no item ids): a kernel takes a view either way.
+    readonly MemoryBuffer1D<float, Stride1D.Dense> noFloats;
+    readonly MemoryBuffer1D<int, Stride1D.Dense> noInts;
 
     public string Name => $"ilgpu {accelerator.AcceleratorType} ({accelerator.Name})";
 
@@ -30,19 +30,26 @@ public sealed class IlgpuKernels : IKernels, IDisposable
     {
         this.context = context;
         this.accelerator = accelerator;
+        noFloats = accelerator.Allocate1D<float>(1);
+        noInts = accelerator.Allocate1D<int>(1);
+        gatherInts = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<int>>(GatherIntsKernel);
+        gatherFloats = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>>(GatherFloatsKernel);
+        oneHot = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, int, int, int>(OneHotKernel);
+        toColumn = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(CopyToColumnKernel);
         denseForward = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(DenseForwardKernel);
         denseWeights = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(DenseWeightGradKernel);
         denseBias = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(DenseBiasGradKernel);
         denseInput = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(DenseInputGradKernel);
         relu = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ReluBackwardKernel);
         gather = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(GatherKernel);
-        scatter = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int>(ScatterAddKernel);
+        rowGradients = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int>(RowGradientsKernel);
         logits = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float, int>(LogitsKernel);
         softmax = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(SoftmaxRowKernel);
         gradQ = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(GradQueryKernel);
         gradC = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(GradCandidateKernel);
         adam = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamConstants>(AdamKernel);
-        adamRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, AdamConstants, int, int>(AdamRowsKernel);
+        adamRows = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, AdamConstants, int, int>(AdamRowsKernel);
+        setRowSteps = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, int>(SetRowStepsKernel);
         count = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(CountKernel);
     }
 
@@ -85,57 +92,106 @@ public sealed class IlgpuKernels : IKernels, IDisposable
 
     public void Dispose()
     {
-        foreach (var b in floatBuffers.Values)
-            b.Dispose();
-        foreach (var b in intBuffers.Values)
-            b.Dispose();
+        logitRows?.Dispose();
+        noFloats.Dispose();
+        noInts.Dispose();
         accelerator.Dispose();
         context.Dispose();
     }
 
-    // ---- buffers: reused per slot, grown on demand ----
+    // ---- memory ----
 
-    ArrayView<float> Floats(string slot, int length)
+    /// <summary>Device memory: an owning buffer, or a slice of one.</summary>
+    sealed class IlgpuBuffer<T>(MemoryBuffer1D<T, Stride1D.Dense>? owner, ArrayView<T> view, int length) : DeviceBuffer<T> where T : unmanaged
     {
-        if (!floatBuffers.TryGetValue(slot, out var buffer) || buffer.Length < Math.Max(1, length))
+        public ArrayView<T> View { get; } = view;
+        public override int Length { get; } = length;
+
+        public override DeviceBuffer<T> Slice(int start, int length)
         {
-            buffer?.Dispose();
-            floatBuffers[slot] = buffer = accelerator.Allocate1D<float>(Math.Max(1, length));
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(start + length, Length);
+            return new IlgpuBuffer<T>(null, View.SubView(start, Math.Max(1, length)), length);
         }
-        return buffer.View.SubView(0, Math.Max(1, length));
+
+        public override void Dispose() => owner?.Dispose();
     }
 
-    ArrayView<int> Ints(string slot, int length)
+    static ArrayView<T> V<T>(DeviceBuffer<T> buffer) where T : unmanaged => ((IlgpuBuffer<T>)buffer).View;
+
+    public DeviceBuffer<T> Allocate<T>(int length) where T : unmanaged
     {
-        if (!intBuffers.TryGetValue(slot, out var buffer) || buffer.Length < Math.Max(1, length))
-        {
-            buffer?.Dispose();
-            intBuffers[slot] = buffer = accelerator.Allocate1D<int>(Math.Max(1, length));
-        }
-        return buffer.View.SubView(0, Math.Max(1, length));
+        // ILGPU refuses empty buffers: an empty one holds one unused element.
+        var buffer = accelerator.Allocate1D<T>(Math.Max(1, length));
+        buffer.MemSetToZero();
+        return new IlgpuBuffer<T>(buffer, buffer.View, length);
     }
 
-    ArrayView<float> Upload(string slot, ReadOnlySpan<float> data)
+    public DeviceBuffer<T> Upload<T>(T[] data) where T : unmanaged
     {
-        var view = Floats(slot, data.Length);
-        if (!data.IsEmpty)
-            view.SubView(0, data.Length).CopyFromCPU(data);
-        return view;
+        var buffer = Allocate<T>(data.Length);
+        CopyFromHost<T>(data, buffer);
+        return buffer;
     }
 
-    ArrayView<int> Upload(string slot, ReadOnlySpan<int> data)
+    public void CopyFromHost<T>(ReadOnlySpan<T> source, DeviceBuffer<T> target) where T : unmanaged
     {
-        var view = Ints(slot, data.Length);
-        if (!data.IsEmpty)
-            view.SubView(0, data.Length).CopyFromCPU(data);
-        return view;
+        if (!source.IsEmpty)
+            V(target).SubView(0, source.Length).CopyFromCPU(source);
     }
 
-    void Download(ArrayView<float> view, Span<float> target)
+    public void CopyToHost<T>(DeviceBuffer<T> source, Span<T> target) where T : unmanaged
     {
         accelerator.Synchronize();
         if (!target.IsEmpty)
-            view.SubView(0, target.Length).CopyToCPU(target);
+            V(source).SubView(0, target.Length).CopyToCPU(target);
+    }
+
+    ArrayView<float> Optional(DeviceBuffer<float>? buffer) => buffer == null ? noFloats.View : V(buffer);
+    ArrayView<int> Optional(DeviceBuffer<int>? buffer) => buffer == null ? noInts.View : V(buffer);
+
+    // ---- batch assembly ----
+
+    readonly Action<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<int>> gatherInts;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>> gatherFloats;
+    readonly Action<Index1D, ArrayView<int>, ArrayView<float>, int, int, int> oneHot;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> toColumn;
+
+    static void GatherIntsKernel(Index1D r, ArrayView<int> source, ArrayView<int> rows, ArrayView<int> target) => target[r] = source[rows[r]];
+
+    static void GatherFloatsKernel(Index1D r, ArrayView<float> source, ArrayView<int> rows, ArrayView<float> target) => target[r] = source[rows[r]];
+
+    /// <summary>x[r, offset + k] = (k == ids[r]) ? 1 : 0.</summary>
+    static void OneHotKernel(Index1D i, ArrayView<int> ids, ArrayView<float> x, int depth, int stride, int offset)
+    {
+        var r = i / depth;
+        var k = i % depth;
+        x[r * stride + offset + k] = ids[r] == k ? 1f : 0f;
+    }
+
+    static void CopyToColumnKernel(Index1D r, ArrayView<float> values, ArrayView<float> x, int stride, int offset) => x[r * stride + offset] = values[r];
+
+    public void GatherRows(DeviceBuffer<int> source, DeviceBuffer<int> rows, int count, DeviceBuffer<int> target)
+    {
+        if (count > 0)
+            gatherInts(count, V(source), V(rows), V(target));
+    }
+
+    public void GatherRows(DeviceBuffer<float> source, DeviceBuffer<int> rows, int count, DeviceBuffer<float> target)
+    {
+        if (count > 0)
+            gatherFloats(count, V(source), V(rows), V(target));
+    }
+
+    public void OneHot(DeviceBuffer<int> ids, int rows, int depth, DeviceBuffer<float> x, int xStride, int offset)
+    {
+        if (rows * depth > 0)
+            oneHot(rows * depth, V(ids), V(x), depth, xStride, offset);
+    }
+
+    public void CopyToColumn(DeviceBuffer<float> values, int rows, DeviceBuffer<float> x, int xStride, int offset)
+    {
+        if (rows > 0)
+            toColumn(rows, V(values), V(x), xStride, offset);
     }
 
     // ---- dense layers ----
@@ -194,42 +250,32 @@ public sealed class IlgpuKernels : IKernels, IDisposable
             dy[i] = 0;
     }
 
-    public void DenseForward(ReadOnlySpan<float> x, int rows, int inDim, ReadOnlySpan<float> w, ReadOnlySpan<float> b, int outDim, bool relu, Span<float> y)
+    public void DenseForward(DeviceBuffer<float> x, int rows, int inDim, DeviceBuffer<float> w, DeviceBuffer<float> b, int outDim, bool relu,
+        DeviceBuffer<float> y)
     {
-        var dy = Floats("y", rows * outDim);
-        denseForward(rows * outDim, Upload("x", x[..(rows * inDim)]), Upload("w", w[..(inDim * outDim)]), Upload("b", b[..outDim]), dy, inDim, outDim, relu ? 1 : 0);
-        Download(dy, y[..(rows * outDim)]);
+        if (rows > 0)
+            denseForward(rows * outDim, V(x), V(w), V(b), V(y), inDim, outDim, relu ? 1 : 0);
     }
 
-    public void DenseBackward(ReadOnlySpan<float> x, int rows, int inDim, ReadOnlySpan<float> w, int outDim, ReadOnlySpan<float> dy,
-        Span<float> dw, Span<float> db, Span<float> dx)
+    public void DenseBackward(DeviceBuffer<float> x, int rows, int inDim, DeviceBuffer<float> w, int outDim, DeviceBuffer<float> dy,
+        DeviceBuffer<float> dw, DeviceBuffer<float> db, DeviceBuffer<float>? dx)
     {
-        var vx = Upload("x", x[..(rows * inDim)]);
-        var vdy = Upload("dy", dy[..(rows * outDim)]);
-        var vdw = Floats("dw", inDim * outDim);
-        var vdb = Floats("db", outDim);
-        denseWeights(inDim * outDim, vx, vdy, vdw, rows, inDim, outDim);
-        denseBias(outDim, vdy, vdb, rows, outDim);
-        Download(vdw, dw[..(inDim * outDim)]);
-        Download(vdb, db[..outDim]);
-        if (dx.IsEmpty)
-            return;
-        var vdx = Floats("dx", rows * inDim);
-        denseInput(rows * inDim, Upload("w", w[..(inDim * outDim)]), vdy, vdx, inDim, outDim);
-        Download(vdx, dx[..(rows * inDim)]);
+        denseWeights(inDim * outDim, V(x), V(dy), V(dw), rows, inDim, outDim);
+        denseBias(outDim, V(dy), V(db), rows, outDim);
+        if (dx != null && rows > 0)
+            denseInput(rows * inDim, V(w), V(dy), V(dx), inDim, outDim);
     }
 
-    public void ReluBackward(ReadOnlySpan<float> y, Span<float> dy)
+    public void ReluBackward(DeviceBuffer<float> y, DeviceBuffer<float> dy, int count)
     {
-        var vdy = Upload("dy", dy);
-        relu(dy.Length, Upload("y", y[..dy.Length]), vdy);
-        Download(vdy, dy);
+        if (count > 0)
+            relu(count, V(y), V(dy));
     }
 
     // ---- embeddings ----
 
     readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int> gather;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int> scatter;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int> rowGradients;
 
     /// <summary>x[r, offset + d] = table[ids[r], d].</summary>
     static void GatherKernel(Index1D i, ArrayView<float> table, ArrayView<int> ids, ArrayView<float> x, int dim, int stride, int offset)
@@ -240,40 +286,30 @@ public sealed class IlgpuKernels : IKernels, IDisposable
     }
 
     /// <summary>
-    /// Deterministic scatter-add: thread (u, d) adds, in batch order, the dx rows of the positions
-    /// grouped under unique row u (positions[starts[u]..starts[u+1])) to grad[rows[u], d].
+    /// Thread (u, d): grad[rows[u], d] = Σ dx[p, offset + d] over the positions p = positions[starts[u]..starts[u+1])
+    /// grouped under row u, added from zero in batch order: deterministic, no atomics.
     /// </summary>
-    static void ScatterAddKernel(Index1D i, ArrayView<float> grad, ArrayView<int> uniqueRows, ArrayView<int> starts, ArrayView<int> positions,
-        ArrayView<float> dx, int dim, int stride, int offset)
+    static void RowGradientsKernel(Index1D i, ArrayView<float> dx, ArrayView<int> rows, ArrayView<int> starts, ArrayView<int> positions,
+        ArrayView<float> grad, int dim, int stride, int offset)
     {
         var u = i / dim;
         var d = i % dim;
-        var s = grad[uniqueRows[u] * dim + d];
+        var s = 0f;
         for (var p = starts[u]; p < starts[u + 1]; p++)
             s += dx[positions[p] * stride + offset + d];
-        grad[uniqueRows[u] * dim + d] = s;
+        grad[rows[u] * dim + d] = s;
     }
 
-    public void EmbeddingGather(ReadOnlySpan<float> table, int dim, ReadOnlySpan<int> ids, Span<float> x, int xStride, int offset)
+    public void EmbeddingGather(DeviceBuffer<float> table, int dim, DeviceBuffer<int> ids, int rows, DeviceBuffer<float> x, int xStride, int offset)
     {
-        var vx = Upload("gx", x[..(ids.Length * xStride)]);
-        gather(ids.Length * dim, Upload("table", table), Upload("ids", ids), vx, dim, xStride, offset);
-        Download(vx, x[..(ids.Length * xStride)]);
+        if (rows > 0)
+            gather(rows * dim, V(table), V(ids), V(x), dim, xStride, offset);
     }
 
-    public void EmbeddingScatterAdd(Span<float> grad, int dim, ReadOnlySpan<int> ids, ReadOnlySpan<float> dx, int dxStride, int offset)
+    public void EmbeddingRowGradients(DeviceBuffer<float> dx, int dxStride, int offset, int dim, RowGroups groups, DeviceBuffer<float> grad)
     {
-        // Group positions by row on the host (a counting sort): the sums then need no atomics.
-        var groups = ids.ToArray().Select((row, position) => (row, position)).GroupBy(p => p.row).OrderBy(g => g.Key).ToArray();
-        var uniqueRows = groups.Select(g => g.Key).ToArray();
-        var starts = new int[groups.Length + 1];
-        for (var g = 0; g < groups.Length; g++)
-            starts[g + 1] = starts[g] + groups[g].Count();
-        var positions = groups.SelectMany(g => g.Select(p => p.position)).ToArray();
-        var vgrad = Upload("grad", grad);
-        scatter(uniqueRows.Length * dim, vgrad, Upload("rows", uniqueRows), Upload("starts", starts), Upload("positions", positions),
-            Upload("sdx", dx[..(ids.Length * dxStride)]), dim, dxStride, offset);
-        Download(vgrad, grad);
+        if (groups.Count > 0)
+            rowGradients(groups.Count * dim, V(dx), V(groups.Rows), V(groups.Starts), V(groups.Positions), V(grad), dim, dxStride, offset);
     }
 
     // ---- in-batch softmax ----
@@ -341,23 +377,24 @@ public sealed class IlgpuKernels : IKernels, IDisposable
         dc[index] = s;
     }
 
-    public void InBatchSoftmax(ReadOnlySpan<float> q, ReadOnlySpan<float> c, int rows, int dim, ReadOnlySpan<float> columnOffset,
-        float temperature, ReadOnlySpan<int> itemIds, Span<float> lossPerRow, Span<float> dq, Span<float> dc)
+    MemoryBuffer1D<float, Stride1D.Dense>? logitRows;
+
+    public void InBatchSoftmax(DeviceBuffer<float> q, DeviceBuffer<float> c, int rows, int dim, DeviceBuffer<float>? columnOffset,
+        float temperature, DeviceBuffer<int>? itemIds, DeviceBuffer<float> lossPerRow, DeviceBuffer<float> dq, DeviceBuffer<float> dc)
     {
-        var vq = Upload("q", q[..(rows * dim)]);
-        var vc = Upload("c", c[..(rows * dim)]);
-        var vl = Floats("logits", rows * rows);
-        var vloss = Floats("loss", rows);
-        var flags = (columnOffset.IsEmpty ? 0 : 1) | (itemIds.IsEmpty ? 0 : 2);
-        logits(rows * rows, vq, vc, Upload("offset", columnOffset), Upload("items", itemIds), vl, rows, dim, 1f / temperature, flags);
-        softmax(rows, vl, vloss, rows, 1f / temperature);
-        var vdq = Floats("dq", rows * dim);
-        var vdc = Floats("dc", rows * dim);
-        gradQ(rows * dim, vl, vc, vdq, rows, dim);
-        gradC(rows * dim, vl, vq, vdc, rows, dim);
-        Download(vloss, lossPerRow[..rows]);
-        Download(vdq, dq[..(rows * dim)]);
-        Download(vdc, dc[..(rows * dim)]);
+        if (rows == 0)
+            return;
+        if (logitRows == null || logitRows.Length < (long)rows * rows)
+        {
+            logitRows?.Dispose();
+            logitRows = accelerator.Allocate1D<float>((long)rows * rows);
+        }
+        var l = logitRows.View.SubView(0, (long)rows * rows);
+        var flags = (columnOffset == null ? 0 : 1) | (itemIds == null ? 0 : 2);
+        logits(rows * rows, V(q), V(c), Optional(columnOffset), Optional(itemIds), l, rows, dim, 1f / temperature, flags);
+        softmax(rows, l, V(lossPerRow), rows, 1f / temperature);
+        gradQ(rows * dim, l, V(c), V(dq), rows, dim);
+        gradC(rows * dim, l, V(q), V(dc), rows, dim);
     }
 
     // ---- AdamW ----
@@ -368,7 +405,8 @@ public sealed class IlgpuKernels : IKernels, IDisposable
     }
 
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamConstants> adam;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, AdamConstants, int, int> adamRows;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, AdamConstants, int, int> adamRows;
+    readonly Action<Index1D, ArrayView<int>, ArrayView<int>, int> setRowSteps;
 
     static float Flush(float x) => MathF.Abs(x) < 1.17549435E-38f ? 0f : x;
 
@@ -392,79 +430,56 @@ public sealed class IlgpuKernels : IKernels, IDisposable
     }
 
     /// <summary>
-    /// Element (u, d) of the compact rows: replays the zero-gradient steps first[u]..(step − 1)
+    /// Element (u, d) of table row rows[u]: replays the zero-gradient steps rowStep[row]+1..(step − 1)
     /// (decay DecayUntouched), then, when withGradient is 1, step `step` with g (decay DecayTouched).
+    /// rowStep is only read here; <see cref="SetRowStepsKernel"/> advances it afterwards (every thread of a row reads it).
     /// </summary>
-    static void AdamRowsKernel(Index1D i, ArrayView<float> w, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<int> first,
-        ArrayView<float> lrT, AdamConstants k, int width, int stepAndFlag)
+    static void AdamRowsKernel(Index1D i, ArrayView<float> w, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, ArrayView<int> rows,
+        ArrayView<int> rowStep, ArrayView<float> lrT, AdamConstants k, int width, int stepAndFlag)
     {
         var step = stepAndFlag >> 1;
         var withGradient = (stepAndFlag & 1) == 1;
-        float wi = w[i], mi = m[i], vi = v[i];
+        var row = rows[i / width];
+        var at = row * width + i % width;
+        float wi = w[at], mi = m[at], vi = v[at];
         var last = withGradient ? step - 1 : step;
-        for (var s = first[i / width]; s <= last; s++)
+        for (var s = rowStep[row] + 1; s <= last; s++)
             Step(ref wi, ref mi, ref vi, 0f, lrT[s], k.DecayUntouched, k);
         if (withGradient)
-            Step(ref wi, ref mi, ref vi, g[i], lrT[step], k.DecayTouched, k);
-        w[i] = wi;
-        m[i] = mi;
-        v[i] = vi;
+            Step(ref wi, ref mi, ref vi, g[at], lrT[step], k.DecayTouched, k);
+        w[at] = wi;
+        m[at] = mi;
+        v[at] = vi;
     }
 
-    public void AdamW(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, float lrT, float beta1, float beta2, float epsilon, float decay)
+    static void SetRowStepsKernel(Index1D u, ArrayView<int> rows, ArrayView<int> rowStep, int step) => rowStep[rows[u]] = step;
+
+    public void AdamW(DeviceBuffer<float> w, DeviceBuffer<float> g, DeviceBuffer<float> m, DeviceBuffer<float> v, int count, float lrT,
+        float beta1, float beta2, float epsilon, float decay)
     {
-        var (vw, vm, vv) = (Upload("aw", w), Upload("am", m), Upload("av", v));
-        adam(w.Length, vw, Upload("ag", g[..w.Length]), vm, vv,
-            new AdamConstants { Beta1 = beta1, Beta2 = beta2, Epsilon = epsilon, DecayTouched = decay, LrT = lrT });
-        Download(vw, w);
-        Download(vm, m);
-        Download(vv, v);
+        if (count > 0)
+            adam(count, V(w), V(g), V(m), V(v), new AdamConstants { Beta1 = beta1, Beta2 = beta2, Epsilon = epsilon, DecayTouched = decay, LrT = lrT });
     }
 
-    /// <summary>The listed rows are copied into compact buffers, updated on the device and copied back.</summary>
-    void UpdateRows(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, int width, ReadOnlySpan<int> rows, Span<int> rowStep,
-        int step, ReadOnlySpan<float> lrTByStep, AdamConstants k, bool withGradient)
+    void UpdateRows(DeviceBuffer<float> w, DeviceBuffer<float>? g, DeviceBuffer<float> m, DeviceBuffer<float> v, int width, DeviceBuffer<int> rows,
+        DeviceBuffer<int> rowStep, int step, DeviceBuffer<float> lrTByStep, AdamConstants k)
     {
-        if (rows.IsEmpty)
+        if (rows.Length == 0)
             return;
-        var n = rows.Length * width;
-        var (cw, cg, cm, cv) = (new float[n], new float[n], new float[n], new float[n]);
-        var first = new int[rows.Length];
-        for (var u = 0; u < rows.Length; u++)
-        {
-            var at = rows[u] * width;
-            w.Slice(at, width).CopyTo(cw.AsSpan(u * width));
-            m.Slice(at, width).CopyTo(cm.AsSpan(u * width));
-            v.Slice(at, width).CopyTo(cv.AsSpan(u * width));
-            if (withGradient)
-                g.Slice(at, width).CopyTo(cg.AsSpan(u * width));
-            first[u] = rowStep[rows[u]] + 1;
-        }
-        var (vw, vm, vv) = (Upload("rw", cw), Upload("rm", cm), Upload("rv", cv));
-        adamRows(n, vw, Upload("rg", cg), vm, vv, Upload("rfirst", first), Upload("lrT", lrTByStep[..(step + 1)]), k, width,
-            (step << 1) | (withGradient ? 1 : 0));
-        Download(vw, cw);
-        Download(vm, cm);
-        Download(vv, cv);
-        for (var u = 0; u < rows.Length; u++)
-        {
-            var at = rows[u] * width;
-            cw.AsSpan(u * width, width).CopyTo(w.Slice(at, width));
-            cm.AsSpan(u * width, width).CopyTo(m.Slice(at, width));
-            cv.AsSpan(u * width, width).CopyTo(v.Slice(at, width));
-            rowStep[rows[u]] = step;
-        }
+        adamRows(rows.Length * width, V(w), Optional(g), V(m), V(v), V(rows), V(rowStep), V(lrTByStep), k, width, (step << 1) | (g == null ? 0 : 1));
+        setRowSteps(rows.Length, V(rows), V(rowStep), step);
     }
 
-    public void AdamWRows(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, int rowWidth, ReadOnlySpan<int> rows,
-        Span<int> rowStep, int step, ReadOnlySpan<float> lrTByStep, float beta1, float beta2, float epsilon, float decayTouched, float decayUntouched) =>
+    public void AdamWRows(DeviceBuffer<float> w, DeviceBuffer<float> g, DeviceBuffer<float> m, DeviceBuffer<float> v, int rowWidth,
+        DeviceBuffer<int> rows, DeviceBuffer<int> rowStep, int step, DeviceBuffer<float> lrTByStep, float beta1, float beta2, float epsilon,
+        float decayTouched, float decayUntouched) =>
         UpdateRows(w, g, m, v, rowWidth, rows, rowStep, step, lrTByStep,
-            new AdamConstants { Beta1 = beta1, Beta2 = beta2, Epsilon = epsilon, DecayTouched = decayTouched, DecayUntouched = decayUntouched }, true);
+            new AdamConstants { Beta1 = beta1, Beta2 = beta2, Epsilon = epsilon, DecayTouched = decayTouched, DecayUntouched = decayUntouched });
 
-    public void AdamWCatchUp(Span<float> w, Span<float> m, Span<float> v, int rowWidth, ReadOnlySpan<int> rows, Span<int> rowStep, int step,
-        ReadOnlySpan<float> lrTByStep, float beta1, float beta2, float epsilon, float decayUntouched) =>
-        UpdateRows(w, [], m, v, rowWidth, rows, rowStep, step, lrTByStep,
-            new AdamConstants { Beta1 = beta1, Beta2 = beta2, Epsilon = epsilon, DecayUntouched = decayUntouched }, false);
+    public void AdamWCatchUp(DeviceBuffer<float> w, DeviceBuffer<float> m, DeviceBuffer<float> v, int rowWidth, DeviceBuffer<int> rows,
+        DeviceBuffer<int> rowStep, int step, DeviceBuffer<float> lrTByStep, float beta1, float beta2, float epsilon, float decayUntouched) =>
+        UpdateRows(w, null, m, v, rowWidth, rows, rowStep, step, lrTByStep,
+            new AdamConstants { Beta1 = beta1, Beta2 = beta2, Epsilon = epsilon, DecayUntouched = decayUntouched });
 
     // ---- rank counting ----
 
@@ -489,13 +504,10 @@ public sealed class IlgpuKernels : IKernels, IDisposable
         counts[i] = threshold - threshold == 0 ? n : -1;
     }
 
-    public void CountScoresAbove(ReadOnlySpan<float> queries, int queryCount, ReadOnlySpan<float> candidates, int candidateCount, int dim,
-        ReadOnlySpan<float> positives, Span<int> counts)
+    public void CountScoresAbove(DeviceBuffer<float> queries, int queryCount, DeviceBuffer<float> candidates, int candidateCount, int dim,
+        DeviceBuffer<float> positives, DeviceBuffer<int> counts)
     {
-        var vcounts = Ints("counts", queryCount);
-        count(queryCount, Upload("cq", queries[..(queryCount * dim)]), Upload("cc", candidates[..(candidateCount * dim)]),
-            Upload("positives", positives[..(queryCount * dim)]), vcounts, candidateCount, dim);
-        accelerator.Synchronize();
-        vcounts.SubView(0, queryCount).CopyToCPU(counts[..queryCount]);
+        if (queryCount > 0)
+            count(queryCount, V(queries), V(candidates), V(positives), V(counts), candidateCount, dim);
     }
 }

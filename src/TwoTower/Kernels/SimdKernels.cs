@@ -15,6 +15,8 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
 {
     public string Name => $"cpu-simd ({threads} threads)";
 
+    public void Dispose() { }
+
     // Scratch reused across calls: training allocates nothing per step.
     float[] transposed = [];
     float[] logitRows = [];
@@ -26,10 +28,71 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
             buffer = new float[length];
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void DenseForward(ReadOnlySpan<float> x, int rows, int inDim, ReadOnlySpan<float> w, ReadOnlySpan<float> b, int outDim,
-        bool relu, Span<float> y)
+    static Span<T> S<T>(DeviceBuffer<T> buffer) where T : unmanaged => ((HostBuffer<T>)buffer).Span;
+    static Span<T> S<T>(DeviceBuffer<T>? buffer, int length) where T : unmanaged => buffer == null ? [] : S(buffer)[..length];
+
+    // ---- memory: host arrays ----
+
+    public DeviceBuffer<T> Allocate<T>(int length) where T : unmanaged => new HostBuffer<T>(new T[length], 0, length);
+
+    public DeviceBuffer<T> Upload<T>(T[] data) where T : unmanaged => new HostBuffer<T>(data, 0, data.Length);
+
+    public void CopyFromHost<T>(ReadOnlySpan<T> source, DeviceBuffer<T> target) where T : unmanaged => Copy(source, S(target));
+
+    public void CopyToHost<T>(DeviceBuffer<T> source, Span<T> target) where T : unmanaged => Copy(S(source)[..target.Length], target);
+
+    /// <summary>A buffer made by Upload is the caller's array: copying it onto itself is skipped.</summary>
+    static void Copy<T>(ReadOnlySpan<T> source, Span<T> target)
     {
+        if (!Unsafe.AreSame(ref MemoryMarshal.GetReference(source), ref MemoryMarshal.GetReference(target)))
+            source.CopyTo(target);
+    }
+
+    // ---- batch assembly ----
+
+    public void GatherRows(DeviceBuffer<int> source, DeviceBuffer<int> rows, int count, DeviceBuffer<int> target) =>
+        Gather<int>(S(source), S(rows)[..count], S(target));
+
+    public void GatherRows(DeviceBuffer<float> source, DeviceBuffer<int> rows, int count, DeviceBuffer<float> target) =>
+        Gather<float>(S(source), S(rows)[..count], S(target));
+
+    static void Gather<T>(ReadOnlySpan<T> source, ReadOnlySpan<int> rows, Span<T> target)
+    {
+        for (var r = 0; r < rows.Length; r++)
+            target[r] = source[rows[r]];
+    }
+
+    public void OneHot(DeviceBuffer<int> ids, int rows, int depth, DeviceBuffer<float> x, int xStride, int offset)
+    {
+        var idSpan = S(ids);
+        var xSpan = S(x);
+        for (var r = 0; r < rows; r++)
+        {
+            var slot = xSpan.Slice(r * xStride + offset, depth);
+            slot.Clear();
+            if ((uint)idSpan[r] < (uint)depth)
+                slot[idSpan[r]] = 1;
+        }
+    }
+
+    public void CopyToColumn(DeviceBuffer<float> values, int rows, DeviceBuffer<float> x, int xStride, int offset)
+    {
+        var valueSpan = S(values);
+        var xSpan = S(x);
+        for (var r = 0; r < rows; r++)
+            xSpan[r * xStride + offset] = valueSpan[r];
+    }
+
+    // ---- layers ----
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void DenseForward(DeviceBuffer<float> xBuffer, int rows, int inDim, DeviceBuffer<float> wBuffer, DeviceBuffer<float> bBuffer,
+        int outDim, bool relu, DeviceBuffer<float> yBuffer)
+    {
+        var x = S(xBuffer);
+        var w = S(wBuffer);
+        var b = S(bBuffer);
+        var y = S(yBuffer);
         for (var r = 0; r < rows; r++)
         {
             var yr = y.Slice(r * outDim, outDim);
@@ -50,9 +113,15 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void DenseBackward(ReadOnlySpan<float> x, int rows, int inDim, ReadOnlySpan<float> w, int outDim, ReadOnlySpan<float> dy,
-        Span<float> dw, Span<float> db, Span<float> dx)
+    public void DenseBackward(DeviceBuffer<float> xBuffer, int rows, int inDim, DeviceBuffer<float> wBuffer, int outDim,
+        DeviceBuffer<float> dyBuffer, DeviceBuffer<float> dwBuffer, DeviceBuffer<float> dbBuffer, DeviceBuffer<float>? dxBuffer)
     {
+        var x = S(xBuffer);
+        var w = S(wBuffer);
+        var dy = S(dyBuffer);
+        var dw = S(dwBuffer);
+        var db = S(dbBuffer);
+        var dx = S(dxBuffer, rows * inDim);
         dw[..(inDim * outDim)].Clear();
         db[..outDim].Clear();
         for (var r = 0; r < rows; r++)
@@ -75,25 +144,41 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
         }
     }
 
-    public void ReluBackward(ReadOnlySpan<float> y, Span<float> dy)
+    public void ReluBackward(DeviceBuffer<float> yBuffer, DeviceBuffer<float> dyBuffer, int count)
     {
-        for (var i = 0; i < dy.Length; i++)
+        var y = S(yBuffer);
+        var dy = S(dyBuffer);
+        for (var i = 0; i < count; i++)
         {
             if (y[i] <= 0)
                 dy[i] = 0;
         }
     }
 
-    public void EmbeddingGather(ReadOnlySpan<float> table, int dim, ReadOnlySpan<int> ids, Span<float> x, int xStride, int offset)
+    public void EmbeddingGather(DeviceBuffer<float> tableBuffer, int dim, DeviceBuffer<int> idsBuffer, int rows, DeviceBuffer<float> xBuffer,
+        int xStride, int offset)
     {
-        for (var r = 0; r < ids.Length; r++)
+        var table = S(tableBuffer);
+        var ids = S(idsBuffer);
+        var x = S(xBuffer);
+        for (var r = 0; r < rows; r++)
             table.Slice(ids[r] * dim, dim).CopyTo(x.Slice(r * xStride + offset, dim));
     }
 
-    public void EmbeddingScatterAdd(Span<float> grad, int dim, ReadOnlySpan<int> ids, ReadOnlySpan<float> dx, int dxStride, int offset)
+    public void EmbeddingRowGradients(DeviceBuffer<float> dxBuffer, int dxStride, int offset, int dim, RowGroups groups, DeviceBuffer<float> gradBuffer)
     {
-        for (var r = 0; r < ids.Length; r++)
-            Axpy(1, dx.Slice(r * dxStride + offset, dim), grad.Slice(ids[r] * dim, dim));
+        var dx = S(dxBuffer);
+        var grad = S(gradBuffer);
+        var rows = S(groups.Rows);
+        var starts = S(groups.Starts);
+        var positions = S(groups.Positions);
+        for (var u = 0; u < rows.Length; u++)
+        {
+            var target = grad.Slice(rows[u] * dim, dim);
+            target.Clear();
+            for (var p = starts[u]; p < starts[u + 1]; p++)
+                Axpy(1, dx.Slice(positions[p] * dxStride + offset, dim), target);
+        }
     }
 
     /// <summary>y += a·x.</summary>
@@ -201,9 +286,16 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
         return Vector256.AndNot(p * scale, underflow.AsSingle());
     }
 
-    public void InBatchSoftmax(ReadOnlySpan<float> q, ReadOnlySpan<float> c, int rows, int dim, ReadOnlySpan<float> columnOffset,
-        float temperature, ReadOnlySpan<int> itemIds, Span<float> lossPerRow, Span<float> dq, Span<float> dc)
+    public void InBatchSoftmax(DeviceBuffer<float> qBuffer, DeviceBuffer<float> cBuffer, int rows, int dim, DeviceBuffer<float>? columnOffsetBuffer,
+        float temperature, DeviceBuffer<int>? itemIdsBuffer, DeviceBuffer<float> lossBuffer, DeviceBuffer<float> dqBuffer, DeviceBuffer<float> dcBuffer)
     {
+        var q = S(qBuffer);
+        var c = S(cBuffer);
+        var lossPerRow = S(lossBuffer);
+        var dq = S(dqBuffer);
+        var dc = S(dcBuffer);
+        ReadOnlySpan<float> columnOffset = S(columnOffsetBuffer, rows);
+        ReadOnlySpan<int> itemIds = S(itemIdsBuffer, rows);
         var chunks = Math.Max(1, Math.Min(threads, (rows + RowBlock - 1) / RowBlock));
         var rowsPerChunk = (rows + chunks - 1) / chunks;
         rowsPerChunk = (rowsPerChunk + RowBlock - 1) / RowBlock * RowBlock;
@@ -451,10 +543,14 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
         }
     }
 
-    public void AdamW(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, float lrT, float beta1, float beta2,
-        float epsilon, float decay)
+    public void AdamW(DeviceBuffer<float> wBuffer, DeviceBuffer<float> gBuffer, DeviceBuffer<float> mBuffer, DeviceBuffer<float> vBuffer,
+        int count, float lrT, float beta1, float beta2, float epsilon, float decay)
     {
-        var length = w.Length;
+        var w = S(wBuffer)[..count];
+        var g = S(gBuffer)[..count];
+        var m = S(mBuffer)[..count];
+        var v = S(vBuffer)[..count];
+        var length = count;
         fixed (float* pw = w, pg = g, pm = m, pv = v)
         {
             var (wp, gp, mp, vp) = ((nint)pw, (nint)pg, (nint)pm, (nint)pv);
@@ -471,10 +567,17 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
         }
     }
 
-    public void AdamWRows(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, int rowWidth, ReadOnlySpan<int> rows,
-        Span<int> rowStep, int step, ReadOnlySpan<float> lrTByStep, float beta1, float beta2, float epsilon,
-        float decayTouched, float decayUntouched)
+    public void AdamWRows(DeviceBuffer<float> wBuffer, DeviceBuffer<float> gBuffer, DeviceBuffer<float> mBuffer, DeviceBuffer<float> vBuffer,
+        int rowWidth, DeviceBuffer<int> rowsBuffer, DeviceBuffer<int> rowStepBuffer, int step, DeviceBuffer<float> lrTByStepBuffer,
+        float beta1, float beta2, float epsilon, float decayTouched, float decayUntouched)
     {
+        var w = S(wBuffer);
+        var g = S(gBuffer);
+        var m = S(mBuffer);
+        var v = S(vBuffer);
+        var lrTByStep = S(lrTByStepBuffer);
+        var rows = S(rowsBuffer);
+        var rowStep = S(rowStepBuffer);
         fixed (float* pw = w, pg = g, pm = m, pv = v, plr = lrTByStep)
         fixed (int* pRows = rows, pStep = rowStep)
         {
@@ -498,9 +601,16 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
         }
     }
 
-    public void AdamWCatchUp(Span<float> w, Span<float> m, Span<float> v, int rowWidth, ReadOnlySpan<int> rows, Span<int> rowStep, int step,
-        ReadOnlySpan<float> lrTByStep, float beta1, float beta2, float epsilon, float decayUntouched)
+    public void AdamWCatchUp(DeviceBuffer<float> wBuffer, DeviceBuffer<float> mBuffer, DeviceBuffer<float> vBuffer, int rowWidth,
+        DeviceBuffer<int> rowsBuffer, DeviceBuffer<int> rowStepBuffer, int step, DeviceBuffer<float> lrTByStepBuffer,
+        float beta1, float beta2, float epsilon, float decayUntouched)
     {
+        var w = S(wBuffer);
+        var m = S(mBuffer);
+        var v = S(vBuffer);
+        var lrTByStep = S(lrTByStepBuffer);
+        var rows = S(rowsBuffer);
+        var rowStep = S(rowStepBuffer);
         fixed (float* pw = w, pm = m, pv = v, plr = lrTByStep)
         fixed (int* pRows = rows, pStep = rowStep)
         {
@@ -643,9 +753,13 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
 
     float[] candidatesTransposed = [];
 
-    public void CountScoresAbove(ReadOnlySpan<float> queries, int queryCount, ReadOnlySpan<float> candidates, int candidateCount, int dim,
-        ReadOnlySpan<float> positives, Span<int> counts)
+    public void CountScoresAbove(DeviceBuffer<float> queriesBuffer, int queryCount, DeviceBuffer<float> candidatesBuffer, int candidateCount,
+        int dim, DeviceBuffer<float> positivesBuffer, DeviceBuffer<int> countsBuffer)
     {
+        var queries = S(queriesBuffer);
+        var candidates = S(candidatesBuffer);
+        var positives = S(positivesBuffer);
+        var counts = S(countsBuffer);
         var thresholds = new float[queryCount];
         for (var i = 0; i < queryCount; i++)
             thresholds[i] = ScoreDot(queries.Slice(i * dim, dim), positives.Slice(i * dim, dim));

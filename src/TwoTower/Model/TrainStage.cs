@@ -58,22 +58,24 @@ public sealed class TrainStage : Stage
         var data = TrainingColumns.From(ColumnTable.ReadParquet(run.Input("normalize", "train.parquet")));
         var model = TwoTowerModel.Create(config, VocabularySizes(run.Store, features));
         var options = TrainOptions.From(config);
-        var trainer = new Trainer(model, CreateKernels(config, run.Log), options, data, features.CandidateId);
         var history = new List<EpochStats>();
         var checkpoint = run.Output(CheckpointFile);
         var firstEpoch = 1;
+        var startStep = 0;
         if (run.Resuming && File.Exists(checkpoint))
         {
             var meta = model.LoadCheckpoint(checkpoint);
-            trainer.ResumeAt(int.Parse(meta["step"], CultureInfo.InvariantCulture));
+            startStep = int.Parse(meta["step"], CultureInfo.InvariantCulture);
             history = JsonSerializer.Deserialize<List<EpochStats>>(meta["history"])!;
             firstEpoch = history.Count + 1;
-            run.Log.Info($"Resuming after epoch {history.Count} (step {trainer.Step}) from {checkpoint}");
+            run.Log.Info($"Resuming after epoch {history.Count} (step {startStep}) from {checkpoint}");
         }
         else
         {
             model.Initialize(config.Int("seed"));
         }
+        using var kernels = CreateKernels(config, run.Log);
+        using var trainer = new Trainer(model, kernels, options, data, features.CandidateId, startStep);
         var parameters = model.Variables.Sum(v => (long)v.Value.Length);
         run.Log.Info($"Training on {data.RowCount:N0} rows, {trainer.BatchesPerEpoch} batches of {options.BatchSize}, " +
                      $"{parameters:N0} parameters, epochs {firstEpoch}..{options.Epochs}");

@@ -60,25 +60,30 @@ public sealed record EarlyStopping(string Metric, int Patience)
 /// <summary>
 /// The TFRS retrieval task trained with AdamW: per batch, both towers forward, the in-batch
 /// softmax loss (summed over the batch), both towers backward, one AdamW step on every variable.
+/// The columns, weights and Adam moments are uploaded to the backend once; per step only the
+/// batch's embedding-row groups and one learning rate go in and the batch's losses come out. The
+/// model's host variables are brought up to date at the end of each epoch.
 /// </summary>
-public sealed class Trainer
+public sealed class Trainer : IDisposable
 {
     readonly TwoTowerModel model;
     readonly IKernels kernels;
     public IKernels Kernels => kernels;
     readonly TrainOptions options;
     readonly TrainingColumns data;
-    readonly int[] items;
-    readonly float[] logQPerRow;
 
-    // Batch buffers, allocated once.
-    readonly TowerBatch queryBatch = new();
-    readonly TowerBatch candidateBatch = new();
+    // On the backend: the columns, both towers' weights and state, the batch buffers.
+    readonly DeviceColumns columns;
+    readonly DeviceBuffer<float> logQPerRow;
+    readonly DeviceTower query, candidate;
+    readonly TowerBatch queryBatch, candidateBatch;
+    readonly DeviceBuffer<int> orderBuffer, batchRows, batchItems;
+    readonly DeviceBuffer<float> offsets, lossPerRow, dq, dc;
+    DeviceBuffer<float> lrTBuffer;
+    readonly string itemColumn;
     readonly int[] order;
-    readonly float[] offsets, lossPerRow, dq, dc;
-    readonly int[] batchItems;
-    readonly Data.Feature[] queryFeatures, candidateFeatures;
-    readonly (Variable Embedding, string Column, TowerBatch Batch)[] embeddingInputs;
+    readonly float[] losses;
+    readonly (DeviceVariable Embedding, RowGroups Groups)[] embeddingInputs;
 
     /// <summary>Adam steps taken so far (t in the bias correction).</summary>
     public int Step { get; private set; }
@@ -86,31 +91,57 @@ public sealed class Trainer
     /// <summary>Bias-corrected learning rate of each step 1..Step (index 0 unused).</summary>
     readonly List<float> lrTByStep = [0f];
 
-    public Trainer(TwoTowerModel model, IKernels kernels, TrainOptions options, TrainingColumns data, string itemColumn)
+    /// <param name="startStep">Continue from a checkpoint taken after this many steps (every embedding row caught up), or 0.</param>
+    public Trainer(TwoTowerModel model, IKernels kernels, TrainOptions options, TrainingColumns data, string itemColumn, int startStep = 0)
     {
         this.model = model;
         this.kernels = kernels;
         this.options = options;
         this.data = data;
-        items = data.Ints[itemColumn];
+        this.itemColumn = itemColumn;
+        var items = data.Ints[itemColumn];
         // Sampling probability of an item as an in-batch candidate: its share of training rows.
         var counts = new Dictionary<int, int>();
         foreach (var i in items)
             counts[i] = counts.GetValueOrDefault(i) + 1;
-        logQPerRow = items.Select(i => (float)Math.Log((double)counts[i] / items.Length)).ToArray();
-        order = Enumerable.Range(0, data.RowCount).ToArray();
-        queryFeatures = model.Query.Inputs.Select(i => i.Feature).ToArray();
-        candidateFeatures = model.Candidate.Inputs.Select(i => i.Feature).ToArray();
-        embeddingInputs = model.Query.Inputs.Select(i => (i, queryBatch)).Concat(model.Candidate.Inputs.Select(i => (i, candidateBatch)))
-            .Where(x => x.i.Embedding != null).Select(x => (x.i.Embedding!, x.i.Feature.Column, x.Item2)).ToArray();
+        logQPerRow = kernels.Upload(items.Select(i => (float)Math.Log((double)counts[i] / items.Length)).ToArray());
+        var queryFeatures = model.Query.Inputs.Select(i => i.Feature).ToArray();
+        var candidateFeatures = model.Candidate.Inputs.Select(i => i.Feature).ToArray();
+        columns = new DeviceColumns(kernels, data, queryFeatures.Concat(candidateFeatures).Select(f => f.Column).Append(itemColumn));
+
         var b = options.BatchSize;
-        offsets = new float[b];
-        lossPerRow = new float[b];
-        batchItems = new int[b];
+        Step = startStep;
+        for (var s = 1; s <= startStep; s++)
+            lrTByStep.Add(LearningRateAt(s));
+        lrTBuffer = kernels.Upload(lrTByStep.ToArray());
+        query = new DeviceTower(kernels, model.Query, b, startStep);
+        candidate = new DeviceTower(kernels, model.Candidate, b, startStep);
+        queryBatch = new TowerBatch(kernels, queryFeatures, b, training: true);
+        candidateBatch = new TowerBatch(kernels, candidateFeatures, b, training: true);
+        embeddingInputs = model.Query.Inputs.Select(i => (i, query, queryBatch)).Concat(model.Candidate.Inputs.Select(i => (i, candidate, candidateBatch)))
+            .Where(x => x.i.Embedding != null)
+            .Select(x => (x.Item2.Variables.Single(v => v.Host == x.i.Embedding), x.Item3.Groups(x.i.Feature.Column))).ToArray();
+        order = Enumerable.Range(0, data.RowCount).ToArray();
+        orderBuffer = kernels.Upload(order);
+        batchRows = kernels.Allocate<int>(b);
+        batchItems = kernels.Allocate<int>(b);
+        offsets = kernels.Allocate<float>(b);
+        lossPerRow = kernels.Allocate<float>(b);
+        losses = new float[b];
         var dim = model.Query.OutputDim;
-        dq = new float[b * dim];
-        dc = new float[b * dim];
+        dq = kernels.Allocate<float>(b * dim);
+        dc = kernels.Allocate<float>(b * dim);
     }
+
+    public void Dispose()
+    {
+        columns.Dispose();
+        foreach (var d in new IDisposable[] { logQPerRow, query, candidate, queryBatch, candidateBatch, orderBuffer, batchRows, batchItems,
+                     offsets, lossPerRow, dq, dc, lrTBuffer })
+            d.Dispose();
+    }
+
+    IEnumerable<DeviceVariable> DeviceVariables => query.Variables.Concat(candidate.Variables);
 
     public int BatchesPerEpoch => (data.RowCount + options.BatchSize - 1) / options.BatchSize;
 
@@ -128,6 +159,7 @@ public sealed class Trainer
             for (var i = 0; i < order.Length; i++)
                 order[i] = i;
             rng.Shuffle(order.AsSpan());
+            kernels.CopyFromHost<int>(order, orderBuffer);
         }
         else
             rng.Shuffle(batches.AsSpan());
@@ -136,33 +168,26 @@ public sealed class Trainer
 
     float LearningRateAt(int step) => (float)(options.LearningRate * Math.Sqrt(1 - Math.Pow(options.Beta2, step)) / (1 - Math.Pow(options.Beta1, step)));
 
-    /// <summary>Continues from a checkpoint taken after `step` steps (every embedding row caught up).</summary>
-    public void ResumeAt(int step)
-    {
-        Step = step;
-        lrTByStep.Clear();
-        lrTByStep.Add(0f);
-        for (var s = 1; s <= step; s++)
-            lrTByStep.Add(LearningRateAt(s));
-        foreach (var v in model.Variables.Where(v => v.IsEmbedding))
-            Array.Fill(v.RowStep, step);
-    }
-
-    /// <summary>Applies the pending zero-gradient steps to every embedding row: the weights are then exactly the dense AdamW's.</summary>
+    /// <summary>
+    /// Applies the pending zero-gradient steps to every embedding row (the weights are then exactly
+    /// the dense AdamW's) and copies the weights and moments back into the model's host variables.
+    /// </summary>
     public void CatchUp()
     {
-        foreach (var v in model.Variables.Where(v => v.IsEmbedding))
+        foreach (var v in DeviceVariables.Where(v => v.Host.IsEmbedding))
             CatchUp(v, v.AllRows);
+        foreach (var v in DeviceVariables)
+            v.CopyToHost();
     }
 
-    void CatchUp(Variable v, ReadOnlySpan<int> rows) =>
-        kernels.AdamWCatchUp(v.Value, v.M, v.V, v.Cols, rows, v.RowStep, Step, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(lrTByStep),
+    void CatchUp(DeviceVariable v, DeviceBuffer<int> rows) =>
+        kernels.AdamWCatchUp(v.Value, v.M!, v.V!, v.Host.Cols, rows, v.RowStep!, Step, lrTBuffer,
             (float)options.Beta1, (float)options.Beta2, (float)options.Epsilon, UntouchedDecay);
 
     /// <summary>Decay per step of an embedding row the batch did not touch: TF-Addons none, Keras lr·wd.</summary>
     float UntouchedDecay => options.KerasDecay ? (float)(options.LearningRate * options.WeightDecay) : 0f;
 
-    /// <summary>One epoch; ends with <see cref="CatchUp"/>, so the weights are complete for checkpoints and evaluation.</summary>
+    /// <summary>One epoch; ends with <see cref="CatchUp"/>, so the host weights are complete for checkpoints and evaluation.</summary>
     public EpochStats RunEpoch(int epoch, Action<int, int, double>? progress = null, CancellationToken cancel = default)
     {
         var watch = Stopwatch.StartNew();
@@ -173,7 +198,7 @@ public sealed class Trainer
             cancel.ThrowIfCancellationRequested();
             var start = batches[s] * options.BatchSize;
             var length = Math.Min(options.BatchSize, data.RowCount - start);
-            var loss = TrainStep(order.AsSpan(start, length));
+            var loss = TrainStep(order.AsSpan(start, length), orderBuffer.Slice(start, length));
             if (!double.IsFinite(loss))
                 throw new PipelineError(
                     $"the loss became {loss} at epoch {epoch}, step {s + 1} of {batches.Length}: the weights diverged. " +
@@ -188,42 +213,67 @@ public sealed class Trainer
     }
 
     /// <summary>One optimizer step on the given rows; returns the batch's summed loss.</summary>
-    public double TrainStep(ReadOnlySpan<int> rows)
+    public double TrainStep(ReadOnlySpan<int> rows) => TrainStep(rows, UploadRows(rows));
+
+    /// <summary>Forward and backward on the given rows: fills every variable's gradient (see <see cref="Gradient"/>); returns the summed loss.</summary>
+    public double ComputeGradients(ReadOnlySpan<int> rows)
     {
-        var loss = ComputeGradients(rows);
+        QueueGradients(rows, UploadRows(rows));
+        return BatchLoss(rows.Length);
+    }
+
+    /// <summary>A variable's gradient from the last step, copied to the host (embeddings: valid on the rows the batch touched).</summary>
+    public float[] Gradient(Variable v)
+    {
+        var grad = new float[v.Value.Length];
+        kernels.CopyToHost(DeviceVariables.Single(d => d.Host == v).Grad!, grad);
+        return grad;
+    }
+
+    DeviceBuffer<int> UploadRows(ReadOnlySpan<int> rows)
+    {
+        kernels.CopyFromHost(rows, batchRows);
+        return batchRows.Slice(0, rows.Length);
+    }
+
+    double TrainStep(ReadOnlySpan<int> hostRows, DeviceBuffer<int> rows)
+    {
+        QueueGradients(hostRows, rows);
         ApplyAdamW();
+        return BatchLoss(hostRows.Length);
+    }
+
+    /// <summary>Σ of the last batch's per-row losses (waits for the backend).</summary>
+    double BatchLoss(int n)
+    {
+        kernels.CopyToHost(lossPerRow, losses.AsSpan(0, n));
+        double loss = 0;
+        for (var r = 0; r < n; r++)
+            loss += losses[r];
         return loss;
     }
 
-    /// <summary>Forward and backward on the given rows: fills every variable's gradient; returns the summed loss.</summary>
-    public double ComputeGradients(ReadOnlySpan<int> rows)
+    /// <summary>Queues forward and backward on the backend; the rows are given on the host (for the embedding-row groups) and on the backend.</summary>
+    void QueueGradients(ReadOnlySpan<int> hostRows, DeviceBuffer<int> rows)
     {
-        var n = rows.Length;
-        queryBatch.Fill(data, queryFeatures, rows);
-        candidateBatch.Fill(data, candidateFeatures, rows);
+        var n = hostRows.Length;
+        queryBatch.Gather(columns, rows, n);
+        candidateBatch.Gather(columns, rows, n);
+        queryBatch.GroupEmbeddedIds(data, hostRows);
+        candidateBatch.GroupEmbeddedIds(data, hostRows);
         // The batch's embedding rows first take the zero-gradient steps they missed: they are read as the dense update would have left them.
-        foreach (var (embedding, column, batch) in embeddingInputs)
-        {
-            embedding.MarkTouched(batch.Ids(column));
-            CatchUp(embedding, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(embedding.TouchedRows));
-        }
-        var q = model.Query.Forward(kernels, queryBatch);
-        var c = model.Candidate.Forward(kernels, candidateBatch);
-        for (var r = 0; r < n; r++)
-        {
-            offsets[r] = logQPerRow[rows[r]];
-            batchItems[r] = items[rows[r]];
-        }
-        var dim = model.Query.OutputDim;
-        kernels.InBatchSoftmax(q, c, n, dim, options.LogQCorrection ? offsets.AsSpan(0, n) : [],
-            (float)options.Temperature, options.RemoveAccidentalHits ? batchItems.AsSpan(0, n) : [],
-            lossPerRow.AsSpan(0, n), dq.AsSpan(0, n * dim), dc.AsSpan(0, n * dim));
-        double loss = 0;
-        for (var r = 0; r < n; r++)
-            loss += lossPerRow[r];
-        model.Query.Backward(kernels, queryBatch, dq.AsSpan(0, n * dim));
-        model.Candidate.Backward(kernels, candidateBatch, dc.AsSpan(0, n * dim));
-        return loss;
+        foreach (var (embedding, groups) in embeddingInputs)
+            CatchUp(embedding, groups.Rows);
+        var q = query.Forward(queryBatch);
+        var c = candidate.Forward(candidateBatch);
+        if (options.LogQCorrection)
+            kernels.GatherRows(logQPerRow, rows, n, offsets);
+        if (options.RemoveAccidentalHits)
+            kernels.GatherRows(columns.Ints[itemColumn], rows, n, batchItems);
+        kernels.InBatchSoftmax(q, c, n, model.Query.OutputDim, options.LogQCorrection ? offsets : null, (float)options.Temperature,
+            options.RemoveAccidentalHits ? batchItems : null, lossPerRow, dq, dc);
+        query.Backward(queryBatch, dq);
+        candidate.Backward(candidateBatch, dc);
     }
 
     /// <summary>
@@ -236,19 +286,20 @@ public sealed class Trainer
     {
         Step++;
         lrTByStep.Add(LearningRateAt(Step));
+        if (lrTBuffer.Length <= Step)
+        {
+            lrTBuffer.Dispose();
+            lrTBuffer = kernels.Allocate<float>(2 * lrTByStep.Count);
+            kernels.CopyFromHost<float>(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(lrTByStep), lrTBuffer);
+        }
+        else
+            kernels.CopyFromHost<float>([lrTByStep[Step]], lrTBuffer.Slice(Step, 1));
         var (b1, b2, eps) = ((float)options.Beta1, (float)options.Beta2, (float)options.Epsilon);
         var decay = (float)(options.KerasDecay ? options.LearningRate * options.WeightDecay : options.WeightDecay);
-        var lrT = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(lrTByStep);
-        foreach (var v in model.Variables)
-        {
-            if (v.IsEmbedding)
-            {
-                kernels.AdamWRows(v.Value, v.Grad, v.M, v.V, v.Cols, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(v.TouchedRows),
-                    v.RowStep, Step, lrT, b1, b2, eps, decay, UntouchedDecay);
-                v.ClearTouched();
-            }
-            else
-                kernels.AdamW(v.Value, v.Grad, v.M, v.V, lrT[Step], b1, b2, eps, decay);
-        }
+        foreach (var (embedding, groups) in embeddingInputs)
+            kernels.AdamWRows(embedding.Value, embedding.Grad!, embedding.M!, embedding.V!, embedding.Host.Cols, groups.Rows, embedding.RowStep!,
+                Step, lrTBuffer, b1, b2, eps, decay, UntouchedDecay);
+        foreach (var v in DeviceVariables.Where(v => !v.Host.IsEmbedding))
+            kernels.AdamW(v.Value, v.Grad!, v.M!, v.V!, v.Host.Value.Length, lrTByStep[Step], b1, b2, eps, decay);
     }
 }

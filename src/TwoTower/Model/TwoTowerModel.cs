@@ -72,14 +72,17 @@ public sealed class TwoTowerModel(Tower query, Tower candidate)
     public static float[] Embed(Tower tower, IKernels kernels, TrainingColumns data, IReadOnlyList<int> rows, int batchSize = 4096)
     {
         var output = new float[rows.Count * tower.OutputDim];
-        var batch = new TowerBatch();
+        var capacity = Math.Max(1, Math.Min(batchSize, rows.Count));
         var features = tower.Inputs.Select(i => i.Feature).ToArray();
-        var indices = rows.ToArray();
-        for (var start = 0; start < indices.Length; start += batchSize)
+        using var device = new DeviceTower(kernels, tower, capacity, trainingFromStep: null);
+        using var columns = new DeviceColumns(kernels, data, features.Select(f => f.Column));
+        using var batch = new TowerBatch(kernels, features, capacity, training: false);
+        using var rowBuffer = kernels.Upload(rows.ToArray());
+        for (var start = 0; start < rows.Count; start += capacity)
         {
-            var slice = indices.AsSpan(start, Math.Min(batchSize, indices.Length - start));
-            batch.Fill(data, features, slice);
-            tower.Forward(kernels, batch).CopyTo(output.AsSpan(start * tower.OutputDim));
+            var n = Math.Min(capacity, rows.Count - start);
+            batch.Gather(columns, rowBuffer.Slice(start, n), n);
+            kernels.CopyToHost(device.Forward(batch), output.AsSpan(start * tower.OutputDim, n * tower.OutputDim));
         }
         return output;
     }

@@ -35,7 +35,7 @@ public sealed class PackageStage : Stage
         var features = FeatureSet.From(config);
         var vocabularies = features.CategoricalColumns.ToDictionary(c => c, c => EncodeStage.ReadVocabulary(run.Store.StageDir("encode"), c));
         var model = TrainStage.LoadTrained(run.Store, config);
-        var kernels = TrainStage.CreateKernels(config, run.Log);
+        using var kernels = TrainStage.CreateKernels(config, run.Log);
         var train = TrainingColumns.From(ColumnTable.ReadParquet(run.Input("normalize", "train.parquet")));
         var normalization = NormalizeStage.ReadStats(run.Store.StageDir("normalize"));
 

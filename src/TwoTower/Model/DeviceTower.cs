@@ -1,0 +1,248 @@
+using TwoTower.Data;
+using TwoTower.Kernels;
+
+namespace TwoTower.Model;
+
+/// <summary>
+/// A variable's buffers on a backend: its value and, when training, its gradient, Adam moments and
+/// (embeddings) the last optimizer step applied to each row (updates are lazy, see IKernels.AdamWRows).
+/// </summary>
+public sealed class DeviceVariable : IDisposable
+{
+    readonly IKernels kernels;
+    DeviceBuffer<int>? allRows;
+
+    public Variable Host { get; }
+    public DeviceBuffer<float> Value { get; }
+    public DeviceBuffer<float>? Grad { get; }
+    public DeviceBuffer<float>? M { get; }
+    public DeviceBuffer<float>? V { get; }
+    public DeviceBuffer<int>? RowStep { get; }
+
+    /// <param name="trainingFromStep">null: the value only (inference); else the optimizer state, every row at that step.</param>
+    public DeviceVariable(IKernels kernels, Variable host, int? trainingFromStep)
+    {
+        this.kernels = kernels;
+        Host = host;
+        Value = kernels.Upload(host.Value);
+        if (trainingFromStep is not { } step)
+            return;
+        Grad = kernels.Allocate<float>(host.Value.Length);
+        M = kernels.Upload(host.M);
+        V = kernels.Upload(host.V);
+        if (host.IsEmbedding)
+            RowStep = kernels.Upload(Enumerable.Repeat(step, host.Rows).ToArray());
+    }
+
+    /// <summary>Embeddings: 0..Rows−1, for catching every row up.</summary>
+    public DeviceBuffer<int> AllRows => allRows ??= kernels.Upload(Enumerable.Range(0, Host.Rows).ToArray());
+
+    /// <summary>Copies the value and moments back into the host variable.</summary>
+    public void CopyToHost()
+    {
+        kernels.CopyToHost(Value, Host.Value);
+        if (M != null && V != null)
+        {
+            kernels.CopyToHost(M, Host.M);
+            kernels.CopyToHost(V, Host.V);
+        }
+    }
+
+    public void Dispose()
+    {
+        Value.Dispose();
+        Grad?.Dispose();
+        M?.Dispose();
+        V?.Dispose();
+        RowStep?.Dispose();
+        allRows?.Dispose();
+    }
+}
+
+/// <summary>
+/// Columns of a <see cref="TrainingColumns"/> uploaded to a backend once, read by batches through
+/// row lists (IKernels.GatherRows).
+/// </summary>
+public sealed class DeviceColumns(IKernels kernels, TrainingColumns data, IEnumerable<string> columns) : IDisposable
+{
+    public IReadOnlyDictionary<string, DeviceBuffer<int>> Ints { get; } =
+        columns.Distinct().Where(data.Ints.ContainsKey).ToDictionary(c => c, c => kernels.Upload(data.Ints[c]));
+
+    public IReadOnlyDictionary<string, DeviceBuffer<float>> Floats { get; } =
+        columns.Distinct().Where(data.Floats.ContainsKey).ToDictionary(c => c, c => kernels.Upload(data.Floats[c]));
+
+    public void Dispose()
+    {
+        foreach (var b in Ints.Values)
+            b.Dispose();
+        foreach (var b in Floats.Values)
+            b.Dispose();
+    }
+}
+
+/// <summary>
+/// One tower's batch on a backend: the values of its feature columns for the batch's rows and, when
+/// training, the grouping of each embedded column's ids (for the embedding gradients and the lazy Adam rows).
+/// </summary>
+public sealed class TowerBatch : IDisposable
+{
+    readonly IKernels kernels;
+    readonly IReadOnlyList<Feature> features;
+    readonly Dictionary<string, DeviceBuffer<int>> ids = new();
+    readonly Dictionary<string, DeviceBuffer<float>> values = new();
+    readonly Dictionary<string, RowGroups> groups = new();
+
+    public int Rows { get; private set; }
+
+    public TowerBatch(IKernels kernels, IReadOnlyList<Feature> features, int capacity, bool training)
+    {
+        this.kernels = kernels;
+        this.features = features;
+        foreach (var f in features)
+        {
+            if (f.IsCategorical)
+                ids[f.Column] = kernels.Allocate<int>(capacity);
+            else
+                values[f.Column] = kernels.Allocate<float>(capacity);
+            if (training && f.Kind == FeatureKind.Embedded)
+                groups[f.Column] = new RowGroups(kernels, capacity);
+        }
+    }
+
+    public DeviceBuffer<int> Ids(string column) => ids[column];
+    public DeviceBuffer<float> Values(string column) => values[column];
+    public RowGroups Groups(string column) => groups[column];
+
+    /// <summary>The batch's rows of every feature column, gathered on the backend from the resident columns.</summary>
+    public void Gather(DeviceColumns columns, DeviceBuffer<int> rows, int count)
+    {
+        Rows = count;
+        foreach (var f in features)
+        {
+            if (f.IsCategorical)
+                kernels.GatherRows(columns.Ints[f.Column], rows, count, ids[f.Column]);
+            else
+                kernels.GatherRows(columns.Floats[f.Column], rows, count, values[f.Column]);
+        }
+    }
+
+    /// <summary>Groups each embedded column's ids of the batch by row, from the host copy of the columns.</summary>
+    public void GroupEmbeddedIds(TrainingColumns host, ReadOnlySpan<int> rows)
+    {
+        foreach (var (column, g) in groups)
+            g.Build(host.Ints[column], rows);
+    }
+
+    public void Dispose()
+    {
+        foreach (var b in ids.Values)
+            b.Dispose();
+        foreach (var b in values.Values)
+            b.Dispose();
+        foreach (var g in groups.Values)
+            g.Dispose();
+    }
+}
+
+/// <summary>
+/// A <see cref="Tower"/> run on a backend: its variables' buffers and per-batch buffers (sized for
+/// `capacity` rows), forward and backward side by side.
+/// </summary>
+public sealed class DeviceTower : IDisposable
+{
+    readonly IKernels kernels;
+    readonly Tower tower;
+    readonly DeviceBuffer<float> x;
+    readonly DeviceBuffer<float>? dInput;
+    readonly DeviceBuffer<float>[] activations, deltas;
+    readonly DeviceVariable[] layerKernels, layerBiases;
+    readonly Dictionary<TowerInput, DeviceVariable> embeddings;
+
+    /// <summary>The variables' buffers, in <see cref="Tower.Variables"/> order.</summary>
+    public IReadOnlyList<DeviceVariable> Variables { get; }
+
+    /// <param name="trainingFromStep">null: inference only; else training state at that optimizer step.</param>
+    public DeviceTower(IKernels kernels, Tower tower, int capacity, int? trainingFromStep)
+    {
+        this.kernels = kernels;
+        this.tower = tower;
+        var variables = tower.Variables.ToDictionary(v => v, v => new DeviceVariable(kernels, v, trainingFromStep));
+        Variables = tower.Variables.Select(v => variables[v]).ToArray();
+        embeddings = tower.Inputs.Where(i => i.Embedding != null).ToDictionary(i => i, i => variables[i.Embedding!]);
+        layerKernels = tower.Kernels.Select(k => variables[k]).ToArray();
+        layerBiases = tower.Biases.Select(b => variables[b]).ToArray();
+        x = kernels.Allocate<float>(capacity * tower.InputDim);
+        activations = tower.Kernels.Select(k => kernels.Allocate<float>(capacity * k.Cols)).ToArray();
+        if (trainingFromStep != null)
+        {
+            // The last layer's delta is the loss's gradient, passed to Backward; the input layer's dx is only needed for the embedding slices.
+            deltas = tower.Kernels.SkipLast(1).Select(k => kernels.Allocate<float>(capacity * k.Cols)).ToArray();
+            dInput = tower.HasEmbeddings ? kernels.Allocate<float>(capacity * tower.InputDim) : null;
+        }
+        else
+            deltas = [];
+    }
+
+    /// <summary>Builds the input matrix of a batch and runs the layers; returns the output buffer (batch.Rows × OutputDim).</summary>
+    public DeviceBuffer<float> Forward(TowerBatch batch)
+    {
+        var rows = batch.Rows;
+        var inDim = tower.InputDim;
+        foreach (var i in tower.Inputs)
+        {
+            switch (i.Feature.Kind)
+            {
+                case FeatureKind.Embedded:
+                    kernels.EmbeddingGather(embeddings[i].Value, i.Width, batch.Ids(i.Feature.Column), rows, x, inDim, i.Offset);
+                    break;
+                case FeatureKind.OneHot:
+                    // Notebook depth n: id n (the last category) falls outside and stays all zeros.
+                    kernels.OneHot(batch.Ids(i.Feature.Column), rows, i.Width, x, inDim, i.Offset);
+                    break;
+                default:
+                    kernels.CopyToColumn(batch.Values(i.Feature.Column), rows, x, inDim, i.Offset);
+                    break;
+            }
+        }
+        var current = x;
+        for (var l = 0; l < layerKernels.Length; l++)
+        {
+            var k = layerKernels[l];
+            kernels.DenseForward(current, rows, inDim, k.Value, layerBiases[l].Value, k.Host.Cols, relu: l < layerKernels.Length - 1, activations[l]);
+            current = activations[l];
+            inDim = k.Host.Cols;
+        }
+        return current;
+    }
+
+    /// <summary>
+    /// Backward from dOutput (rows × OutputDim) of the last <see cref="Forward"/>: dense gradients are
+    /// overwritten; each embedding's gradient is written on the rows the batch touched.
+    /// </summary>
+    public void Backward(TowerBatch batch, DeviceBuffer<float> dOutput)
+    {
+        var rows = batch.Rows;
+        for (var l = layerKernels.Length - 1; l >= 0; l--)
+        {
+            var k = layerKernels[l];
+            var dy = l == layerKernels.Length - 1 ? dOutput : deltas[l];
+            var layerInput = l == 0 ? x : activations[l - 1];
+            var dx = l > 0 ? deltas[l - 1] : dInput;
+            kernels.DenseBackward(layerInput, rows, k.Host.Rows, k.Value, k.Host.Cols, dy, k.Grad!, layerBiases[l].Grad!, dx);
+            if (l > 0)
+                kernels.ReluBackward(activations[l - 1], deltas[l - 1], rows * k.Host.Rows);
+        }
+        foreach (var (input, embedding) in embeddings)
+            kernels.EmbeddingRowGradients(dInput!, tower.InputDim, input.Offset, input.Width, batch.Groups(input.Feature.Column), embedding.Grad!);
+    }
+
+    public void Dispose()
+    {
+        foreach (var v in Variables)
+            v.Dispose();
+        x.Dispose();
+        dInput?.Dispose();
+        foreach (var b in activations.Concat(deltas))
+            b.Dispose();
+    }
+}
