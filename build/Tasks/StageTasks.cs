@@ -58,7 +58,7 @@ public sealed class BenchmarkTask : FrostingTask<BuildContext>
 public sealed class PackageTask : StageTask<TwoTower.Serving.PackageStage>;
 
 [TaskName("GpuCheck")]
-[TaskDescription("On a GPU machine: every ILGPU op against SIMD, an epoch and the evaluation on both backends, 1M×105k rank counting; prints a table")]
+[TaskDescription("On a GPU machine: ILGPU ops against SIMD, per-op step times, an epoch and the evaluation, 1M×105k rank counting; prints a table")]
 [IsDependentOn(typeof(NormalizeTask))]
 public sealed class GpuCheckTask : FrostingTask<BuildContext>
 {

@@ -86,6 +86,61 @@ public static class GpuCheck
         }
         Row("dense forward 2048×44×16: max rel. diff", $"{MaxRel(Dense(gpu), Dense(simd)):E1}");
 
+        // Where a training step's time goes: each op at batch 2048 on full-scale tables, operands resident.
+        const int tableRows = 1_371_980, columnRows = 1_000_000;
+        var table = Random(tableRows * d, 0.05);
+        var column = Enumerable.Range(0, columnRows).Select(i => (int)((long)i * 7919 % tableRows)).ToArray();
+        var batchRows = Enumerable.Range(0, b).Select(i => (int)((long)i * 104_729 % columnRows)).ToArray();
+        var lrT = Enumerable.Range(0, 101).Select(s => 1e-3f).ToArray();
+        Dictionary<string, double> OpTimes(IKernels k)
+        {
+            using var vColumn = k.Upload(column);
+            using var vRows = k.Upload(batchRows);
+            using var vIds = k.Allocate<int>(b);
+            using var vTable = k.Upload(table.ToArray());
+            using var vM = k.Allocate<float>(table.Length);
+            using var vV = k.Allocate<float>(table.Length);
+            using var vGrad = k.Allocate<float>(table.Length);
+            using var vStep = k.Allocate<int>(tableRows);
+            using var vLrT = k.Upload(lrT);
+            using var vx = k.Upload(x);
+            using var vw = k.Upload(w);
+            using var vb = k.Upload(bias);
+            using var vy = k.Allocate<float>(b * 16);
+            using var vdw = k.Allocate<float>(44 * 16);
+            using var vdb = k.Allocate<float>(16);
+            using var vdx = k.Allocate<float>(b * 44);
+            using var groups = new RowGroups(k, b);
+            k.GatherRows(vColumn, vRows, b, vIds);
+            var ids = new int[b];
+            k.CopyToHost(vIds, ids);
+            groups.Build(column, batchRows);
+            var sync = new float[1];
+            var step = 0;
+            double Time(Action op) => Benchmarks.Median(21, () =>
+            {
+                op();
+                k.CopyToHost(vy, sync);
+            }) * 1e6;
+            return new Dictionary<string, double>
+            {
+                ["waiting for the device (a 4-byte copy back), included in each row below"] = Time(() => { }),
+                ["gather a batch's column (2048 of 1M rows)"] = Time(() => k.GatherRows(vColumn, vRows, b, vIds)),
+                ["row groups of the batch's ids (host sort + copy)"] = Time(() => groups.Build(column, batchRows)),
+                ["embedding gather 2048 × 16 (1.37M-row table)"] = Time(() => k.EmbeddingGather(vTable, d, vIds, b, vx, 44, 0)),
+                ["dense forward 2048 × 44 → 16, relu"] = Time(() => k.DenseForward(vx, b, 44, vw, vb, 16, true, vy)),
+                ["dense backward 2048 × 44 × 16 with dx"] = Time(() => k.DenseBackward(vx, b, 44, vw, 16, vy, vdw, vdb, vdx)),
+                ["embedding row gradients 2048 × 16"] = Time(() => k.EmbeddingRowGradients(vdx, 44, 0, d, groups, vGrad)),
+                ["lazy AdamW on the batch's rows (1 step each)"] = Time(() => k.AdamWRows(vTable, vGrad, vM, vV, d, groups.Rows, vStep, ++step, vLrT,
+                    0.9f, 0.999f, 1e-7f, 0, 0)),
+                ["dense AdamW 44 × 16"] = Time(() => k.AdamW(vw, vdw, vM, vV, 44 * 16, 1e-3f, 0.9f, 0.999f, 1e-7f, 0)),
+            };
+        }
+        var opsGpu = OpTimes(gpu);
+        var opsCpu = OpTimes(simd);
+        foreach (var (op, micros) in opsGpu)
+            Row($"{op}, µs GPU / CPU", $"{micros:F1} / {opsCpu[op]:F1}");
+
         // 2. A training epoch and the evaluation on the configured data.
         var features = FeatureSet.From(config);
         var train = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(store.StageDir("normalize"), "train.parquet")));
@@ -109,15 +164,23 @@ public static class GpuCheck
             var (cpuEpoch, cpuModel) = Epoch(simd);
             Row("epoch: s, rows/s CPU SIMD", $"{cpuEpoch.Seconds:F2}, {cpuEpoch.RowsPerSecond:N0}");
             Row("epoch loss per example GPU / CPU", $"{gpuEpoch.LossPerExample:F5} / {cpuEpoch.LossPerExample:F5}");
-            Row("weights after the epoch: max abs. diff GPU vs CPU",
-                $"{gpuModel.Variables.Zip(cpuModel.Variables).Max(p => p.First.Value.Zip(p.Second.Value).Max(v => Math.Abs(v.First - v.Second))):E1}");
+            // Adam moves a weight by about ±lr per step whatever the gradient's size, so a near-zero gradient whose sign differs shows in the max.
+            var diffs = gpuModel.Variables.Zip(cpuModel.Variables).SelectMany(p => p.First.Value.Zip(p.Second.Value, (g, c) => Math.Abs(g - c))).Order().ToArray();
+            Row("weights after the epoch: abs. diff GPU vs CPU, median / 99th percentile / max",
+                $"{diffs[diffs.Length / 2]:E1} / {diffs[(int)(diffs.Length * 0.99)]:E1} / {diffs[^1]:E1}");
             watch.Restart();
             var cpuRanks = EvaluateStage.ModelRanks(gpuModel, simd, train, val, features, out _);
             Row("evaluation: s CPU; ranks equal GPU vs CPU (same model)",
                 $"{watch.Elapsed.TotalSeconds:F2}; {gpuRanks.Zip(cpuRanks).Count(p => p.First == p.Second) * 100.0 / cpuRanks.Length:F3}%");
         }
 
-        // 3. Rank counting at full H&M catalogue size on the GPU, operands resident.
+        // 3. Rank counting at full H&M catalogue size on the GPU, operands resident (hours on ILGPU's CPU accelerator: skipped there).
+        if (gpu.IsCpuAccelerator)
+        {
+            Row("rank counting 1M queries × 105,542 candidates", "skipped on ILGPU's CPU accelerator");
+            Print(gpu, rows, log);
+            return;
+        }
         const int queries = 1_000_000, candidates = 105_542;
         using var bigQ = gpu.Upload(Random(queries * d));
         using var bigC = gpu.Upload(Random(candidates * d));
@@ -129,6 +192,11 @@ public static class GpuCheck
         gpu.CopyToHost(counts, first);
         Row("rank counting 1M queries × 105,542 candidates × 16, s GPU", $"{watch.Elapsed.TotalSeconds:F2}");
 
+        Print(gpu, rows, log);
+    }
+
+    static void Print(IlgpuKernels gpu, List<(string What, string Value)> rows, IPipelineLog log)
+    {
         log.Info($"\n| GpuCheck ({gpu.Name}) | |\n|---|---|");
         foreach (var (what, value) in rows)
             log.Info($"| {what} | {value} |");

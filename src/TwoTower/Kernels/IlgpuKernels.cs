@@ -26,6 +26,9 @@ public sealed class IlgpuKernels : IKernels
 
     public string Name => $"ilgpu {accelerator.AcceleratorType} ({accelerator.Name})";
 
+    /// <summary>ILGPU's CPU accelerator (accelerator = ilgpu-cpu): a simulator, for correctness only.</summary>
+    public bool IsCpuAccelerator => accelerator.AcceleratorType == AcceleratorType.CPU;
+
     IlgpuKernels(Context context, Accelerator accelerator)
     {
         this.context = context;
