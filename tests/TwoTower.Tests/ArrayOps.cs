@@ -155,4 +155,13 @@ public sealed class ArrayOps(IKernels kernels)
         Out(vc, counts);
         Release();
     }
+
+    public void TopK(float[] queries, int queryCount, float[] candidates, int candidateCount, int dim, int k, int[] indices, float[] scores)
+    {
+        var (vi, vs) = (In(indices), In(scores));
+        kernels.TopK(In(queries), queryCount, In(candidates), candidateCount, dim, k, vi, vs);
+        Out(vi, indices);
+        Out(vs, scores);
+        Release();
+    }
 }

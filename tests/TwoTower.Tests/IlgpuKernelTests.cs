@@ -181,4 +181,21 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
         Assert.True(diffs[(int)(diffs.Length * 0.99)] < 2e-3, $"99th percentile difference {diffs[(int)(diffs.Length * 0.99)]}");
         Assert.True(diffs[^1] < 3 * 0.01, $"largest difference {diffs[^1]}");
     }
+
+    [Fact]
+    public void TopKEqualsSimdAndBruteForce()
+    {
+        const int queries = 9, candidates = 700, dim = 16, k = 50;
+        var (q, c) = KernelTests.GridInputs(queries, candidates, dim);
+        c.AsSpan(5 * dim, dim).CopyTo(c.AsSpan(600 * dim, dim));
+        c[100 * dim] = float.NaN;
+        var (ig, sg) = (Enumerable.Repeat(-7, queries * k).ToArray(), Reference.Poisoned(queries * k));
+        var (isimd, ssimd) = (Enumerable.Repeat(-7, queries * k).ToArray(), Reference.Poisoned(queries * k));
+        gpu.TopK(q, queries, c, candidates, dim, k, ig, sg);
+        simd.TopK(q, queries, c, candidates, dim, k, isimd, ssimd);
+        Assert.Equal(isimd, ig);
+        Assert.Equal(ssimd, sg);
+        for (var i = 0; i < queries; i++)
+            Assert.Equal(KernelTests.BruteForceTopK(q, i, c, candidates, dim, k), ig.AsSpan(i * k, k).ToArray());
+    }
 }

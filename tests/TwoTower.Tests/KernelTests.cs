@@ -228,4 +228,46 @@ public class KernelTests
         Assert.Equal(dv, v);
         Assert.All(rowStep, s => Assert.Equal(steps, s));
     }
+
+    /// <summary>
+    /// Inputs on a coarse grid (multiples of 1/2 and 1/4, small sums): every dot product is exact in
+    /// float32 however it is rounded, so exact ties are frequent and the expected order is certain.
+    /// </summary>
+    internal static (float[] Q, float[] C) GridInputs(int queries, int candidates, int dim)
+    {
+        var q = Reference.Random(queries * dim, 41).Select(v => MathF.Round(v * 4) / 4).ToArray();
+        var c = Reference.Random(candidates * dim, 42).Select(v => MathF.Round(v * 2) / 2).ToArray();
+        return (q, c);
+    }
+
+    /// <summary>Brute force: every candidate's float64 score, sorted best first, ties to the lower index; NaN as −∞.</summary>
+    internal static int[] BruteForceTopK(float[] q, int i, float[] c, int candidates, int dim, int k) =>
+        Enumerable.Range(0, candidates)
+            .Select(j => (Score: Enumerable.Range(0, dim).Sum(d => (double)q[i * dim + d] * c[j * dim + d]), Index: j))
+            .Select(x => double.IsNaN(x.Score) ? (double.NegativeInfinity, x.Index) : x)
+            .OrderByDescending(x => x.Item1).ThenBy(x => x.Item2).Take(k).Select(x => x.Item2).ToArray();
+
+    [Theory]
+    [InlineData(1, 1, 30, 30)]
+    [InlineData(2, 7, 500, 100)]
+    [InlineData(2, 3, 64, 1)]
+    public void TopKEqualsBruteForceSortWithTiesToTheLowerIndex(int threads, int queries, int candidates, int k)
+    {
+        const int dim = 16;
+        var (q, c) = GridInputs(queries, candidates, dim);
+        c.AsSpan(3 * dim, dim).CopyTo(c.AsSpan(candidates / 2 * dim, dim));   // an exact duplicate: the tie goes to index 3
+        if (candidates > 40)
+            c[40 * dim] = float.NaN;                                           // a NaN score ranks last
+        var (indices, scores) = (Enumerable.Repeat(-7, queries * k).ToArray(), Reference.Poisoned(queries * k));
+        new ArrayOps(new SimdKernels(threads)).TopK(q, queries, c, candidates, dim, k, indices, scores);
+        for (var i = 0; i < queries; i++)
+        {
+            Assert.Equal(BruteForceTopK(q, i, c, candidates, dim, k), indices.AsSpan(i * k, k).ToArray());
+            for (var r = 0; r < k; r++)
+            {
+                var expected = SimdKernels.ScoreDot(q.AsSpan(i * dim, dim), c.AsSpan(indices[i * k + r] * dim, dim));
+                Assert.Equal(float.IsNaN(expected) ? float.NegativeInfinity : expected, scores[i * k + r]);
+            }
+        }
+    }
 }

@@ -117,6 +117,15 @@ public interface IKernels : IDisposable
     /// </summary>
     void CountScoresAbove(DeviceBuffer<float> queries, int queryCount, DeviceBuffer<float> candidates, int candidateCount, int dim,
         DeviceBuffer<float> positives, DeviceBuffer<int> counts);
+
+    /// <summary>
+    /// Exact top-k: for each query i, the k candidates with the highest q_i·c_j, best first, ties to
+    /// the lower index, a NaN score counting as −∞ (and written as −∞). Writes indices[i·k + r] and
+    /// scores[i·k + r] for r &lt; k; k ≤ candidateCount. Scores are the backend's own dot products
+    /// (the SIMD backend's equal <see cref="SimdKernels.ScoreDot"/>).
+    /// </summary>
+    void TopK(DeviceBuffer<float> queries, int queryCount, DeviceBuffer<float> candidates, int candidateCount, int dim, int k,
+        DeviceBuffer<int> indices, DeviceBuffer<float> scores);
 }
 
 /// <summary>

@@ -778,6 +778,36 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
         }
     }
 
+    public void TopK(DeviceBuffer<float> queriesBuffer, int queryCount, DeviceBuffer<float> candidatesBuffer, int candidateCount, int dim, int k,
+        DeviceBuffer<int> indicesBuffer, DeviceBuffer<float> scoresBuffer)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(k, candidateCount);
+        if (k == 0)
+            return;
+        var (queries, candidates) = (((HostBuffer<float>)queriesBuffer).Array, ((HostBuffer<float>)candidatesBuffer).Array);
+        var (q0, c0) = (((HostBuffer<float>)queriesBuffer).Start, ((HostBuffer<float>)candidatesBuffer).Start);
+        var (indices, scores) = ((HostBuffer<int>)indicesBuffer, (HostBuffer<float>)scoresBuffer);
+        Parallel.For(0, queryCount, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
+        {
+            var query = queries.AsSpan(q0 + i * dim, dim);
+            var candidateSpan = candidates.AsSpan(c0, candidateCount * dim);
+            var heapScores = scores.Span.Slice(i * k, k);
+            var heapIndices = indices.Span.Slice(i * k, k);
+            for (var j = 0; j < candidateCount; j++)
+            {
+                var score = ScoreDot(query, candidateSpan.Slice(j * dim, dim));
+                if (float.IsNaN(score))
+                    score = float.NegativeInfinity;
+                if (j < k)
+                    TopKHeap.Push(heapScores, heapIndices, j, score, j);
+                // Candidates come in index order, so an equal score never beats the root (it has the higher index).
+                else if (score > heapScores[0])
+                    TopKHeap.ReplaceRoot(heapScores, heapIndices, k, score, j);
+            }
+            TopKHeap.SortBestFirst(heapScores, heapIndices, k);
+        });
+    }
+
     sealed class CountJob
     {
         public float* Q, C, CT, Thresholds;

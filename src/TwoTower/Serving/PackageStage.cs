@@ -127,15 +127,22 @@ public sealed class PackageStage : Stage
         rng.Shuffle(rows.AsSpan());
         var queries = TwoTowerModel.Embed(model.Query, kernels, val, rows[..sample]);
         var k = Math.Min(100, count);
+        var exact = new int[sample * k];
+        using (var q = kernels.Upload(queries))
+        using (var c = kernels.Upload(embeddings))
+        using (var top = kernels.Allocate<int>(sample * k))
+        using (var scores = kernels.Allocate<float>(sample * k))
+        {
+            kernels.TopK(q, sample, c, count, dim, k, top, scores);
+            kernels.CopyToHost(top, exact);
+        }
         using var index = new USearchIndex(run.Output(IndexFile));
         double total = 0;
         for (var q = 0; q < sample; q++)
         {
-            var query = queries.AsSpan(q * dim, dim).ToArray();
-            var exact = Enumerable.Range(0, count).Select(i => (Score: Kernels.SimdKernels.ScoreDot(query, embeddings.AsSpan(i * dim, dim)), i))
-                .OrderByDescending(x => x.Score).Take(k).Select(x => (ulong)x.i).ToHashSet();
-            index.Search(MaximumInnerProduct.Query(query), k, out var keys, out _);
-            total += keys.Take(k).Count(exact.Contains) / (double)k;
+            var truth = exact.AsSpan(q * k, k).ToArray().Select(i => (ulong)i).ToHashSet();
+            index.Search(MaximumInnerProduct.Query(queries.AsSpan(q * dim, dim).ToArray()), k, out var keys, out _);
+            total += keys.Take(k).Count(truth.Contains) / (double)k;
         }
         return total / sample;
     }

@@ -129,11 +129,14 @@ public sealed class Recommender : IDisposable
 
     IEnumerable<Hit> ExactTop(float[] query, int k, HashSet<int>? skip)
     {
-        var scores = new (float Score, int Row)[ArticleIds.Length];
-        for (var i = 0; i < scores.Length; i++)
-            scores[i] = (SimdKernels.ScoreDot(query, Embeddings.AsSpan(i * Dim, Dim)), i);
-        return scores.Where(s => skip == null || !skip.Contains(s.Row))
-            .OrderByDescending(s => s.Score).ThenBy(s => s.Row).Take(k).Select(s => new Hit(s.Row, s.Score));
+        var ask = Math.Min(ArticleIds.Length, k + (skip?.Count ?? 0));
+        var (indices, scores) = (new int[ask], new float[ask]);
+        using (var q = kernels.Upload(query))
+        using (var candidates = kernels.Upload(Embeddings))
+        using (var i = kernels.Upload(indices))
+        using (var s = kernels.Upload(scores))
+            kernels.TopK(q, 1, candidates, ArticleIds.Length, Dim, ask, i, s);
+        return indices.Zip(scores, (row, score) => new Hit(row, score)).Where(h => skip == null || !skip.Contains(h.Row)).Take(k);
     }
 
     IEnumerable<Hit> IndexTop(float[] query, int k, HashSet<int>? skip)
