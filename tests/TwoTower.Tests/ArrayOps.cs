@@ -97,6 +97,7 @@ public sealed class ArrayOps(IKernels kernels)
     {
         using var groups = new RowGroups(kernels, ids.Length);
         groups.Build(ids, Enumerable.Range(0, ids.Length).ToArray());
+        groups.Upload();
         var vgrad = In(grad);
         kernels.EmbeddingRowGradients(In(dx), stride, offset, dim, groups, vgrad);
         Out(vgrad, grad);

@@ -139,6 +139,7 @@ public sealed class RowGroups : IDisposable
     readonly long[] keys;
     readonly int[] rows, starts, positions;
     readonly DeviceBuffer<int> rowsBuffer;
+    int built;
 
     public DeviceBuffer<int> Starts { get; }
     public DeviceBuffer<int> Positions { get; }
@@ -158,8 +159,9 @@ public sealed class RowGroups : IDisposable
     }
 
     /// <summary>
-    /// Groups the batch's ids column[rows[p]] by value (a sort of (id, position) pairs) and copies the
-    /// groups to the backend.
+    /// Groups the batch's ids column[rows[p]] by value (a sort of (id, position) pairs) on the host;
+    /// <see cref="Upload"/> then copies the groups to the backend. Split so that a trainer can group
+    /// the next batch while the device is still busy with this one.
     /// </summary>
     public void Build(ReadOnlySpan<int> column, ReadOnlySpan<int> batchRows)
     {
@@ -179,9 +181,15 @@ public sealed class RowGroups : IDisposable
             positions[p] = (int)keys[p];
         }
         starts[Count] = n;
+        built = n;
+    }
+
+    /// <summary>Copies the groups of the last <see cref="Build"/> to the backend.</summary>
+    public void Upload()
+    {
         kernels.CopyFromHost<int>(rows.AsSpan(0, Count), rowsBuffer);
         kernels.CopyFromHost<int>(starts.AsSpan(0, Count + 1), Starts);
-        kernels.CopyFromHost<int>(positions.AsSpan(0, n), Positions);
+        kernels.CopyFromHost<int>(positions.AsSpan(0, built), Positions);
     }
 
     public void Dispose()

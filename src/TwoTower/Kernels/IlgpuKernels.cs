@@ -323,12 +323,15 @@ public sealed class IlgpuKernels : IKernels
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> gradQ;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> gradC;
 
-    /// <summary>l[i,j] = (q_i·c_j)/τ − offset_j; −∞ for an accidental hit (flags: 1 = offset given, 2 = ids given).</summary>
+    // The logits matrix is stored column-major, element (i, j) at l[j·rows + i]: the row kernel's
+    // thread i then walks its row with the warp's threads on adjacent addresses (coalesced).
+
+    /// <summary>l(i,j) = (q_i·c_j)/τ − offset_j; −∞ for an accidental hit (flags: 1 = offset given, 2 = ids given).</summary>
     static void LogitsKernel(Index1D index, ArrayView<float> q, ArrayView<float> c, ArrayView<float> offset, ArrayView<int> ids,
         ArrayView<float> l, int rows, int dim, float invTemperature, int flags)
     {
-        var i = index / rows;
-        var j = index % rows;
+        var j = index / rows;
+        var i = index % rows;
         var s = 0f;
         for (var d = 0; d < dim; d++)
             s += q[i * dim + d] * c[j * dim + d];
@@ -340,44 +343,49 @@ public sealed class IlgpuKernels : IKernels
         l[index] = s;
     }
 
-    /// <summary>Row i: loss = logsumexp − l[i,i] (into loss[i]); the row becomes (softmax − onehot(i)) / τ.</summary>
+    /// <summary>Row i: loss = logsumexp − l(i,i) (into loss[i]); the row becomes g(i,·) = (softmax − onehot(i)) / τ.</summary>
     static void SoftmaxRowKernel(Index1D i, ArrayView<float> l, ArrayView<float> loss, int rows, float invTemperature)
     {
-        var row = l.SubView(i * rows, rows);
+        var diagonal = l[i * rows + i];
         var max = float.NegativeInfinity;
         for (var j = 0; j < rows; j++)
-            max = MathF.Max(max, row[j]);
+            max = MathF.Max(max, l[j * rows + i]);
         var sum = 0f;
         for (var j = 0; j < rows; j++)
-            sum += MathF.Exp(row[j] - max);
-        loss[i] = max + MathF.Log(sum) - row[i];
+        {
+            var e = MathF.Exp(l[j * rows + i] - max);
+            sum += e;
+            l[j * rows + i] = e;
+        }
+        loss[i] = max + MathF.Log(sum) - diagonal;
+        var scale = invTemperature / sum;
         for (var j = 0; j < rows; j++)
         {
-            var g = MathF.Exp(row[j] - max) * (invTemperature / sum);
-            row[j] = MathF.Abs(g) < 1.17549435E-38f ? 0 : g;
+            var g = l[j * rows + i] * scale;
+            l[j * rows + i] = MathF.Abs(g) < 1.17549435E-38f ? 0 : g;
         }
-        row[i] -= invTemperature;
+        l[i * rows + i] -= invTemperature;
     }
 
-    /// <summary>dq[i,d] = Σ_j g[i,j]·c[j,d].</summary>
+    /// <summary>dq[i,d] = Σ_j g(i,j)·c[j,d].</summary>
     static void GradQueryKernel(Index1D index, ArrayView<float> g, ArrayView<float> c, ArrayView<float> dq, int rows, int dim)
     {
         var i = index / dim;
         var d = index % dim;
         var s = 0f;
         for (var j = 0; j < rows; j++)
-            s += g[i * rows + j] * c[j * dim + d];
+            s += g[j * rows + i] * c[j * dim + d];
         dq[index] = s;
     }
 
-    /// <summary>dc[j,d] = Σ_i g[i,j]·q[i,d].</summary>
+    /// <summary>dc[j,d] = Σ_i g(i,j)·q[i,d].</summary>
     static void GradCandidateKernel(Index1D index, ArrayView<float> g, ArrayView<float> q, ArrayView<float> dc, int rows, int dim)
     {
         var j = index / dim;
         var d = index % dim;
         var s = 0f;
         for (var i = 0; i < rows; i++)
-            s += g[i * rows + j] * q[i * dim + d];
+            s += g[j * rows + i] * q[i * dim + d];
         dc[index] = s;
     }
 

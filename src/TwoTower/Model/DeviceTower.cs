@@ -126,11 +126,18 @@ public sealed class TowerBatch : IDisposable
         }
     }
 
-    /// <summary>Groups each embedded column's ids of the batch by row, from the host copy of the columns.</summary>
+    /// <summary>Groups each embedded column's ids of a batch by row on the host, from the host copy of the columns.</summary>
     public void GroupEmbeddedIds(TrainingColumns host, ReadOnlySpan<int> rows)
     {
         foreach (var (column, g) in groups)
             g.Build(host.Ints[column], rows);
+    }
+
+    /// <summary>Copies the groups of the last <see cref="GroupEmbeddedIds"/> to the backend.</summary>
+    public void UploadGroups()
+    {
+        foreach (var g in groups.Values)
+            g.Upload();
     }
 
     public void Dispose()

@@ -187,18 +187,26 @@ public sealed class Trainer : IDisposable
     /// <summary>Decay per step of an embedding row the batch did not touch: TF-Addons none, Keras lr·wd.</summary>
     float UntouchedDecay => options.KerasDecay ? (float)(options.LearningRate * options.WeightDecay) : 0f;
 
-    /// <summary>One epoch; ends with <see cref="CatchUp"/>, so the host weights are complete for checkpoints and evaluation.</summary>
+    /// <summary>
+    /// One epoch; ends with <see cref="CatchUp"/>, so the host weights are complete for checkpoints and
+    /// evaluation. The host groups the next batch's embedding ids while the backend runs this one.
+    /// </summary>
     public EpochStats RunEpoch(int epoch, Action<int, int, double>? progress = null, CancellationToken cancel = default)
     {
         var watch = Stopwatch.StartNew();
         var batches = PlanEpoch(epoch);
+        (int Start, int Length) Batch(int s) => (batches[s] * options.BatchSize, Math.Min(options.BatchSize, data.RowCount - batches[s] * options.BatchSize));
         double total = 0;
+        GroupEmbeddedIds(order.AsSpan(Batch(0).Start, Batch(0).Length));
         for (var s = 0; s < batches.Length; s++)
         {
             cancel.ThrowIfCancellationRequested();
-            var start = batches[s] * options.BatchSize;
-            var length = Math.Min(options.BatchSize, data.RowCount - start);
-            var loss = TrainStep(order.AsSpan(start, length), orderBuffer.Slice(start, length));
+            var (start, length) = Batch(s);
+            QueueGradients(length, orderBuffer.Slice(start, length));
+            ApplyAdamW();
+            if (s + 1 < batches.Length)
+                GroupEmbeddedIds(order.AsSpan(Batch(s + 1).Start, Batch(s + 1).Length));
+            var loss = BatchLoss(length);
             if (!double.IsFinite(loss))
                 throw new PipelineError(
                     $"the loss became {loss} at epoch {epoch}, step {s + 1} of {batches.Length}: the weights diverged. " +
@@ -213,12 +221,19 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>One optimizer step on the given rows; returns the batch's summed loss.</summary>
-    public double TrainStep(ReadOnlySpan<int> rows) => TrainStep(rows, UploadRows(rows));
+    public double TrainStep(ReadOnlySpan<int> rows)
+    {
+        GroupEmbeddedIds(rows);
+        QueueGradients(rows.Length, UploadRows(rows));
+        ApplyAdamW();
+        return BatchLoss(rows.Length);
+    }
 
     /// <summary>Forward and backward on the given rows: fills every variable's gradient (see <see cref="Gradient"/>); returns the summed loss.</summary>
     public double ComputeGradients(ReadOnlySpan<int> rows)
     {
-        QueueGradients(rows, UploadRows(rows));
+        GroupEmbeddedIds(rows);
+        QueueGradients(rows.Length, UploadRows(rows));
         return BatchLoss(rows.Length);
     }
 
@@ -236,13 +251,6 @@ public sealed class Trainer : IDisposable
         return batchRows.Slice(0, rows.Length);
     }
 
-    double TrainStep(ReadOnlySpan<int> hostRows, DeviceBuffer<int> rows)
-    {
-        QueueGradients(hostRows, rows);
-        ApplyAdamW();
-        return BatchLoss(hostRows.Length);
-    }
-
     /// <summary>Σ of the last batch's per-row losses (waits for the backend).</summary>
     double BatchLoss(int n)
     {
@@ -253,14 +261,20 @@ public sealed class Trainer : IDisposable
         return loss;
     }
 
-    /// <summary>Queues forward and backward on the backend; the rows are given on the host (for the embedding-row groups) and on the backend.</summary>
-    void QueueGradients(ReadOnlySpan<int> hostRows, DeviceBuffer<int> rows)
+    /// <summary>The host part of a step: each embedded column's ids of the batch grouped by row.</summary>
+    void GroupEmbeddedIds(ReadOnlySpan<int> rows)
     {
-        var n = hostRows.Length;
+        queryBatch.GroupEmbeddedIds(data, rows);
+        candidateBatch.GroupEmbeddedIds(data, rows);
+    }
+
+    /// <summary>Queues forward and backward of n rows (listed on the backend; their groups built by <see cref="GroupEmbeddedIds"/>).</summary>
+    void QueueGradients(int n, DeviceBuffer<int> rows)
+    {
+        queryBatch.UploadGroups();
+        candidateBatch.UploadGroups();
         queryBatch.Gather(columns, rows, n);
         candidateBatch.Gather(columns, rows, n);
-        queryBatch.GroupEmbeddedIds(data, hostRows);
-        candidateBatch.GroupEmbeddedIds(data, hostRows);
         // The batch's embedding rows first take the zero-gradient steps they missed: they are read as the dense update would have left them.
         foreach (var (embedding, groups) in embeddingInputs)
             CatchUp(embedding, groups.Rows);
