@@ -32,8 +32,14 @@ public static class GpuCheck
             log.Info($"{what}: {value}");
         }
 
-        // 1. Ops on the same inputs; times with the operands already on the device, waiting for the result.
-        const int b = 2048, d = 16;
+        var features = FeatureSet.From(config);
+        var train = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(store.StageDir("normalize"), "train.parquet")));
+        var val = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(store.StageDir("normalize"), "val.parquet")));
+        var vocab = TrainStage.VocabularySizes(store, features);
+
+        // 1. Ops on the same inputs at the configured batch size; times with the operands already on the device, waiting for the result.
+        var b = (int)config.Int("train.batch_size");
+        const int d = 16;
         var rng = new Rng(5);
         float[] Random(int n, double scale = 1)
         {
@@ -67,8 +73,8 @@ public static class GpuCheck
         }
         var sg = Softmax(gpu);
         var sc = Softmax(simd);
-        Row("in-batch softmax 2048×2048: max rel. diff (loss, dq, dc)", $"{MaxRel(sg.Loss, sc.Loss):E1}, {MaxRel(sg.Dq, sc.Dq):E1}, {MaxRel(sg.Dc, sc.Dc):E1}");
-        Row("in-batch softmax 2048×2048 forward+backward, ms GPU / CPU", $"{sg.Seconds * 1e3:F3} / {sc.Seconds * 1e3:F2}");
+        Row($"in-batch softmax {b}×{b}: max rel. diff (loss, dq, dc)", $"{MaxRel(sg.Loss, sc.Loss):E1}, {MaxRel(sg.Dq, sc.Dq):E1}, {MaxRel(sg.Dc, sc.Dc):E1}");
+        Row($"in-batch softmax {b}×{b} forward+backward, ms GPU / CPU", $"{sg.Seconds * 1e3:F3} / {sc.Seconds * 1e3:F2}");
 
         var x = Random(b * 44);
         var w = Random(44 * 16);
@@ -84,13 +90,16 @@ public static class GpuCheck
             k.CopyToHost(vy, y);
             return y;
         }
-        Row("dense forward 2048×44×16: max rel. diff", $"{MaxRel(Dense(gpu), Dense(simd)):E1}");
+        Row($"dense forward {b}×44×16: max rel. diff", $"{MaxRel(Dense(gpu), Dense(simd)):E1}");
 
-        // Where a training step's time goes: each op at batch 2048 on full-scale tables, operands resident.
-        const int tableRows = 1_371_980, columnRows = 1_000_000;
+        // Where a training step's time goes: each op at the configured batch size on a table the size of
+        // the customer vocabulary and a column the length of the training set, operands resident.
+        var tableRows = vocab[features.QueryId] + 1;
+        var columnRows = train.RowCount;
         var table = Random(tableRows * d, 0.05);
         var column = Enumerable.Range(0, columnRows).Select(i => (int)((long)i * 7919 % tableRows)).ToArray();
-        var batchRows = Enumerable.Range(columnRows / 2, b).ToArray();   // train.shuffle: batches (the default) reads consecutive rows
+        var batchRows = Enumerable.Range(Math.Max(0, columnRows / 2 - b), Math.Min(b, columnRows)).ToArray();   // train.shuffle: batches (the default) reads consecutive rows
+        b = batchRows.Length;   // a training set smaller than a batch is one batch
         var lrT = Enumerable.Range(0, 101).Select(s => 1e-3f).ToArray();
         Dictionary<string, double> OpTimes(IKernels k)
         {
@@ -126,13 +135,13 @@ public static class GpuCheck
             return new Dictionary<string, double>
             {
                 ["waiting for the device (a 4-byte copy back), included in each row below"] = Time(() => { }),
-                ["gather a batch's column (2048 of 1M rows)"] = Time(() => k.GatherRows(vColumn, vRows, b, vIds)),
+                [$"gather a batch's column ({b:N0} of {columnRows:N0} rows)"] = Time(() => k.GatherRows(vColumn, vRows, b, vIds)),
                 ["row groups of the batch's ids (host sort; overlaps the device's previous step)"] = Time(() => groups.Build(column, batchRows)),
                 ["row groups copied to the device"] = Time(groups.Upload),
-                ["embedding gather 2048 × 16 (1.37M-row table)"] = Time(() => k.EmbeddingGather(vTable, d, vIds, b, vx, 44, 0)),
-                ["dense forward 2048 × 44 → 16, relu"] = Time(() => k.DenseForward(vx, b, 44, vw, vb, 16, true, vy)),
-                ["dense backward 2048 × 44 × 16 with dx"] = Time(() => k.DenseBackward(vx, b, 44, vw, 16, vy, vdw, vdb, vdx)),
-                ["embedding row gradients 2048 × 16"] = Time(() => k.EmbeddingRowGradients(vdx, 44, 0, d, groups, vGrad)),
+                [$"embedding gather {b} × 16 ({tableRows:N0}-row table)"] = Time(() => k.EmbeddingGather(vTable, d, vIds, b, vx, 44, 0)),
+                [$"dense forward {b} × 44 → 16, relu"] = Time(() => k.DenseForward(vx, b, 44, vw, vb, 16, true, vy)),
+                [$"dense backward {b} × 44 × 16 with dx"] = Time(() => k.DenseBackward(vx, b, 44, vw, 16, vy, vdw, vdb, vdx)),
+                [$"embedding row gradients {b} × 16"] = Time(() => k.EmbeddingRowGradients(vdx, 44, 0, d, groups, vGrad)),
                 ["lazy AdamW on the batch's rows (1 step each)"] = Time(() => k.AdamWRows(vTable, vGrad, vM, vV, d, groups.Rows, vStep, ++step, vLrT,
                     0.9f, 0.999f, 1e-7f, 0, 0)),
                 ["dense AdamW 44 × 16"] = Time(() => k.AdamW(vw, vdw, vM, vV, 44 * 16, 1e-3f, 0.9f, 0.999f, 1e-7f, 0)),
@@ -144,10 +153,6 @@ public static class GpuCheck
             Row($"{op}, µs GPU / CPU", $"{micros:F1} / {opsCpu[op]:F1}");
 
         // 2. A training epoch and the evaluation on the configured data.
-        var features = FeatureSet.From(config);
-        var train = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(store.StageDir("normalize"), "train.parquet")));
-        var val = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(store.StageDir("normalize"), "val.parquet")));
-        var vocab = TrainStage.VocabularySizes(store, features);
         (EpochStats Stats, TwoTowerModel Model) Epoch(IKernels k)
         {
             var model = TwoTowerModel.Create(config, vocab);

@@ -122,6 +122,24 @@ public class PipelineTests : IDisposable
         Assert.InRange(metrics.RootElement.GetProperty("methods")[0].GetProperty("metrics").GetProperty("hit_at").GetProperty("100").GetDouble(), 0.0, 1.0);
     }
 
+    /// <summary>The GPU check script runs through on ILGPU's CPU accelerator, so device time is not spent finding its bugs.</summary>
+    [Fact]
+    public void GpuCheckDryRunOnIlgpuCpuPrintsTheTableWithMatchingLosses()
+    {
+        var store = new ArtifactStore(Path.Combine(dir, "artifacts"));
+        var config = Config("accelerator=ilgpu-cpu", "synth.scale=0.005", "train.batch_size=128");
+        RunPipeline(store, config);
+        var log = new RecordingLog();
+        GpuCheck.Run(config, store, log);
+        Assert.Contains(log.Lines, l => l.Contains("| GpuCheck (ilgpu CPU"));
+        var losses = log.Lines.Single(l => l.StartsWith("| epoch loss per example GPU / CPU")).Split('|')[2].Split('/')
+            .Select(v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(losses[1], losses[0], losses[1] * 1e-4);
+        var ranksEqual = log.Lines.Single(l => l.StartsWith("| evaluation: s CPU; ranks equal")).Split(';')[^1].TrimEnd(' ', '|', '%');
+        Assert.InRange(double.Parse(ranksEqual, System.Globalization.CultureInfo.InvariantCulture), 99.0, 100.0);
+        Assert.Contains(log.Lines, l => l.StartsWith("| rank counting 1M queries") && l.Contains("skipped"));
+    }
+
     [Fact]
     public void AskingForAnAbsentAcceleratorIsAnErrorListingWhatWasFound()
     {
