@@ -578,7 +578,7 @@ public sealed class IlgpuKernels : IKernels
             var s = 0f;
             for (var d = 0; d < dim; d++)
                 s += q[i * dim + d] * c[j * dim + d];
-            if (float.IsNaN(s))
+            if (XMath.IsNaN(s))
                 s = float.NegativeInfinity;
             if (j < k)
                 HeapPush(heapScores, heapIndices, j, s, j);
