@@ -38,3 +38,16 @@ public sealed record FeatureSet(string QueryId, string CandidateId, IReadOnlyLis
     public IReadOnlyList<string> NormalizedColumns =>
         Query.Concat(Candidate).Where(f => f.Kind == FeatureKind.Numeric).Select(f => f.Column).Distinct().ToArray();
 }
+
+/// <summary>
+/// The notebook's cyclic month encoding: month m (1..12) as the point at angle 2πm/12 on the unit
+/// circle, so December and January are neighbours. One table for the generator, raw ingest and serving.
+/// </summary>
+public static class MonthEncoding
+{
+    /// <summary>sin(2πm/12), indexed by month 0..12.</summary>
+    public static readonly float[] Sin = Enumerable.Range(0, 13).Select(m => (float)Math.Sin(2 * Math.PI * m / 12)).ToArray();
+
+    /// <summary>cos(2πm/12), indexed by month 0..12.</summary>
+    public static readonly float[] Cos = Enumerable.Range(0, 13).Select(m => (float)Math.Cos(2 * Math.PI * m / 12)).ToArray();
+}

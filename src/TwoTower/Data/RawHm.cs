@@ -175,8 +175,8 @@ public static class RawHm
                     {
                         Source.Customers => customerRow < 0 ? float.NaN : plan.SideNumbers![customerRow],
                         Source.Articles => articleRow < 0 ? float.NaN : plan.SideNumbers![articleRow],
-                        Source.MonthSin => MonthSin[month],
-                        Source.MonthCos => MonthCos[month],
+                        Source.MonthSin => MonthEncoding.Sin[month],
+                        Source.MonthCos => MonthEncoding.Cos[month],
                         Source.Month => month,
                         _ => ParseNumber(row[plan.Index].Span, transactionsPath, row.LineNumberFrom, plan.Column),
                     };
@@ -245,8 +245,6 @@ public static class RawHm
     enum Source { CustomerId, ArticleId, Customers, Articles, Month, MonthSin, MonthCos, Transactions }
 
     static readonly string[] MonthNames = Enumerable.Range(0, 13).Select(m => m.ToString(CultureInfo.InvariantCulture)).ToArray();
-    static readonly float[] MonthSin = Enumerable.Range(0, 13).Select(m => (float)Math.Sin(2 * Math.PI * m / 12)).ToArray();
-    static readonly float[] MonthCos = Enumerable.Range(0, 13).Select(m => (float)Math.Cos(2 * Math.PI * m / 12)).ToArray();
 
     /// <summary>Where one requested column's value comes from, decided once for the whole file.</summary>
     sealed class ColumnPlan

@@ -203,7 +203,6 @@ public static class Synthesizer
                     history[c * History + seen % History] = a;
                     historyCount[c] = seen + 1;
                     var art = articles[a];
-                    var angle = 2 * Math.PI * month / 12;
                     w.Write(date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
                     w.Write(',');
                     w.Write(customerIds[c]);
@@ -221,9 +220,9 @@ public static class Synthesizer
                     w.Write(',');
                     w.Write(ages[c]);
                     w.Write(',');
-                    w.Write(((float)Math.Sin(angle)).ToString("R", CultureInfo.InvariantCulture));
+                    w.Write(MonthEncoding.Sin[month].ToString("R", CultureInfo.InvariantCulture));
                     w.Write(',');
-                    w.Write(((float)Math.Cos(angle)).ToString("R", CultureInfo.InvariantCulture));
+                    w.Write(MonthEncoding.Cos[month].ToString("R", CultureInfo.InvariantCulture));
                     w.Write(',');
                     WriteField(w, GarmentGroups[art.Garment]);
                     w.Write(',');

@@ -115,8 +115,7 @@ public sealed class Recommender : IDisposable
             {
                 if (!int.TryParse(monthText, out var month) || month is < 1 or > 12)
                     throw new ArgumentException($"'month' must be an integer 1..12; got '{monthText}'");
-                var angle = 2 * Math.PI * month / 12;
-                raw = (float)(f.Column == "month_sin" ? Math.Sin(angle) : Math.Cos(angle));
+                raw = f.Column == "month_sin" ? MonthEncoding.Sin[month] : MonthEncoding.Cos[month];
             }
             floats[f.Column] = normalization.TryGetValue(f.Column, out var stats) ? stats.Apply([raw]) : [raw];
         }
