@@ -1,3 +1,11 @@
+using System.Reflection;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.OpenCL;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime.Cuda;
+using ILGPU.Runtime.OpenCL;
 using TwoTower.Kernels;
 using TwoTower.Model;
 
@@ -197,5 +205,27 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
         Assert.Equal(ssimd, sg);
         for (var i = 0; i < queries; i++)
             Assert.Equal(KernelTests.BruteForceTopK(q, i, c, candidates, dim, k), ig.AsSpan(i * k, k).ToArray());
+    }
+
+    /// <summary>
+    /// Every kernel compiles for the GPUs no CI machine has: PTX for Hopper (H100/H200) and OpenCL C.
+    /// An unsupported intrinsic (MathF.Log without ILGPU.Algorithms cost a device run once) fails here.
+    /// </summary>
+    [Fact]
+    public void EveryKernelCompilesToPtxForHopperAndToOpenCl()
+    {
+        var kernels = typeof(IlgpuKernels).GetMethods(BindingFlags.NonPublic | BindingFlags.Static).Where(m => m.Name.EndsWith("Kernel")).ToArray();
+        Assert.True(kernels.Length >= 20, $"{kernels.Length} kernels found");
+        using var context = Context.Create(b => b.Cuda().OpenCL().EnableAlgorithms());
+        using var ptx = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
+        using var openCl = new CLBackend(context, new CLCapabilityContext(false, true, true, true, true), CLDeviceVendor.Nvidia, CLCVersion.CL20);
+        foreach (var kernel in kernels)
+        {
+            var entry = EntryPointDescription.FromImplicitlyGroupedKernel(kernel);
+            var compiled = (PTXCompiledKernel)ptx.Compile(entry, default);
+            Assert.Contains(".entry", compiled.PTXAssembly);
+            var source = (CLCompiledKernel)openCl.Compile(entry, default);
+            Assert.Contains("kernel", source.Source);
+        }
     }
 }
