@@ -103,6 +103,11 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
     public void InBatchSoftmaxMatchesReference(int rows, int dim, bool logQ, double temperature, bool accidentalHits) =>
         KernelTests.CheckInBatchSoftmax(ilgpu.Kernels, rows, dim, logQ, temperature, accidentalHits);
 
+    /// <summary>64 rows in chunks of 2 columns, items shared by runs of 4 rows: some chunks are entirely −∞.</summary>
+    [Fact]
+    public void InBatchSoftmaxWithWholeChunksMaskedMatchesReference() =>
+        KernelTests.CheckInBatchSoftmax(ilgpu.Kernels, 64, 16, true, 1.0, true, sameItemRun: 4);
+
     [Fact]
     public void AdamWDenseAndLazyRowsMatchSimdBitForBit()
     {

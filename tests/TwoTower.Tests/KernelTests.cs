@@ -101,13 +101,14 @@ public class KernelTests
         CheckInBatchSoftmax(new SimdKernels(threads), rows, dim, logQ, temperature, accidentalHits);
 
     /// <summary>One backend's in-batch softmax against the float64 reference on fresh inputs, outputs poisoned first.</summary>
-    internal static void CheckInBatchSoftmax(IKernels backend, int rows, int dim, bool logQ, double temperature, bool accidentalHits)
+    /// <param name="sameItemRun">0: item ids i mod 7; n: runs of n consecutive rows share an item (whole column chunks masked).</param>
+    internal static void CheckInBatchSoftmax(IKernels backend, int rows, int dim, bool logQ, double temperature, bool accidentalHits, int sameItemRun = 0)
     {
         var kernels = new ArrayOps(backend);
         var q = Reference.Random(rows * dim, 7, 0.8);
         var c = Reference.Random(rows * dim, 8, 0.8);
         var offset = logQ ? Reference.Random(rows, 9, 3).Select(v => v - 4).ToArray() : null;
-        var ids = accidentalHits ? Enumerable.Range(0, rows).Select(i => i % 7).ToArray() : null;
+        var ids = accidentalHits ? Enumerable.Range(0, rows).Select(i => sameItemRun > 0 ? i / sameItemRun : i % 7).ToArray() : null;
         var (loss, dq, dc) = (Reference.Poisoned(rows), Reference.Poisoned(rows * dim), Reference.Poisoned(rows * dim));
         kernels.InBatchSoftmax(q, c, rows, dim, offset, (float)temperature, ids, loss, dq, dc);
         var expected = Reference.InBatchSoftmax(Reference.ToDouble(q), Reference.ToDouble(c), rows, dim,

@@ -47,7 +47,9 @@ public sealed class IlgpuKernels : IKernels
         gather = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(GatherKernel);
         rowGradients = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int>(RowGradientsKernel);
         logits = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float, int>(LogitsKernel);
-        softmax = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(SoftmaxRowKernel);
+        chunkMaxSum = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(ChunkMaxSumKernel);
+        rowLoss = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(RowLossKernel);
+        softmaxGradient = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, float>(SoftmaxGradientKernel);
         gradQ = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(GradQueryKernel);
         gradC = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(GradCandidateKernel);
         adam = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamConstants>(AdamKernel);
@@ -97,6 +99,7 @@ public sealed class IlgpuKernels : IKernels
     public void Dispose()
     {
         logitRows?.Dispose();
+        chunkStats?.Dispose();
         noFloats.Dispose();
         noInts.Dispose();
         accelerator.Dispose();
@@ -318,13 +321,18 @@ public sealed class IlgpuKernels : IKernels
 
     // ---- in-batch softmax ----
 
+    // The logits matrix is stored column-major, element (i, j) at l[j·rows + i], and the row-wise
+    // softmax runs in three parallel phases over (chunk of columns, row) with the row index fastest:
+    // the threads of a warp then read adjacent addresses, and a batch of 2048 rows gives 64k threads
+    // instead of 2048 serial row walks.
+    const int SoftmaxChunks = 32;
+
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float, int> logits;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float> softmax;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> chunkMaxSum;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> rowLoss;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, float> softmaxGradient;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> gradQ;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> gradC;
-
-    // The logits matrix is stored column-major, element (i, j) at l[j·rows + i]: the row kernel's
-    // thread i then walks its row with the warp's threads on adjacent addresses (coalesced).
 
     /// <summary>l(i,j) = (q_i·c_j)/τ − offset_j; −∞ for an accidental hit (flags: 1 = offset given, 2 = ids given).</summary>
     static void LogitsKernel(Index1D index, ArrayView<float> q, ArrayView<float> c, ArrayView<float> offset, ArrayView<int> ids,
@@ -343,28 +351,59 @@ public sealed class IlgpuKernels : IKernels
         l[index] = s;
     }
 
-    /// <summary>Row i: loss = logsumexp − l(i,i) (into loss[i]); the row becomes g(i,·) = (softmax − onehot(i)) / τ.</summary>
-    static void SoftmaxRowKernel(Index1D i, ArrayView<float> l, ArrayView<float> loss, int rows, float invTemperature)
+    /// <summary>
+    /// Thread (chunk k, row i): over the columns j of chunk k, max[k,i] = max_j l(i,j) and
+    /// sum[k,i] = Σ_j exp(l(i,j) − max[k,i]) (0 when the whole chunk is −∞: accidental hits).
+    /// </summary>
+    static void ChunkMaxSumKernel(Index1D index, ArrayView<float> l, ArrayView<float> chunkMax, ArrayView<float> chunkSum, int rows, int chunkLength)
     {
-        var diagonal = l[i * rows + i];
+        var k = index / rows;
+        var i = index % rows;
+        var end = Math.Min(rows, (k + 1) * chunkLength);
         var max = float.NegativeInfinity;
-        for (var j = 0; j < rows; j++)
+        for (var j = k * chunkLength; j < end; j++)
             max = MathF.Max(max, l[j * rows + i]);
         var sum = 0f;
-        for (var j = 0; j < rows; j++)
+        if (max != float.NegativeInfinity)
         {
-            var e = MathF.Exp(l[j * rows + i] - max);
-            sum += e;
-            l[j * rows + i] = e;
+            for (var j = k * chunkLength; j < end; j++)
+                sum += MathF.Exp(l[j * rows + i] - max);
         }
-        loss[i] = max + MathF.Log(sum) - diagonal;
-        var scale = invTemperature / sum;
-        for (var j = 0; j < rows; j++)
+        chunkMax[index] = max;
+        chunkSum[index] = sum;
+    }
+
+    /// <summary>
+    /// Row i: the chunks combined, max_i and sum_i = Σ_k sum[k,i]·exp(max[k,i] − max_i) (kept in the
+    /// chunk-0 slots for the gradient phase); loss_i = max_i + log(sum_i) − l(i,i).
+    /// </summary>
+    static void RowLossKernel(Index1D i, ArrayView<float> l, ArrayView<float> chunkMax, ArrayView<float> chunkSum, ArrayView<float> loss, int rows, int chunks)
+    {
+        var max = float.NegativeInfinity;
+        for (var k = 0; k < chunks; k++)
+            max = MathF.Max(max, chunkMax[k * rows + i]);
+        var sum = 0f;
+        for (var k = 0; k < chunks; k++)
+            sum += chunkSum[k * rows + i] * MathF.Exp(chunkMax[k * rows + i] - max);
+        loss[i] = max + MathF.Log(sum) - l[i * rows + i];
+        chunkMax[i] = max;
+        chunkSum[i] = sum;
+    }
+
+    /// <summary>Thread (chunk k, row i): the chunk's logits become g(i,j) = (softmax − onehot(i)) / τ, subnormals flushed.</summary>
+    static void SoftmaxGradientKernel(Index1D index, ArrayView<float> l, ArrayView<float> rowMaxSum, int rows, int chunkLength, float invTemperature)
+    {
+        var k = index / rows;
+        var i = index % rows;
+        var max = rowMaxSum[i];
+        var scale = invTemperature / rowMaxSum[rows * SoftmaxChunks + i];
+        var end = Math.Min(rows, (k + 1) * chunkLength);
+        for (var j = k * chunkLength; j < end; j++)
         {
-            var g = l[j * rows + i] * scale;
-            l[j * rows + i] = MathF.Abs(g) < 1.17549435E-38f ? 0 : g;
+            var g = MathF.Exp(l[j * rows + i] - max) * scale;
+            g = MathF.Abs(g) < 1.17549435E-38f ? 0 : g;
+            l[j * rows + i] = j == i ? g - invTemperature : g;
         }
-        l[i * rows + i] -= invTemperature;
     }
 
     /// <summary>dq[i,d] = Σ_j g(i,j)·c[j,d].</summary>
@@ -390,6 +429,7 @@ public sealed class IlgpuKernels : IKernels
     }
 
     MemoryBuffer1D<float, Stride1D.Dense>? logitRows;
+    MemoryBuffer1D<float, Stride1D.Dense>? chunkStats;
 
     public void InBatchSoftmax(DeviceBuffer<float> q, DeviceBuffer<float> c, int rows, int dim, DeviceBuffer<float>? columnOffset,
         float temperature, DeviceBuffer<int>? itemIds, DeviceBuffer<float> lossPerRow, DeviceBuffer<float> dq, DeviceBuffer<float> dc)
@@ -399,12 +439,21 @@ public sealed class IlgpuKernels : IKernels
         if (logitRows == null || logitRows.Length < (long)rows * rows)
         {
             logitRows?.Dispose();
+            chunkStats?.Dispose();
             logitRows = accelerator.Allocate1D<float>((long)rows * rows);
+            chunkStats = accelerator.Allocate1D<float>(2L * SoftmaxChunks * rows);
         }
         var l = logitRows.View.SubView(0, (long)rows * rows);
+        // Max and sum of each (chunk, row), chunk-major; the sums follow the maxima.
+        var stats = chunkStats!.View.SubView(0, 2L * SoftmaxChunks * rows);
+        var (chunkMax, chunkSum) = (stats.SubView(0, SoftmaxChunks * rows), stats.SubView(SoftmaxChunks * rows, SoftmaxChunks * rows));
+        var chunkLength = (rows + SoftmaxChunks - 1) / SoftmaxChunks;
         var flags = (columnOffset == null ? 0 : 1) | (itemIds == null ? 0 : 2);
-        logits(rows * rows, V(q), V(c), Optional(columnOffset), Optional(itemIds), l, rows, dim, 1f / temperature, flags);
-        softmax(rows, l, V(lossPerRow), rows, 1f / temperature);
+        var invTemperature = 1f / temperature;
+        logits(rows * rows, V(q), V(c), Optional(columnOffset), Optional(itemIds), l, rows, dim, invTemperature, flags);
+        chunkMaxSum(SoftmaxChunks * rows, l, chunkMax, chunkSum, rows, chunkLength);
+        rowLoss(rows, l, chunkMax, chunkSum, V(lossPerRow), rows, SoftmaxChunks);
+        softmaxGradient(SoftmaxChunks * rows, l, stats, rows, chunkLength, invTemperature);
         gradQ(rows * dim, l, V(c), V(dq), rows, dim);
         gradC(rows * dim, l, V(q), V(dc), rows, dim);
     }
