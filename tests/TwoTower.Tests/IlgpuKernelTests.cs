@@ -28,24 +28,32 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
     readonly ArrayOps gpu = new(ilgpu.Kernels);
     readonly ArrayOps simd = new(new SimdKernels(2));
 
-    [Fact]
-    public void DenseForwardAndBackwardMatchReference()
+    [Theory]
+    [InlineData(70, 19, 16)]
+    [InlineData(256, 44, 16)]
+    public void DenseForwardAndBackwardMatchReferenceAndSimd(int rows, int inDim, int outDim)
     {
-        const int rows = 70, inDim = 19, outDim = 16;
         var x = Reference.Random(rows * inDim, 1);
         var w = Reference.Random(inDim * outDim, 2);
         var b = Reference.Random(outDim, 3);
-        var y = Reference.Poisoned(rows * outDim);
+        var (y, ys) = (Reference.Poisoned(rows * outDim), Reference.Poisoned(rows * outDim));
         gpu.DenseForward(x, rows, inDim, w, b, outDim, true, y);
+        simd.DenseForward(x, rows, inDim, w, b, outDim, true, ys);
         Assert.True(Reference.MaxRelativeError(y, Reference.DenseForward(x, rows, inDim, w, b, outDim, true)) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(y, Reference.ToDouble(ys)) < Tolerance);
 
         var dy = Reference.Random(rows * outDim, 4);
         var (dw, db, dx) = (Reference.Poisoned(inDim * outDim), Reference.Poisoned(outDim), Reference.Poisoned(rows * inDim));
+        var (dws, dbs, dxs) = (Reference.Poisoned(inDim * outDim), Reference.Poisoned(outDim), Reference.Poisoned(rows * inDim));
         gpu.DenseBackward(x, rows, inDim, w, outDim, dy, dw, db, dx);
+        simd.DenseBackward(x, rows, inDim, w, outDim, dy, dws, dbs, dxs);
         var expected = Reference.DenseBackward(x, rows, inDim, w, outDim, dy);
         Assert.True(Reference.MaxRelativeError(dw, expected.Dw) < Tolerance);
         Assert.True(Reference.MaxRelativeError(db, expected.Db) < Tolerance);
         Assert.True(Reference.MaxRelativeError(dx, expected.Dx) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(dw, Reference.ToDouble(dws)) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(db, Reference.ToDouble(dbs)) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(dx, Reference.ToDouble(dxs)) < Tolerance);
 
         float[] ry = [1, 0, -2, 3];
         float[] rdy = [5, 6, 7, 8];
@@ -146,7 +154,7 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
     [Fact]
     public void RankCountingMatchesSimdWithExactTiesAndNaN()
     {
-        const int queries = 50, candidates = 900, dim = 16;
+        const int queries = 50, candidates = 3000, dim = 16;
         var q = Reference.Random(queries * dim, 21);
         var c = Reference.Random(candidates * dim, 22).Select(v => MathF.Round(v * 2) / 2).ToArray();
         var arbitrary = Reference.Random(queries * dim, 23);
@@ -198,7 +206,7 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
     [Fact]
     public void TopKEqualsSimdAndBruteForce()
     {
-        const int queries = 9, candidates = 700, dim = 16, k = 50;
+        const int queries = 9, candidates = 3000, dim = 16, k = 50;
         var (q, c) = KernelTests.GridInputs(queries, candidates, dim);
         c.AsSpan(5 * dim, dim).CopyTo(c.AsSpan(600 * dim, dim));
         c[100 * dim] = float.NaN;

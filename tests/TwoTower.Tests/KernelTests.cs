@@ -116,6 +116,14 @@ public class KernelTests
         Assert.True(Reference.MaxRelativeError(loss, expected.Loss) < Tolerance);
         Assert.True(Reference.MaxRelativeError(dq, expected.Dq) < Tolerance);
         Assert.True(Reference.MaxRelativeError(dc, expected.Dc) < Tolerance);
+        if (backend is SimdKernels)
+            return;
+        // Another backend also against the SIMD one on the same inputs.
+        var (simdLoss, simdDq, simdDc) = (Reference.Poisoned(rows), Reference.Poisoned(rows * dim), Reference.Poisoned(rows * dim));
+        new ArrayOps(new SimdKernels(2)).InBatchSoftmax(q, c, rows, dim, offset, (float)temperature, ids, simdLoss, simdDq, simdDc);
+        Assert.True(Reference.MaxRelativeError(loss, Reference.ToDouble(simdLoss)) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(dq, Reference.ToDouble(simdDq)) < Tolerance);
+        Assert.True(Reference.MaxRelativeError(dc, Reference.ToDouble(simdDc)) < Tolerance);
     }
 
     [Fact]
