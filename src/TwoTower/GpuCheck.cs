@@ -136,7 +136,7 @@ public static class GpuCheck
             {
                 ["waiting for the device (a 4-byte copy back), included in each row below"] = Time(() => { }),
                 [$"gather a batch's column ({b:N0} of {columnRows:N0} rows)"] = Time(() => k.GatherRows(vColumn, vRows, b, vIds)),
-                ["row groups of the batch's ids (host sort; overlaps the device's previous step)"] = Time(() => groups.Build(column, batchRows)),
+                ["row groups of the batch's ids (host hash grouping; overlaps the device's previous step)"] = Time(() => groups.Build(column, batchRows)),
                 ["row groups copied to the device"] = Time(groups.Upload),
                 [$"embedding gather {b} × 16 ({tableRows:N0}-row table)"] = Time(() => k.EmbeddingGather(vTable, d, vIds, b, vx, 44, 0)),
                 [$"dense forward {b} × 44 → 16, relu"] = Time(() => k.DenseForward(vx, b, 44, vw, vb, 16, true, vy)),

@@ -285,4 +285,29 @@ public class KernelTests
             }
         }
     }
+
+    /// <summary>Row groups against a plain dictionary grouping, over several batches through one instance (the hash table is reused).</summary>
+    [Fact]
+    public void RowGroupsListEachDistinctIdWithItsPositionsInBatchOrder()
+    {
+        var kernels = new SimdKernels(1);
+        using var groups = new RowGroups(kernels, 300);
+        var rng = new Rng(8);
+        var column = Enumerable.Range(0, 5000).Select(_ => (int)(rng.NextDouble() * 120) * 9973).ToArray();   // repeats, large ids
+        foreach (var (start, n) in new[] { (0, 300), (1000, 17), (4000, 300), (0, 0), (2500, 1) })
+        {
+            var batchRows = Enumerable.Range(start, n).ToArray();
+            groups.Build(column, batchRows);
+            groups.Upload();
+            var expected = batchRows.Select((row, p) => (Id: column[row], Position: p)).GroupBy(x => x.Id)
+                .Select(g => (g.Key, g.Select(x => x.Position).ToArray())).ToArray();   // first-appearance order, positions ascending
+            var (rows, starts, positions) = (new int[groups.Count], new int[groups.Count + 1], new int[n]);
+            kernels.CopyToHost(groups.Rows, rows);
+            kernels.CopyToHost(groups.Starts, starts);
+            kernels.CopyToHost(groups.Positions, positions);
+            Assert.Equal(expected.Select(e => e.Key), rows);
+            for (var u = 0; u < rows.Length; u++)
+                Assert.Equal(expected[u].Item2, positions[starts[u]..starts[u + 1]]);
+        }
+    }
 }
