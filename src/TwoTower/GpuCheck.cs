@@ -120,9 +120,6 @@ public static class GpuCheck
             using var vdb = k.Allocate<float>(16);
             using var vdx = k.Allocate<float>(b * 44);
             using var groups = new RowGroups(k, b);
-            k.GatherRows(vColumn, vRows, b, vIds);
-            var ids = new int[b];
-            k.CopyToHost(vIds, ids);
             groups.Build(column, batchRows);
             groups.Upload();
             var sync = new float[1];
@@ -135,10 +132,10 @@ public static class GpuCheck
             return new Dictionary<string, double>
             {
                 ["waiting for the device (a 4-byte copy back), included in each row below"] = Time(() => { }),
-                [$"gather a batch's column ({b:N0} of {columnRows:N0} rows)"] = Time(() => k.GatherRows(vColumn, vRows, b, vIds)),
+                [$"gather a batch's values of a column ({b:N0} of {columnRows:N0} rows; logQ, item ids)"] = Time(() => k.GatherRows(vColumn, vRows, b, vIds)),
                 ["row groups of the batch's ids (host hash grouping; overlaps the device's previous step)"] = Time(() => groups.Build(column, batchRows)),
                 ["row groups copied to the device"] = Time(groups.Upload),
-                [$"embedding gather {b} × 16 ({tableRows:N0}-row table)"] = Time(() => k.EmbeddingGather(vTable, d, vIds, b, vx, 44, 0)),
+                [$"embedding gather {b} × 16 ({tableRows:N0}-row table)"] = Time(() => k.EmbeddingGather(vTable, d, vColumn, vRows, b, vx, 44, 0)),
                 [$"dense forward {b} × 44 → 16, relu"] = Time(() => k.DenseForward(vx, b, 44, vw, vb, 16, true, vy)),
                 [$"dense backward {b} × 44 × 16 with dx"] = Time(() => k.DenseBackward(vx, b, 44, vw, 16, vy, vdw, vdb, vdx)),
                 [$"embedding row gradients {b} × 16"] = Time(() => k.EmbeddingRowGradients(vdx, 44, 0, d, groups, vGrad)),

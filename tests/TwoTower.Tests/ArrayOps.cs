@@ -42,18 +42,18 @@ public sealed class ArrayOps(IKernels kernels)
         Release();
     }
 
-    public void OneHot(int[] ids, int depth, float[] x, int stride, int offset)
+    public void OneHot(int[] column, int[] rows, int depth, float[] x, int stride, int offset)
     {
         var vx = In(x);
-        kernels.OneHot(In(ids), ids.Length, depth, vx, stride, offset);
+        kernels.OneHot(In(column), In(rows), rows.Length, depth, vx, stride, offset);
         Out(vx, x);
         Release();
     }
 
-    public void CopyToColumn(float[] values, float[] x, int stride, int offset)
+    public void CopyToColumn(float[] values, int[] rows, float[] x, int stride, int offset)
     {
         var vx = In(x);
-        kernels.CopyToColumn(In(values), values.Length, vx, stride, offset);
+        kernels.CopyToColumn(In(values), In(rows), rows.Length, vx, stride, offset);
         Out(vx, x);
         Release();
     }
@@ -84,10 +84,10 @@ public sealed class ArrayOps(IKernels kernels)
         Release();
     }
 
-    public void EmbeddingGather(float[] table, int dim, int[] ids, float[] x, int stride, int offset)
+    public void EmbeddingGather(float[] table, int dim, int[] column, int[] rows, float[] x, int stride, int offset)
     {
         var vx = In(x);
-        kernels.EmbeddingGather(In(table), dim, In(ids), ids.Length, vx, stride, offset);
+        kernels.EmbeddingGather(In(table), dim, In(column), In(rows), rows.Length, vx, stride, offset);
         Out(vx, x);
         Release();
     }

@@ -62,14 +62,16 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
     }
 
     [Fact]
-    public void EmbeddingGatherAndDeterministicScatterAddMatchSimd()
+    public void EmbeddingGatherAndDeterministicRowGradientsMatchSimd()
     {
         const int dim = 16, stride = 21, offset = 3, rows = 100, tableRows = 30;
         var table = Reference.Random(tableRows * dim, 5);
-        var ids = Enumerable.Range(0, rows).Select(i => i * 7 % tableRows).ToArray();
+        var column = Enumerable.Range(0, 3 * rows).Select(i => i * 7 % tableRows).ToArray();
+        var batchRows = Enumerable.Range(0, rows).Select(i => i * 31 % column.Length).ToArray();
+        var ids = batchRows.Select(r => column[r]).ToArray();
         var (xg, xs) = (Reference.Poisoned(rows * stride), Reference.Poisoned(rows * stride));
-        gpu.EmbeddingGather(table, dim, ids, xg, stride, offset);
-        simd.EmbeddingGather(table, dim, ids, xs, stride, offset);
+        gpu.EmbeddingGather(table, dim, column, batchRows, xg, stride, offset);
+        simd.EmbeddingGather(table, dim, column, batchRows, xs, stride, offset);
         for (var r = 0; r < rows; r++)
             Assert.Equal(xs.AsSpan(r * stride + offset, dim).ToArray(), xg.AsSpan(r * stride + offset, dim).ToArray());
 
@@ -97,10 +99,10 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
 
         const int stride = 23, depth = 16;
         var (xg, xs) = (Reference.Poisoned(90 * stride), Reference.Poisoned(90 * stride));
-        gpu.OneHot(isimd, depth, xg, stride, 2);
-        simd.OneHot(isimd, depth, xs, stride, 2);
-        gpu.CopyToColumn(fs, xg, stride, 20);
-        simd.CopyToColumn(fs, xs, stride, 20);
+        gpu.OneHot(column, rows, depth, xg, stride, 2);
+        simd.OneHot(column, rows, depth, xs, stride, 2);
+        gpu.CopyToColumn(values, rows, xg, stride, 20);
+        simd.CopyToColumn(values, rows, xs, stride, 20);
         Assert.Equal(xs, xg);   // NaN where neither wrote
     }
 

@@ -48,14 +48,16 @@ public class KernelTests
     }
 
     [Fact]
-    public void EmbeddingGatherAndScatterAddMatchHandComputedRows()
+    public void EmbeddingGatherAndRowGradientsMatchHandComputedRows()
     {
         const int dim = 3, stride = 5, offset = 1;
         var table = Enumerable.Range(0, 4 * dim).Select(i => (float)i).ToArray();
-        int[] ids = [2, 0, 2];
-        var x = Reference.Poisoned(ids.Length * stride);
+        int[] column = [9, 2, 0, 1];
+        int[] rows = [1, 2, 1];   // ids 2, 0, 2
+        int[] ids = rows.Select(r => column[r]).ToArray();
+        var x = Reference.Poisoned(rows.Length * stride);
         var kernels = new ArrayOps(new SimdKernels(1));
-        kernels.EmbeddingGather(table, dim, ids, x, stride, offset);
+        kernels.EmbeddingGather(table, dim, column, rows, x, stride, offset);
         Assert.Equal([6f, 7, 8], x.AsSpan(1, 3).ToArray());
         Assert.Equal([0f, 1, 2], x.AsSpan(6, 3).ToArray());
         Assert.Equal([6f, 7, 8], x.AsSpan(11, 3).ToArray());
@@ -82,11 +84,11 @@ public class KernelTests
 
         const int stride = 5;
         var x = Reference.Poisoned(3 * stride);
-        ops.OneHot([2, 0, 3], depth: 3, x, stride, offset: 1);   // id 3 ≥ depth: all zeros (the notebook's depth)
+        ops.OneHot([3, 0, 2, 1], [2, 1, 0], depth: 3, x, stride, offset: 1);   // ids 2, 0, 3; id 3 ≥ depth: all zeros (the notebook's depth)
         Assert.Equal([0f, 0, 1], x.AsSpan(1, 3).ToArray());
         Assert.Equal([1f, 0, 0], x.AsSpan(6, 3).ToArray());
         Assert.Equal([0f, 0, 0], x.AsSpan(11, 3).ToArray());
-        ops.CopyToColumn([7f, 8, 9], x, stride, offset: 4);
+        ops.CopyToColumn([9f, 8, 7], [2, 1, 0], x, stride, offset: 4);
         Assert.Equal([7f, 8, 9], new[] { x[4], x[9], x[14] });
         Assert.True(float.IsNaN(x[0]));   // columns outside the written slices untouched
     }

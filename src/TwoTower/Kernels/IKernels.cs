@@ -29,19 +29,19 @@ public interface IKernels : IDisposable
     /// <summary>target = source[0..target.Length), after every op queued before it has finished.</summary>
     void CopyToHost<T>(DeviceBuffer<T> source, Span<T> target) where T : unmanaged;
 
-    // ---- batch assembly ----
+    // ---- batch assembly: a batch is a list of rows of the resident columns ----
 
-    /// <summary>target[r] = source[rows[r]] for r &lt; count (a batch's values of one resident column).</summary>
+    /// <summary>target[r] = source[rows[r]] for r &lt; count.</summary>
     void GatherRows(DeviceBuffer<int> source, DeviceBuffer<int> rows, int count, DeviceBuffer<int> target);
 
     /// <inheritdoc cref="GatherRows(DeviceBuffer{int}, DeviceBuffer{int}, int, DeviceBuffer{int})"/>
     void GatherRows(DeviceBuffer<float> source, DeviceBuffer<int> rows, int count, DeviceBuffer<float> target);
 
-    /// <summary>x[r, offset + k] = (k == ids[r]) ? 1 : 0 for k &lt; depth (an id ≥ depth gives all zeros).</summary>
-    void OneHot(DeviceBuffer<int> ids, int rows, int depth, DeviceBuffer<float> x, int xStride, int offset);
+    /// <summary>x[r, offset + k] = (k == column[rows[r]]) ? 1 : 0 for k &lt; depth (an id ≥ depth gives all zeros).</summary>
+    void OneHot(DeviceBuffer<int> column, DeviceBuffer<int> rows, int count, int depth, DeviceBuffer<float> x, int xStride, int offset);
 
-    /// <summary>x[r, offset] = values[r].</summary>
-    void CopyToColumn(DeviceBuffer<float> values, int rows, DeviceBuffer<float> x, int xStride, int offset);
+    /// <summary>x[r, offset] = values[rows[r]].</summary>
+    void CopyToColumn(DeviceBuffer<float> values, DeviceBuffer<int> rows, int count, DeviceBuffer<float> x, int xStride, int offset);
 
     // ---- layers ----
 
@@ -59,8 +59,9 @@ public interface IKernels : IDisposable
     /// <summary>dy[k] = 0 where y[k] ≤ 0 for k &lt; count (relu' from the relu's output).</summary>
     void ReluBackward(DeviceBuffer<float> y, DeviceBuffer<float> dy, int count);
 
-    /// <summary>x[r, offset..offset+dim) = table[ids[r], ..] for each row r &lt; rows of x (row width xStride).</summary>
-    void EmbeddingGather(DeviceBuffer<float> table, int dim, DeviceBuffer<int> ids, int rows, DeviceBuffer<float> x, int xStride, int offset);
+    /// <summary>x[r, offset..offset+dim) = table[column[rows[r]], ..] for r &lt; count (row width xStride).</summary>
+    void EmbeddingGather(DeviceBuffer<float> table, int dim, DeviceBuffer<int> column, DeviceBuffer<int> rows, int count, DeviceBuffer<float> x,
+        int xStride, int offset);
 
     /// <summary>
     /// The gradient of an embedding table on the rows a batch touched, grouped by row (see

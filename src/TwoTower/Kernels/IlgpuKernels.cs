@@ -37,14 +37,14 @@ public sealed class IlgpuKernels : IKernels
         noInts = accelerator.Allocate1D<int>(1);
         gatherInts = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<int>>(GatherIntsKernel);
         gatherFloats = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>>(GatherFloatsKernel);
-        oneHot = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, int, int, int>(OneHotKernel);
-        toColumn = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(CopyToColumnKernel);
+        oneHot = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int>(OneHotKernel);
+        toColumn = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>(CopyToColumnKernel);
         denseForward = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(DenseForwardKernel);
         denseGradPartials = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(DenseGradPartialsKernel);
         denseGradSum = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(DenseGradSumKernel);
         denseInput = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(DenseInputGradKernel);
         relu = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(ReluBackwardKernel);
-        gather = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>(GatherKernel);
+        gather = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int>(GatherKernel);
         rowGradients = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int>(RowGradientsKernel);
         logits = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, float, int>(LogitsKernel);
         chunkMaxSum = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(ChunkMaxSumKernel);
@@ -161,22 +161,23 @@ public sealed class IlgpuKernels : IKernels
 
     readonly Action<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<int>> gatherInts;
     readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>> gatherFloats;
-    readonly Action<Index1D, ArrayView<int>, ArrayView<float>, int, int, int> oneHot;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> toColumn;
+    readonly Action<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int> oneHot;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int> toColumn;
 
     static void GatherIntsKernel(Index1D r, ArrayView<int> source, ArrayView<int> rows, ArrayView<int> target) => target[r] = source[rows[r]];
 
     static void GatherFloatsKernel(Index1D r, ArrayView<float> source, ArrayView<int> rows, ArrayView<float> target) => target[r] = source[rows[r]];
 
-    /// <summary>x[r, offset + k] = (k == ids[r]) ? 1 : 0.</summary>
-    static void OneHotKernel(Index1D i, ArrayView<int> ids, ArrayView<float> x, int depth, int stride, int offset)
+    /// <summary>x[r, offset + k] = (k == column[rows[r]]) ? 1 : 0.</summary>
+    static void OneHotKernel(Index1D i, ArrayView<int> column, ArrayView<int> rows, ArrayView<float> x, int depth, int stride, int offset)
     {
         var r = i / depth;
         var k = i % depth;
-        x[r * stride + offset + k] = ids[r] == k ? 1f : 0f;
+        x[r * stride + offset + k] = column[rows[r]] == k ? 1f : 0f;
     }
 
-    static void CopyToColumnKernel(Index1D r, ArrayView<float> values, ArrayView<float> x, int stride, int offset) => x[r * stride + offset] = values[r];
+    static void CopyToColumnKernel(Index1D r, ArrayView<float> values, ArrayView<int> rows, ArrayView<float> x, int stride, int offset) =>
+        x[r * stride + offset] = values[rows[r]];
 
     public void GatherRows(DeviceBuffer<int> source, DeviceBuffer<int> rows, int count, DeviceBuffer<int> target)
     {
@@ -190,16 +191,16 @@ public sealed class IlgpuKernels : IKernels
             gatherFloats(count, V(source), V(rows), V(target));
     }
 
-    public void OneHot(DeviceBuffer<int> ids, int rows, int depth, DeviceBuffer<float> x, int xStride, int offset)
+    public void OneHot(DeviceBuffer<int> column, DeviceBuffer<int> rows, int count, int depth, DeviceBuffer<float> x, int xStride, int offset)
     {
-        if (rows * depth > 0)
-            oneHot(rows * depth, V(ids), V(x), depth, xStride, offset);
+        if (count * depth > 0)
+            oneHot(count * depth, V(column), V(rows), V(x), depth, xStride, offset);
     }
 
-    public void CopyToColumn(DeviceBuffer<float> values, int rows, DeviceBuffer<float> x, int xStride, int offset)
+    public void CopyToColumn(DeviceBuffer<float> values, DeviceBuffer<int> rows, int count, DeviceBuffer<float> x, int xStride, int offset)
     {
-        if (rows > 0)
-            toColumn(rows, V(values), V(x), xStride, offset);
+        if (count > 0)
+            toColumn(count, V(values), V(rows), V(x), xStride, offset);
     }
 
     // ---- dense layers ----
@@ -307,15 +308,15 @@ public sealed class IlgpuKernels : IKernels
 
     // ---- embeddings ----
 
-    readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int> gather;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int> gather;
     readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int> rowGradients;
 
-    /// <summary>x[r, offset + d] = table[ids[r], d].</summary>
-    static void GatherKernel(Index1D i, ArrayView<float> table, ArrayView<int> ids, ArrayView<float> x, int dim, int stride, int offset)
+    /// <summary>x[r, offset + d] = table[column[rows[r]], d].</summary>
+    static void GatherKernel(Index1D i, ArrayView<float> table, ArrayView<int> column, ArrayView<int> rows, ArrayView<float> x, int dim, int stride, int offset)
     {
         var r = i / dim;
         var d = i % dim;
-        x[r * stride + offset + d] = table[ids[r] * dim + d];
+        x[r * stride + offset + d] = table[column[rows[r]] * dim + d];
     }
 
     /// <summary>
@@ -333,10 +334,11 @@ public sealed class IlgpuKernels : IKernels
         grad[rows[u] * dim + d] = s;
     }
 
-    public void EmbeddingGather(DeviceBuffer<float> table, int dim, DeviceBuffer<int> ids, int rows, DeviceBuffer<float> x, int xStride, int offset)
+    public void EmbeddingGather(DeviceBuffer<float> table, int dim, DeviceBuffer<int> column, DeviceBuffer<int> rows, int count, DeviceBuffer<float> x,
+        int xStride, int offset)
     {
-        if (rows > 0)
-            gather(rows * dim, V(table), V(ids), V(x), dim, xStride, offset);
+        if (count > 0)
+            gather(count * dim, V(table), V(column), V(rows), V(x), dim, xStride, offset);
     }
 
     public void EmbeddingRowGradients(DeviceBuffer<float> dx, int dxStride, int offset, int dim, RowGroups groups, DeviceBuffer<float> grad)

@@ -62,25 +62,28 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
             target[r] = source[rows[r]];
     }
 
-    public void OneHot(DeviceBuffer<int> ids, int rows, int depth, DeviceBuffer<float> x, int xStride, int offset)
+    public void OneHot(DeviceBuffer<int> columnBuffer, DeviceBuffer<int> rowsBuffer, int count, int depth, DeviceBuffer<float> xBuffer, int xStride, int offset)
     {
-        var idSpan = S(ids);
-        var xSpan = S(x);
-        for (var r = 0; r < rows; r++)
+        var column = S(columnBuffer);
+        var rows = S(rowsBuffer);
+        var x = S(xBuffer);
+        for (var r = 0; r < count; r++)
         {
-            var slot = xSpan.Slice(r * xStride + offset, depth);
+            var slot = x.Slice(r * xStride + offset, depth);
             slot.Clear();
-            if ((uint)idSpan[r] < (uint)depth)
-                slot[idSpan[r]] = 1;
+            var id = column[rows[r]];
+            if ((uint)id < (uint)depth)
+                slot[id] = 1;
         }
     }
 
-    public void CopyToColumn(DeviceBuffer<float> values, int rows, DeviceBuffer<float> x, int xStride, int offset)
+    public void CopyToColumn(DeviceBuffer<float> valuesBuffer, DeviceBuffer<int> rowsBuffer, int count, DeviceBuffer<float> xBuffer, int xStride, int offset)
     {
-        var valueSpan = S(values);
-        var xSpan = S(x);
-        for (var r = 0; r < rows; r++)
-            xSpan[r * xStride + offset] = valueSpan[r];
+        var values = S(valuesBuffer);
+        var rows = S(rowsBuffer);
+        var x = S(xBuffer);
+        for (var r = 0; r < count; r++)
+            x[r * xStride + offset] = values[rows[r]];
     }
 
     // ---- layers ----
@@ -155,14 +158,15 @@ public sealed unsafe class SimdKernels(int threads) : IKernels
         }
     }
 
-    public void EmbeddingGather(DeviceBuffer<float> tableBuffer, int dim, DeviceBuffer<int> idsBuffer, int rows, DeviceBuffer<float> xBuffer,
-        int xStride, int offset)
+    public void EmbeddingGather(DeviceBuffer<float> tableBuffer, int dim, DeviceBuffer<int> columnBuffer, DeviceBuffer<int> rowsBuffer, int count,
+        DeviceBuffer<float> xBuffer, int xStride, int offset)
     {
         var table = S(tableBuffer);
-        var ids = S(idsBuffer);
+        var column = S(columnBuffer);
+        var rows = S(rowsBuffer);
         var x = S(xBuffer);
-        for (var r = 0; r < rows; r++)
-            table.Slice(ids[r] * dim, dim).CopyTo(x.Slice(r * xStride + offset, dim));
+        for (var r = 0; r < count; r++)
+            table.Slice(column[rows[r]] * dim, dim).CopyTo(x.Slice(r * xStride + offset, dim));
     }
 
     public void EmbeddingRowGradients(DeviceBuffer<float> dxBuffer, int dxStride, int offset, int dim, RowGroups groups, DeviceBuffer<float> gradBuffer)

@@ -60,8 +60,8 @@ public sealed class DeviceVariable : IDisposable
 }
 
 /// <summary>
-/// Columns of a <see cref="TrainingColumns"/> uploaded to a backend once, read by batches through
-/// row lists (IKernels.GatherRows).
+/// Columns of a <see cref="TrainingColumns"/> uploaded to a backend once; a batch is a list of their
+/// rows, read by the ops directly.
 /// </summary>
 public sealed class DeviceColumns(IKernels kernels, TrainingColumns data, IEnumerable<string> columns) : IDisposable
 {
@@ -81,79 +81,9 @@ public sealed class DeviceColumns(IKernels kernels, TrainingColumns data, IEnume
 }
 
 /// <summary>
-/// One tower's batch on a backend: the values of its feature columns for the batch's rows and, when
-/// training, the grouping of each embedded column's ids (for the embedding gradients and the lazy Adam rows).
-/// </summary>
-public sealed class TowerBatch : IDisposable
-{
-    readonly IKernels kernels;
-    readonly IReadOnlyList<Feature> features;
-    readonly Dictionary<string, DeviceBuffer<int>> ids = new();
-    readonly Dictionary<string, DeviceBuffer<float>> values = new();
-    readonly Dictionary<string, RowGroups> groups = new();
-
-    public int Rows { get; private set; }
-
-    public TowerBatch(IKernels kernels, IReadOnlyList<Feature> features, int capacity, bool training)
-    {
-        this.kernels = kernels;
-        this.features = features;
-        foreach (var f in features)
-        {
-            if (f.IsCategorical)
-                ids[f.Column] = kernels.Allocate<int>(capacity);
-            else
-                values[f.Column] = kernels.Allocate<float>(capacity);
-            if (training && f.Kind == FeatureKind.Embedded)
-                groups[f.Column] = new RowGroups(kernels, capacity);
-        }
-    }
-
-    public DeviceBuffer<int> Ids(string column) => ids[column];
-    public DeviceBuffer<float> Values(string column) => values[column];
-    public RowGroups Groups(string column) => groups[column];
-
-    /// <summary>The batch's rows of every feature column, gathered on the backend from the resident columns.</summary>
-    public void Gather(DeviceColumns columns, DeviceBuffer<int> rows, int count)
-    {
-        Rows = count;
-        foreach (var f in features)
-        {
-            if (f.IsCategorical)
-                kernels.GatherRows(columns.Ints[f.Column], rows, count, ids[f.Column]);
-            else
-                kernels.GatherRows(columns.Floats[f.Column], rows, count, values[f.Column]);
-        }
-    }
-
-    /// <summary>Groups each embedded column's ids of a batch by row on the host, from the host copy of the columns.</summary>
-    public void GroupEmbeddedIds(TrainingColumns host, ReadOnlySpan<int> rows)
-    {
-        foreach (var (column, g) in groups)
-            g.Build(host.Ints[column], rows);
-    }
-
-    /// <summary>Copies the groups of the last <see cref="GroupEmbeddedIds"/> to the backend.</summary>
-    public void UploadGroups()
-    {
-        foreach (var g in groups.Values)
-            g.Upload();
-    }
-
-    public void Dispose()
-    {
-        foreach (var b in ids.Values)
-            b.Dispose();
-        foreach (var b in values.Values)
-            b.Dispose();
-        foreach (var g in groups.Values)
-            g.Dispose();
-    }
-}
-
-/// <summary>
 /// A <see cref="Tower"/> run on a backend: its variables' buffers and per-batch buffers (sized for
-/// `capacity` rows), forward and backward side by side.
+/// `capacity` rows), forward and backward side by side. A batch is a list of rows of resident
+/// columns. Training also groups each embedded column's ids per batch (<see cref="RowGroups"/>).
 /// </summary>
 public sealed class DeviceTower : IDisposable
 {
@@ -163,10 +93,13 @@ public sealed class DeviceTower : IDisposable
     readonly DeviceBuffer<float>? dInput;
     readonly DeviceBuffer<float>[] activations, deltas;
     readonly DeviceVariable[] layerKernels, layerBiases;
-    readonly Dictionary<TowerInput, DeviceVariable> embeddings;
+    readonly (TowerInput Input, DeviceVariable Table, RowGroups? Groups)[] embeddings;
 
     /// <summary>The variables' buffers, in <see cref="Tower.Variables"/> order.</summary>
     public IReadOnlyList<DeviceVariable> Variables { get; }
+
+    /// <summary>Training: each embedding table with the row groups of the current batch's ids.</summary>
+    public IEnumerable<(DeviceVariable Table, RowGroups Groups)> EmbeddingGroups => embeddings.Select(e => (e.Table, e.Groups!));
 
     /// <param name="trainingFromStep">null: inference only; else training state at that optimizer step.</param>
     public DeviceTower(IKernels kernels, Tower tower, int capacity, int? trainingFromStep)
@@ -175,12 +108,14 @@ public sealed class DeviceTower : IDisposable
         this.tower = tower;
         var variables = tower.Variables.ToDictionary(v => v, v => new DeviceVariable(kernels, v, trainingFromStep));
         Variables = tower.Variables.Select(v => variables[v]).ToArray();
-        embeddings = tower.Inputs.Where(i => i.Embedding != null).ToDictionary(i => i, i => variables[i.Embedding!]);
+        var training = trainingFromStep != null;
+        embeddings = tower.Inputs.Where(i => i.Embedding != null)
+            .Select(i => (i, variables[i.Embedding!], training ? new RowGroups(kernels, capacity) : null)).ToArray();
         layerKernels = tower.Kernels.Select(k => variables[k]).ToArray();
         layerBiases = tower.Biases.Select(b => variables[b]).ToArray();
         x = kernels.Allocate<float>(capacity * tower.InputDim);
         activations = tower.Kernels.Select(k => kernels.Allocate<float>(capacity * k.Cols)).ToArray();
-        if (trainingFromStep != null)
+        if (training)
         {
             // The last layer's delta is the loss's gradient, passed to Backward; the input layer's dx is only needed for the embedding slices.
             deltas = tower.Kernels.SkipLast(1).Select(k => kernels.Allocate<float>(capacity * k.Cols)).ToArray();
@@ -190,32 +125,42 @@ public sealed class DeviceTower : IDisposable
             deltas = [];
     }
 
-    /// <summary>Builds the input matrix of a batch and runs the layers; returns the output buffer (batch.Rows × OutputDim).</summary>
-    public DeviceBuffer<float> Forward(TowerBatch batch)
+    /// <summary>Groups each embedded column's ids of a batch by row on the host, from the host copy of the columns.</summary>
+    public void GroupEmbeddedIds(TrainingColumns host, ReadOnlySpan<int> rows)
     {
-        var rows = batch.Rows;
+        foreach (var (input, _, groups) in embeddings)
+            groups!.Build(host.Ints[input.Feature.Column], rows);
+    }
+
+    /// <summary>Copies the groups of the last <see cref="GroupEmbeddedIds"/> to the backend.</summary>
+    public void UploadGroups()
+    {
+        foreach (var (_, _, groups) in embeddings)
+            groups!.Upload();
+    }
+
+    /// <summary>
+    /// Builds the input matrix of a batch (`count` rows of the resident columns, listed in `rows`) and
+    /// runs the layers; returns the output buffer (count × OutputDim).
+    /// </summary>
+    public DeviceBuffer<float> Forward(DeviceColumns columns, DeviceBuffer<int> rows, int count)
+    {
         var inDim = tower.InputDim;
+        foreach (var (input, table, _) in embeddings)
+            kernels.EmbeddingGather(table.Value, input.Width, columns.Ints[input.Feature.Column], rows, count, x, inDim, input.Offset);
         foreach (var i in tower.Inputs)
         {
-            switch (i.Feature.Kind)
-            {
-                case FeatureKind.Embedded:
-                    kernels.EmbeddingGather(embeddings[i].Value, i.Width, batch.Ids(i.Feature.Column), rows, x, inDim, i.Offset);
-                    break;
-                case FeatureKind.OneHot:
-                    // Notebook depth n: id n (the last category) falls outside and stays all zeros.
-                    kernels.OneHot(batch.Ids(i.Feature.Column), rows, i.Width, x, inDim, i.Offset);
-                    break;
-                default:
-                    kernels.CopyToColumn(batch.Values(i.Feature.Column), rows, x, inDim, i.Offset);
-                    break;
-            }
+            if (i.Feature.Kind == FeatureKind.OneHot)
+                // Notebook depth n: id n (the last category) falls outside and stays all zeros.
+                kernels.OneHot(columns.Ints[i.Feature.Column], rows, count, i.Width, x, inDim, i.Offset);
+            else if (i.Feature.Kind != FeatureKind.Embedded)
+                kernels.CopyToColumn(columns.Floats[i.Feature.Column], rows, count, x, inDim, i.Offset);
         }
         var current = x;
         for (var l = 0; l < layerKernels.Length; l++)
         {
             var k = layerKernels[l];
-            kernels.DenseForward(current, rows, inDim, k.Value, layerBiases[l].Value, k.Host.Cols, relu: l < layerKernels.Length - 1, activations[l]);
+            kernels.DenseForward(current, count, inDim, k.Value, layerBiases[l].Value, k.Host.Cols, relu: l < layerKernels.Length - 1, activations[l]);
             current = activations[l];
             inDim = k.Host.Cols;
         }
@@ -223,30 +168,31 @@ public sealed class DeviceTower : IDisposable
     }
 
     /// <summary>
-    /// Backward from dOutput (rows × OutputDim) of the last <see cref="Forward"/>: dense gradients are
-    /// overwritten; each embedding's gradient is written on the rows the batch touched.
+    /// Backward from dOutput (count × OutputDim) of the last <see cref="Forward"/>: dense gradients are
+    /// overwritten; each embedding's gradient is written on the rows the batch touched (its row groups).
     /// </summary>
-    public void Backward(TowerBatch batch, DeviceBuffer<float> dOutput)
+    public void Backward(DeviceBuffer<float> dOutput, int count)
     {
-        var rows = batch.Rows;
         for (var l = layerKernels.Length - 1; l >= 0; l--)
         {
             var k = layerKernels[l];
             var dy = l == layerKernels.Length - 1 ? dOutput : deltas[l];
             var layerInput = l == 0 ? x : activations[l - 1];
             var dx = l > 0 ? deltas[l - 1] : dInput;
-            kernels.DenseBackward(layerInput, rows, k.Host.Rows, k.Value, k.Host.Cols, dy, k.Grad!, layerBiases[l].Grad!, dx);
+            kernels.DenseBackward(layerInput, count, k.Host.Rows, k.Value, k.Host.Cols, dy, k.Grad!, layerBiases[l].Grad!, dx);
             if (l > 0)
-                kernels.ReluBackward(activations[l - 1], deltas[l - 1], rows * k.Host.Rows);
+                kernels.ReluBackward(activations[l - 1], deltas[l - 1], count * k.Host.Rows);
         }
-        foreach (var (input, embedding) in embeddings)
-            kernels.EmbeddingRowGradients(dInput!, tower.InputDim, input.Offset, input.Width, batch.Groups(input.Feature.Column), embedding.Grad!);
+        foreach (var (input, table, groups) in embeddings)
+            kernels.EmbeddingRowGradients(dInput!, tower.InputDim, input.Offset, input.Width, groups!, table.Grad!);
     }
 
     public void Dispose()
     {
         foreach (var v in Variables)
             v.Dispose();
+        foreach (var (_, _, groups) in embeddings)
+            groups?.Dispose();
         x.Dispose();
         dInput?.Dispose();
         foreach (var b in activations.Concat(deltas))

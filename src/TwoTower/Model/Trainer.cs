@@ -76,14 +76,13 @@ public sealed class Trainer : IDisposable
     readonly DeviceColumns columns;
     readonly DeviceBuffer<float> logQPerRow;
     readonly DeviceTower query, candidate;
-    readonly TowerBatch queryBatch, candidateBatch;
     readonly DeviceBuffer<int> orderBuffer, batchRows, batchItems;
     readonly DeviceBuffer<float> offsets, lossPerRow, dq, dc;
     DeviceBuffer<float> lrTBuffer;
     readonly string itemColumn;
     readonly int[] order;
     readonly float[] losses;
-    readonly (DeviceVariable Embedding, RowGroups Groups)[] embeddingInputs;
+    readonly (DeviceVariable Table, RowGroups Groups)[] embeddingInputs;
 
     /// <summary>Adam steps taken so far (t in the bias correction).</summary>
     public int Step { get; private set; }
@@ -116,11 +115,7 @@ public sealed class Trainer : IDisposable
         lrTBuffer = kernels.Upload(lrTByStep.ToArray());
         query = new DeviceTower(kernels, model.Query, b, startStep);
         candidate = new DeviceTower(kernels, model.Candidate, b, startStep);
-        queryBatch = new TowerBatch(kernels, queryFeatures, b, training: true);
-        candidateBatch = new TowerBatch(kernels, candidateFeatures, b, training: true);
-        embeddingInputs = model.Query.Inputs.Select(i => (i, query, queryBatch)).Concat(model.Candidate.Inputs.Select(i => (i, candidate, candidateBatch)))
-            .Where(x => x.i.Embedding != null)
-            .Select(x => (x.Item2.Variables.Single(v => v.Host == x.i.Embedding), x.Item3.Groups(x.i.Feature.Column))).ToArray();
+        embeddingInputs = query.EmbeddingGroups.Concat(candidate.EmbeddingGroups).ToArray();
         order = Enumerable.Range(0, data.RowCount).ToArray();
         orderBuffer = kernels.Upload(order);
         batchRows = kernels.Allocate<int>(b);
@@ -136,7 +131,7 @@ public sealed class Trainer : IDisposable
     public void Dispose()
     {
         columns.Dispose();
-        foreach (var d in new IDisposable[] { logQPerRow, query, candidate, queryBatch, candidateBatch, orderBuffer, batchRows, batchItems,
+        foreach (var d in new IDisposable[] { logQPerRow, query, candidate, orderBuffer, batchRows, batchItems,
                      offsets, lossPerRow, dq, dc, lrTBuffer })
             d.Dispose();
     }
@@ -264,30 +259,28 @@ public sealed class Trainer : IDisposable
     /// <summary>The host part of a step: each embedded column's ids of the batch grouped by row.</summary>
     void GroupEmbeddedIds(ReadOnlySpan<int> rows)
     {
-        queryBatch.GroupEmbeddedIds(data, rows);
-        candidateBatch.GroupEmbeddedIds(data, rows);
+        query.GroupEmbeddedIds(data, rows);
+        candidate.GroupEmbeddedIds(data, rows);
     }
 
     /// <summary>Queues forward and backward of n rows (listed on the backend; their groups built by <see cref="GroupEmbeddedIds"/>).</summary>
     void QueueGradients(int n, DeviceBuffer<int> rows)
     {
-        queryBatch.UploadGroups();
-        candidateBatch.UploadGroups();
-        queryBatch.Gather(columns, rows, n);
-        candidateBatch.Gather(columns, rows, n);
+        query.UploadGroups();
+        candidate.UploadGroups();
         // The batch's embedding rows first take the zero-gradient steps they missed: they are read as the dense update would have left them.
-        foreach (var (embedding, groups) in embeddingInputs)
-            CatchUp(embedding, groups.Rows);
-        var q = query.Forward(queryBatch);
-        var c = candidate.Forward(candidateBatch);
+        foreach (var (table, groups) in embeddingInputs)
+            CatchUp(table, groups.Rows);
+        var q = query.Forward(columns, rows, n);
+        var c = candidate.Forward(columns, rows, n);
         if (options.LogQCorrection)
             kernels.GatherRows(logQPerRow, rows, n, offsets);
         if (options.RemoveAccidentalHits)
             kernels.GatherRows(columns.Ints[itemColumn], rows, n, batchItems);
         kernels.InBatchSoftmax(q, c, n, model.Query.OutputDim, options.LogQCorrection ? offsets : null, (float)options.Temperature,
             options.RemoveAccidentalHits ? batchItems : null, lossPerRow, dq, dc);
-        query.Backward(queryBatch, dq);
-        candidate.Backward(candidateBatch, dc);
+        query.Backward(dq, n);
+        candidate.Backward(dc, n);
     }
 
     /// <summary>
@@ -310,8 +303,8 @@ public sealed class Trainer : IDisposable
             kernels.CopyFromHost<float>([lrTByStep[Step]], lrTBuffer.Slice(Step, 1));
         var (b1, b2, eps) = ((float)options.Beta1, (float)options.Beta2, (float)options.Epsilon);
         var decay = (float)(options.KerasDecay ? options.LearningRate * options.WeightDecay : options.WeightDecay);
-        foreach (var (embedding, groups) in embeddingInputs)
-            kernels.AdamWRows(embedding.Value, embedding.Grad!, embedding.M!, embedding.V!, embedding.Host.Cols, groups.Rows, embedding.RowStep!,
+        foreach (var (table, groups) in embeddingInputs)
+            kernels.AdamWRows(table.Value, table.Grad!, table.M!, table.V!, table.Host.Cols, groups.Rows, table.RowStep!,
                 Step, lrTBuffer, b1, b2, eps, decay, UntouchedDecay);
         foreach (var v in DeviceVariables.Where(v => !v.Host.IsEmbedding))
             kernels.AdamW(v.Value, v.Grad!, v.M!, v.V!, v.Host.Value.Length, lrTByStep[Step], b1, b2, eps, decay);

@@ -76,13 +76,11 @@ public sealed class TwoTowerModel(Tower query, Tower candidate)
         var features = tower.Inputs.Select(i => i.Feature).ToArray();
         using var device = new DeviceTower(kernels, tower, capacity, trainingFromStep: null);
         using var columns = new DeviceColumns(kernels, data, features.Select(f => f.Column));
-        using var batch = new TowerBatch(kernels, features, capacity, training: false);
         using var rowBuffer = kernels.Upload(rows.ToArray());
         for (var start = 0; start < rows.Count; start += capacity)
         {
             var n = Math.Min(capacity, rows.Count - start);
-            batch.Gather(columns, rowBuffer.Slice(start, n), n);
-            kernels.CopyToHost(device.Forward(batch), output.AsSpan(start * tower.OutputDim, n * tower.OutputDim));
+            kernels.CopyToHost(device.Forward(columns, rowBuffer.Slice(start, n), n), output.AsSpan(start * tower.OutputDim, n * tower.OutputDim));
         }
         return output;
     }
