@@ -34,6 +34,20 @@ public sealed class DeviceVariable : IDisposable
             RowStep = kernels.Upload(Enumerable.Repeat(step, host.Rows).ToArray());
     }
 
+    /// <summary>
+    /// Training state in slices of buffers shared with other variables (a tower's dense variables
+    /// live in one block, so that one Adam launch updates them all); the host values are copied in.
+    /// </summary>
+    public DeviceVariable(IKernels kernels, Variable host, DeviceBuffer<float> value, DeviceBuffer<float> grad, DeviceBuffer<float> m, DeviceBuffer<float> v)
+    {
+        this.kernels = kernels;
+        Host = host;
+        (Value, Grad, M, V) = (value, grad, m, v);
+        kernels.CopyFromHost<float>(host.Value, value);
+        kernels.CopyFromHost<float>(host.M, m);
+        kernels.CopyFromHost<float>(host.V, v);
+    }
+
     /// <summary>Embeddings: 0..Rows−1, for catching every row up.</summary>
     public DeviceBuffer<int> AllRows => allRows ??= kernels.Upload(Enumerable.Range(0, Host.Rows).ToArray());
 
@@ -98,6 +112,9 @@ public sealed class DeviceTower : IDisposable
     /// <summary>The variables' buffers, in <see cref="Tower.Variables"/> order.</summary>
     public IReadOnlyList<DeviceVariable> Variables { get; }
 
+    /// <summary>Training: every dense kernel and bias in one block of buffers (value, gradient, m, v).</summary>
+    public (DeviceBuffer<float> Value, DeviceBuffer<float> Grad, DeviceBuffer<float> M, DeviceBuffer<float> V)? DenseBlock { get; }
+
     /// <summary>Training: each embedding table with the row groups of the current batch's ids.</summary>
     public IEnumerable<(DeviceVariable Table, RowGroups Groups)> EmbeddingGroups => embeddings.Select(e => (e.Table, e.Groups!));
 
@@ -106,9 +123,26 @@ public sealed class DeviceTower : IDisposable
     {
         this.kernels = kernels;
         this.tower = tower;
-        var variables = tower.Variables.ToDictionary(v => v, v => new DeviceVariable(kernels, v, trainingFromStep));
-        Variables = tower.Variables.Select(v => variables[v]).ToArray();
         var training = trainingFromStep != null;
+        var variables = new Dictionary<Variable, DeviceVariable>();
+        var dense = tower.Variables.Where(v => !v.IsEmbedding).ToArray();
+        if (training)
+        {
+            var length = dense.Sum(v => v.Value.Length);
+            var block = (Value: kernels.Allocate<float>(length), Grad: kernels.Allocate<float>(length), M: kernels.Allocate<float>(length),
+                V: kernels.Allocate<float>(length));
+            DenseBlock = block;
+            var at = 0;
+            foreach (var v in dense)
+            {
+                var n = v.Value.Length;
+                variables[v] = new DeviceVariable(kernels, v, block.Value.Slice(at, n), block.Grad.Slice(at, n), block.M.Slice(at, n), block.V.Slice(at, n));
+                at += n;
+            }
+        }
+        foreach (var v in tower.Variables.Where(v => !variables.ContainsKey(v)))
+            variables[v] = new DeviceVariable(kernels, v, trainingFromStep);
+        Variables = tower.Variables.Select(v => variables[v]).ToArray();
         embeddings = tower.Inputs.Where(i => i.Embedding != null)
             .Select(i => (i, variables[i.Embedding!], training ? new RowGroups(kernels, capacity) : null)).ToArray();
         layerKernels = tower.Kernels.Select(k => variables[k]).ToArray();
@@ -191,6 +225,13 @@ public sealed class DeviceTower : IDisposable
     {
         foreach (var v in Variables)
             v.Dispose();
+        if (DenseBlock is { } block)
+        {
+            block.Value.Dispose();
+            block.Grad.Dispose();
+            block.M.Dispose();
+            block.V.Dispose();
+        }
         foreach (var (_, _, groups) in embeddings)
             groups?.Dispose();
         x.Dispose();

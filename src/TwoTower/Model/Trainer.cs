@@ -306,7 +306,7 @@ public sealed class Trainer : IDisposable
         foreach (var (table, groups) in embeddingInputs)
             kernels.AdamWRows(table.Value, table.Grad!, table.M!, table.V!, table.Host.Cols, groups.Rows, table.RowStep!,
                 Step, lrTBuffer, b1, b2, eps, decay, UntouchedDecay);
-        foreach (var v in DeviceVariables.Where(v => !v.Host.IsEmbedding))
-            kernels.AdamW(v.Value, v.Grad!, v.M!, v.V!, v.Host.Value.Length, lrTByStep[Step], b1, b2, eps, decay);
+        foreach (var (value, grad, m, v) in new[] { query.DenseBlock!.Value, candidate.DenseBlock!.Value })
+            kernels.AdamW(value, grad, m, v, value.Length, lrTByStep[Step], b1, b2, eps, decay);
     }
 }
