@@ -87,7 +87,10 @@ public sealed class Trainer : IDisposable
     /// <summary>Adam steps taken so far (t in the bias correction).</summary>
     public int Step { get; private set; }
 
-    /// <summary>Bias-corrected learning rate of each step 1..Step (index 0 unused).</summary>
+    /// <summary>
+    /// Bias-corrected learning rate of each step from 1 (index 0 unused), a function of the step
+    /// alone: computed and uploaded ahead for a whole epoch (<see cref="PrepareLearningRates"/>).
+    /// </summary>
     readonly List<float> lrTByStep = [0f];
 
     /// <param name="startStep">Continue from a checkpoint taken after this many steps (every embedding row caught up), or 0.</param>
@@ -110,9 +113,8 @@ public sealed class Trainer : IDisposable
 
         var b = options.BatchSize;
         Step = startStep;
-        for (var s = 1; s <= startStep; s++)
-            lrTByStep.Add(LearningRateAt(s));
-        lrTBuffer = kernels.Upload(lrTByStep.ToArray());
+        lrTBuffer = kernels.Allocate<float>(1);
+        PrepareLearningRates(startStep);
         query = new DeviceTower(kernels, model.Query, b, startStep);
         candidate = new DeviceTower(kernels, model.Candidate, b, startStep);
         embeddingInputs = query.EmbeddingGroups.Concat(candidate.EmbeddingGroups).ToArray();
@@ -161,6 +163,24 @@ public sealed class Trainer : IDisposable
         return batches;
     }
 
+    /// <summary>Makes the learning rates of steps 1..lastStep available on the host and on the backend.</summary>
+    void PrepareLearningRates(int lastStep)
+    {
+        if (lastStep < lrTByStep.Count)
+            return;
+        var known = lrTByStep.Count;
+        while (lrTByStep.Count <= lastStep)
+            lrTByStep.Add(LearningRateAt(lrTByStep.Count));
+        var all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(lrTByStep);
+        if (lrTBuffer.Length < all.Length)
+        {
+            lrTBuffer.Dispose();
+            lrTBuffer = kernels.Allocate<float>(2 * all.Length);
+            known = 0;
+        }
+        kernels.CopyFromHost<float>(all[known..], lrTBuffer.Slice(known, all.Length - known));
+    }
+
     float LearningRateAt(int step) => (float)(options.LearningRate * Math.Sqrt(1 - Math.Pow(options.Beta2, step)) / (1 - Math.Pow(options.Beta1, step)));
 
     /// <summary>
@@ -190,6 +210,7 @@ public sealed class Trainer : IDisposable
     {
         var watch = Stopwatch.StartNew();
         var batches = PlanEpoch(epoch);
+        PrepareLearningRates(Step + batches.Length);
         (int Start, int Length) Batch(int s) => (batches[s] * options.BatchSize, Math.Min(options.BatchSize, data.RowCount - batches[s] * options.BatchSize));
         double total = 0;
         GroupEmbeddedIds(order.AsSpan(Batch(0).Start, Batch(0).Length));
@@ -218,6 +239,7 @@ public sealed class Trainer : IDisposable
     /// <summary>One optimizer step on the given rows; returns the batch's summed loss.</summary>
     public double TrainStep(ReadOnlySpan<int> rows)
     {
+        PrepareLearningRates(Step + 1);
         GroupEmbeddedIds(rows);
         QueueGradients(rows.Length, UploadRows(rows));
         ApplyAdamW();
@@ -292,15 +314,6 @@ public sealed class Trainer : IDisposable
     void ApplyAdamW()
     {
         Step++;
-        lrTByStep.Add(LearningRateAt(Step));
-        if (lrTBuffer.Length <= Step)
-        {
-            lrTBuffer.Dispose();
-            lrTBuffer = kernels.Allocate<float>(2 * lrTByStep.Count);
-            kernels.CopyFromHost<float>(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(lrTByStep), lrTBuffer);
-        }
-        else
-            kernels.CopyFromHost<float>([lrTByStep[Step]], lrTBuffer.Slice(Step, 1));
         var (b1, b2, eps) = ((float)options.Beta1, (float)options.Beta2, (float)options.Epsilon);
         var decay = (float)(options.KerasDecay ? options.LearningRate * options.WeightDecay : options.WeightDecay);
         foreach (var (table, groups) in embeddingInputs)
