@@ -10,23 +10,30 @@ namespace TwoTower.Kernels;
 public sealed class RowGroups : IDisposable
 {
     readonly IKernels kernels;
-    readonly int[] rows, starts, positions, groupOf, cursor, slotOfGroup;
+    // rows | starts | positions, packed in one array so that one copy moves a batch's groups.
+    readonly int[] packed;
+    readonly int capacity;
+    readonly int[] groupOf, cursor, slotOfGroup;
     readonly int[] tableIds, tableGroups;
     readonly int tableMask, tableShift;
-    readonly DeviceBuffer<int> rowsBuffer;
-    int built;
+    readonly DeviceBuffer<int> packedBuffer;
+
+    Span<int> HostRows => packed.AsSpan(0, capacity);
+    Span<int> HostStarts => packed.AsSpan(capacity, capacity + 1);
+    Span<int> HostPositions => packed.AsSpan(2 * capacity + 1, capacity);
 
     public DeviceBuffer<int> Starts { get; }
     public DeviceBuffer<int> Positions { get; }
     public int Count { get; private set; }
 
     /// <summary>The distinct rows of the last <see cref="Build"/> (on the backend once uploaded).</summary>
-    public DeviceBuffer<int> Rows => rowsBuffer.Slice(0, Count);
+    public DeviceBuffer<int> Rows => packedBuffer.Slice(0, Count);
 
     public RowGroups(IKernels kernels, int capacity)
     {
         this.kernels = kernels;
-        (rows, starts, positions) = (new int[capacity], new int[capacity + 1], new int[capacity]);
+        this.capacity = capacity;
+        packed = new int[3 * capacity + 1];
         (groupOf, cursor, slotOfGroup) = (new int[capacity], new int[capacity], new int[capacity]);
         // At most half full: short probe sequences.
         var bits = Math.Max(4, 32 - System.Numerics.BitOperations.LeadingZeroCount((uint)(2 * capacity - 1)));
@@ -34,9 +41,9 @@ public sealed class RowGroups : IDisposable
         tableMask = (1 << bits) - 1;
         tableIds = Enumerable.Repeat(-1, 1 << bits).ToArray();
         tableGroups = new int[1 << bits];
-        rowsBuffer = kernels.Allocate<int>(capacity);
-        Starts = kernels.Allocate<int>(capacity + 1);
-        Positions = kernels.Allocate<int>(capacity);
+        packedBuffer = kernels.Allocate<int>(packed.Length);
+        Starts = packedBuffer.Slice(capacity, capacity + 1);
+        Positions = packedBuffer.Slice(2 * capacity + 1, capacity);
     }
 
     /// <summary>
@@ -46,6 +53,9 @@ public sealed class RowGroups : IDisposable
     /// </summary>
     public void Build(ReadOnlySpan<int> column, ReadOnlySpan<int> batchRows)
     {
+        var rows = HostRows;
+        var starts = HostStarts;
+        var positions = HostPositions;
         var n = batchRows.Length;
         Count = 0;
         for (var p = 0; p < n; p++)
@@ -75,21 +85,10 @@ public sealed class RowGroups : IDisposable
         }
         for (var p = 0; p < n; p++)
             positions[cursor[groupOf[p]]++] = p;
-        built = n;
     }
 
-    /// <summary>Copies the groups of the last <see cref="Build"/> to the backend.</summary>
-    public void Upload()
-    {
-        kernels.CopyFromHost<int>(rows.AsSpan(0, Count), rowsBuffer);
-        kernels.CopyFromHost<int>(starts.AsSpan(0, Count + 1), Starts);
-        kernels.CopyFromHost<int>(positions.AsSpan(0, built), Positions);
-    }
+    /// <summary>Copies the groups of the last <see cref="Build"/> to the backend (one copy).</summary>
+    public void Upload() => kernels.CopyFromHost<int>(packed, packedBuffer);
 
-    public void Dispose()
-    {
-        rowsBuffer.Dispose();
-        Starts.Dispose();
-        Positions.Dispose();
-    }
+    public void Dispose() => packedBuffer.Dispose();
 }

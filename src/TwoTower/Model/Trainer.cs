@@ -60,9 +60,9 @@ public sealed record EarlyStopping(string Metric, int Patience)
 /// <summary>
 /// The TFRS retrieval task trained with AdamW: per batch, both towers forward, the in-batch
 /// softmax loss (summed over the batch), both towers backward, one AdamW step on every variable.
-/// The columns, weights and Adam moments are uploaded to the backend once; per step only the
-/// batch's embedding-row groups and one learning rate go in and the batch's losses come out. The
-/// model's host variables are brought up to date at the end of each epoch.
+/// The columns, weights and Adam moments are uploaded to the backend once, the learning rates once
+/// per epoch; per step only the batch's embedding-row groups go in (one copy per embedding) and the
+/// batch's losses come out. The model's host variables are brought up to date at the end of each epoch.
 /// </summary>
 public sealed class Trainer : IDisposable
 {
