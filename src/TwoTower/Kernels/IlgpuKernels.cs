@@ -9,10 +9,12 @@ namespace TwoTower.Kernels;
 
 /// <summary>
 /// The ops of <see cref="IKernels"/> as ILGPU kernels (CUDA, OpenCL, or ILGPU's CPU accelerator for
-/// checking them without a GPU). Each kernel is a static method over explicit views, one thread
-/// per output element, with the same float operations as the SIMD backend where it matters (the Adam
-/// step order, flush-to-zero, the embedding gradient's summation order); the rank counting scores the
-/// positive and the candidates with one loop, so ties are exact within the backend. Operands are
+/// checking them without a GPU). Each kernel is a static method over explicit views, mostly one
+/// thread per output element; reductions over a batch (the softmax rows, dense weight gradients) are
+/// split into chunks so that a batch of 2048 gives tens of thousands of threads. The same float
+/// operations as the SIMD backend where it matters (the Adam step order, flush-to-zero, the embedding
+/// gradient's summation order); the rank counting scores the positive and the candidates with one
+/// loop, so ties are exact within the backend. Operands are
 /// device buffers: the trainer uploads the columns, weights and Adam moments once, and the ops launch
 /// on the accelerator's default stream without copies of their own.
 /// </summary>
