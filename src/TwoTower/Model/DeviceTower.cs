@@ -103,6 +103,7 @@ public sealed class DeviceTower : IDisposable
 {
     readonly IKernels kernels;
     readonly Tower tower;
+    readonly int capacity;
     readonly DeviceBuffer<float> x;
     readonly DeviceBuffer<float>? dInput;
     readonly DeviceBuffer<float>[] activations, deltas;
@@ -123,6 +124,7 @@ public sealed class DeviceTower : IDisposable
     {
         this.kernels = kernels;
         this.tower = tower;
+        this.capacity = capacity;
         var training = trainingFromStep != null;
         var variables = new Dictionary<Variable, DeviceVariable>();
         var dense = tower.Variables.Where(v => !v.IsEmbedding).ToArray();
@@ -157,6 +159,23 @@ public sealed class DeviceTower : IDisposable
         }
         else
             deltas = [];
+    }
+
+    /// <summary>
+    /// The tower's outputs for rows of a column set (rows.Count × OutputDim), in batches of the
+    /// tower's capacity. A serving process keeps one inference tower and calls this per request.
+    /// </summary>
+    public float[] Embed(TrainingColumns data, IReadOnlyList<int> rows)
+    {
+        var output = new float[rows.Count * tower.OutputDim];
+        using var columns = new DeviceColumns(kernels, data, tower.Inputs.Select(i => i.Feature.Column));
+        using var rowBuffer = kernels.Upload(rows as int[] ?? rows.ToArray());
+        for (var start = 0; start < rows.Count; start += capacity)
+        {
+            var n = Math.Min(capacity, rows.Count - start);
+            kernels.CopyToHost(Forward(columns, rowBuffer.Slice(start, n), n), output.AsSpan(start * tower.OutputDim, n * tower.OutputDim));
+        }
+        return output;
     }
 
     /// <summary>Groups each embedded column's ids of a batch by row on the host, from the host copy of the columns.</summary>

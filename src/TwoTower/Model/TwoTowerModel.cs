@@ -71,17 +71,7 @@ public sealed class TwoTowerModel(Tower query, Tower candidate)
     /// <summary>Embeds rows of a column set with one tower, in batches (evaluation, serving).</summary>
     public static float[] Embed(Tower tower, IKernels kernels, TrainingColumns data, IReadOnlyList<int> rows, int batchSize = 4096)
     {
-        var output = new float[rows.Count * tower.OutputDim];
-        var capacity = Math.Max(1, Math.Min(batchSize, rows.Count));
-        var features = tower.Inputs.Select(i => i.Feature).ToArray();
-        using var device = new DeviceTower(kernels, tower, capacity, trainingFromStep: null);
-        using var columns = new DeviceColumns(kernels, data, features.Select(f => f.Column));
-        using var rowBuffer = kernels.Upload(rows.ToArray());
-        for (var start = 0; start < rows.Count; start += capacity)
-        {
-            var n = Math.Min(capacity, rows.Count - start);
-            kernels.CopyToHost(device.Forward(columns, rowBuffer.Slice(start, n), n), output.AsSpan(start * tower.OutputDim, n * tower.OutputDim));
-        }
-        return output;
+        using var device = new DeviceTower(kernels, tower, Math.Max(1, Math.Min(batchSize, rows.Count)), trainingFromStep: null);
+        return device.Embed(data, rows);
     }
 }

@@ -21,8 +21,8 @@ public sealed record RecommendResult(string CustomerId, bool KnownCustomer, IRea
 /// </summary>
 public sealed class Recommender : IDisposable
 {
-    readonly TwoTowerModel model;
     readonly IKernels kernels = new SimdKernels(1);
+    readonly DeviceTower queryTower;
     readonly FeatureSet features;
     readonly Dictionary<string, Vocabulary> vocabularies;
     readonly Dictionary<string, NormalizationStats> normalization;
@@ -47,8 +47,10 @@ public sealed class Recommender : IDisposable
         features = FeatureSet.From(config);
         vocabularies = features.CategoricalColumns.ToDictionary(c => c, c => EncodeStage.ReadVocabulary(packageDir, c));
         normalization = NormalizeStage.ReadStats(packageDir);
-        model = TwoTowerModel.Create(config, vocabularies.ToDictionary(v => v.Key, v => v.Value.Count));
+        var model = TwoTowerModel.Create(config, vocabularies.ToDictionary(v => v.Key, v => v.Value.Count));
         model.LoadWeights(File(TrainStage.WeightsFile));
+        // One query at a time (under forwardLock): a one-row tower kept for the process.
+        queryTower = new DeviceTower(kernels, model.Query, capacity: 1, trainingFromStep: null);
         Dim = model.Candidate.OutputDim;
 
         var candidates = ColumnTable.ReadParquet(File(PackageStage.CandidatesFile));
@@ -121,7 +123,7 @@ public sealed class Recommender : IDisposable
         }
         var data = new TrainingColumns(1, ints, floats);
         lock (forwardLock)
-            return TwoTowerModel.Embed(model.Query, kernels, data, [0]);
+            return queryTower.Embed(data, [0]);
     }
 
     readonly record struct Hit(int Row, float Score);
@@ -167,5 +169,9 @@ public sealed class Recommender : IDisposable
 
     public int RowOf(string articleId) => articleRow.GetValueOrDefault(articleId, -1);
 
-    public void Dispose() => index.Dispose();
+    public void Dispose()
+    {
+        index.Dispose();
+        queryTower.Dispose();
+    }
 }
