@@ -4,9 +4,10 @@ namespace TwoTower.Kernels;
 /// The op-level seam: every heavy computation of training and evaluation goes through one of
 /// these ops, so another backend (ILGPU kernels) can replace <see cref="SimdKernels"/> without
 /// touching the model. Operands are <see cref="DeviceBuffer{T}"/>s that live on the backend across
-/// calls (the trainer uploads the columns and weights once; only per-batch row lists and the loss
-/// cross per step); matrices are dense row-major float32, shapes are given explicitly and a buffer
-/// may be longer than its shape. Every op writes all of its outputs (tests poison them first).
+/// calls (the trainer uploads the columns and weights once; per step only the embedding-row groups
+/// go in and the losses come out); matrices are dense row-major float32, shapes are given
+/// explicitly and a buffer may be longer than its shape. Every op writes all of its outputs
+/// (tests poison them first), and only them.
 /// </summary>
 public interface IKernels : IDisposable
 {
