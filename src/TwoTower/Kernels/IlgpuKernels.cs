@@ -156,6 +156,17 @@ public sealed class IlgpuKernels : IKernels
             V(source).SubView(0, target.Length).CopyToCPU(target);
     }
 
+    /// <summary>The first `length` floats of an op's scratch buffer, grown (never shrunk) on demand.</summary>
+    ArrayView<float> Scratch(ref MemoryBuffer1D<float, Stride1D.Dense>? buffer, long length)
+    {
+        if (buffer == null || buffer.Length < length)
+        {
+            buffer?.Dispose();
+            buffer = accelerator.Allocate1D<float>(length);
+        }
+        return buffer.View.SubView(0, length);
+    }
+
     ArrayView<float> Optional(DeviceBuffer<float>? buffer) => buffer == null ? noFloats.View : V(buffer);
     ArrayView<int> Optional(DeviceBuffer<int>? buffer) => buffer == null ? noInts.View : V(buffer);
 
@@ -290,14 +301,10 @@ public sealed class IlgpuKernels : IKernels
         DeviceBuffer<float> dw, DeviceBuffer<float> db, DeviceBuffer<float>? dx)
     {
         var width = (inDim + 1) * outDim;
-        if (densePartials == null || densePartials.Length < (long)DenseGradChunks * width)
-        {
-            densePartials?.Dispose();
-            densePartials = accelerator.Allocate1D<float>((long)DenseGradChunks * width);
-        }
+        var partials = Scratch(ref densePartials, (long)DenseGradChunks * width);
         var chunkLength = Math.Max(1, (rows + DenseGradChunks - 1) / DenseGradChunks);
-        denseGradPartials(DenseGradChunks * width, V(x), V(dy), densePartials.View, rows, inDim, outDim, chunkLength);
-        denseGradSum(width, densePartials.View, V(dw), V(db), inDim, outDim, DenseGradChunks);
+        denseGradPartials(DenseGradChunks * width, V(x), V(dy), partials, rows, inDim, outDim, chunkLength);
+        denseGradSum(width, partials, V(dw), V(db), inDim, outDim, DenseGradChunks);
         if (dx != null && rows > 0)
             denseInput(rows * inDim, V(w), V(dy), V(dx), inDim, outDim);
     }
@@ -431,7 +438,7 @@ public sealed class IlgpuKernels : IKernels
         for (var j = k * chunkLength; j < end; j++)
         {
             var g = MathF.Exp(l[j * rows + i] - max) * scale;
-            g = MathF.Abs(g) < 1.17549435E-38f ? 0 : g;
+            g = Flush(g);
             l[j * rows + i] = j == i ? g - invTemperature : g;
         }
     }
@@ -466,16 +473,9 @@ public sealed class IlgpuKernels : IKernels
     {
         if (rows == 0)
             return;
-        if (logitRows == null || logitRows.Length < (long)rows * rows)
-        {
-            logitRows?.Dispose();
-            chunkStats?.Dispose();
-            logitRows = accelerator.Allocate1D<float>((long)rows * rows);
-            chunkStats = accelerator.Allocate1D<float>(2L * SoftmaxChunks * rows);
-        }
-        var l = logitRows.View.SubView(0, (long)rows * rows);
+        var l = Scratch(ref logitRows, (long)rows * rows);
         // Max and sum of each (chunk, row), chunk-major; the sums follow the maxima.
-        var stats = chunkStats!.View.SubView(0, 2L * SoftmaxChunks * rows);
+        var stats = Scratch(ref chunkStats, 2L * SoftmaxChunks * rows);
         var (chunkMax, chunkSum) = (stats.SubView(0, SoftmaxChunks * rows), stats.SubView(SoftmaxChunks * rows, SoftmaxChunks * rows));
         var chunkLength = (rows + SoftmaxChunks - 1) / SoftmaxChunks;
         var flags = (columnOffset == null ? 0 : 1) | (itemIds == null ? 0 : 2);
