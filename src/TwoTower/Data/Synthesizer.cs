@@ -28,7 +28,6 @@ namespace TwoTower.Data;
 /// </summary>
 public static class Synthesizer
 {
-    public const string ManifestName = "synth_manifest.txt";
     const string CodeVersion = "synth-2";
 
     public static readonly string[] GarmentGroups =
@@ -55,9 +54,12 @@ public static class Synthesizer
         Convert.ToHexStringLower(XxHash64.Hash(Encoding.UTF8.GetBytes(CodeVersion + "\n" + config.Canonical(["synth"]))));
 
     /// <summary>
-    /// Generates the configured files when they are absent (data.synthesize = auto), or regenerates
-    /// them when they were generated with other synth settings. Files not made by this generator
-    /// are never touched. Returns false when nothing had to be done.
+    /// Generates the configured files when none of them is there (data.synthesize = auto), or
+    /// regenerates them when the generator's own mark (<see cref="GeneratedDataManifest"/>) says
+    /// they were made with other synth settings or by a generation that did not finish. Files the
+    /// generator did not write are never touched: a folder holding some but not all of the
+    /// configured files, and no mark, is an error naming what is missing. Returns false when
+    /// nothing had to be done.
     /// </summary>
     public static bool EnsureData(PipelineConfig config, IPipelineLog log)
     {
@@ -66,30 +68,55 @@ public static class Synthesizer
         string[] files = raw
             ? [RawHm.TransactionsPath(config), RawHm.CustomersPath(config), RawHm.ArticlesPath(config)]
             : [Path.Combine(dir, config.Str("data.train_file")), Path.Combine(dir, config.Str("data.val_file"))];
-        var manifest = Path.Combine(dir, ManifestName);
+        CheckPaths(dir, files);
         var fingerprint = Fingerprint(config) + (raw ? "-raw" : "");
-        var present = files.All(File.Exists);
-        if (present && !File.Exists(manifest))
+        var mark = GeneratedDataManifest.Read(dir, files);
+        if (mark is null)
         {
-            log.Verbose($"{dir}: using the data files there (not generated)");
-            return false;
+            var missing = files.Where(f => !File.Exists(f)).ToArray();
+            if (missing.Length == 0)
+            {
+                log.Verbose($"{dir}: using the data files there (not generated)");
+                return false;
+            }
+            if (missing.Length < files.Length)
+                throw new PipelineError(
+                    $"{dir} holds {string.Join(", ", files.Except(missing).Select(Path.GetFileName))} but not " +
+                    $"{string.Join(", ", missing.Select(Path.GetFileName))}: add the missing file(s), or point data.dir at an " +
+                    "empty folder for built-in data (files not made by the generator are never replaced)");
         }
-        if (present && File.ReadAllText(manifest) == fingerprint)
+        else if (mark.IsCurrent(fingerprint, files))
         {
             log.Verbose($"{dir}: built-in data up to date");
             return false;
         }
+        else if (mark.ForeignFiles(files).FirstOrDefault() is { } foreign)
+            throw new PipelineError(
+                $"{foreign} has changed since the built-in data generator wrote it, so it is not regenerated over: " +
+                $"move it away, or delete {GeneratedDataManifest.PathIn(dir)} to use the folder's files as they are");
+
         if (config.Str("data.synthesize") == "never")
-            throw new PipelineError($"data file not found: {files.First(f => !File.Exists(f))} (data.synthesize is 'never')");
+            throw new PipelineError(mark is null
+                ? $"data file not found: {files.First(f => !File.Exists(f))} (data.synthesize is 'never')"
+                : $"the built-in data in {dir} is incomplete or was made with other synth settings (data.synthesize is 'never'; set it to 'auto' to regenerate)");
 
         Directory.CreateDirectory(dir);
-        File.Delete(manifest);
         var (t, c, a) = Sizes(config.Float("synth.scale"));
         log.Info($"Synthesizing built-in data ({(raw ? "H&M raw layout" : "notebook layout")}) in {dir}: " +
                  $"{t:N0} training transactions, {c:N0} customers, {a:N0} articles");
+        GeneratedDataManifest.WriteGenerating(dir, fingerprint, files);
         Write(config, files, raw);
-        ArtifactStore.WriteAtomic(manifest, fingerprint);
+        GeneratedDataManifest.WriteComplete(dir, fingerprint, files);
         return true;
+    }
+
+    /// <summary>data.dir must be a folder (or not exist yet) and each data file a file (or not exist yet).</summary>
+    static void CheckPaths(string dir, string[] files)
+    {
+        if (File.Exists(dir))
+            throw new PipelineError($"data.dir '{dir}' is a file; expected a folder holding the data files");
+        foreach (var file in files.Where(Directory.Exists))
+            throw new PipelineError($"'{file}' is a folder; expected a data file there (see data.* in the config)");
     }
 
     sealed record Article(string Id, int Cluster, int Garment, int Index, int PeakMonth, double Season, double Popularity, bool LateLaunch, float Price);
