@@ -42,9 +42,19 @@ public static class CakeHost
     /// <summary>Builds the context, registers every task class of this assembly and runs the target.</summary>
     public static async Task<int> RunAsync(string[] args, Func<ICakeContext, BuildContext> createContext, string defaultTarget)
     {
-        var arguments = ParseArguments(args);
-        var verbosity = ParseVerbosity(arguments["verbosity"].LastOrDefault() ?? "normal");
-        var console = new CakeConsole(new CakeEnvironment(new CakePlatform(), new CakeRuntime()));
+        ILookup<string, string> arguments;
+        Verbosity verbosity;
+        try
+        {
+            arguments = CommandLine.Parse(args);
+            verbosity = CommandLine.ParseVerbosity(arguments["verbosity"].LastOrDefault());
+        }
+        catch (PipelineError e)
+        {
+            await Console.Error.WriteLineAsync("error: " + e.Message);
+            return 1;
+        }
+        IConsole console = PlainConsole.Wanted ? new PlainConsole() : new CakeConsole(new CakeEnvironment(new CakePlatform(), new CakeRuntime()));
         var log = new CakeBuildLog(console, verbosity);
 
         var tasks = typeof(CakeHost).Assembly.GetTypes()
@@ -120,38 +130,6 @@ public static class CakeHost
         Console.WriteLine(new string('-', 62));
         Console.WriteLine($"{"Total:",-30}{TimeSpan.FromTicks(report.Sum(e => e.Duration.Ticks)):hh\\:mm\\:ss\\.fff}");
     }
-
-    /// <summary>--name=value, --name value and bare --flag (value "true"); --set may repeat.</summary>
-    static ILookup<string, string> ParseArguments(string[] args)
-    {
-        var pairs = new List<(string, string)>();
-        for (var i = 0; i < args.Length; i++)
-        {
-            var arg = args[i];
-            if (!arg.StartsWith("--", StringComparison.Ordinal))
-            {
-                pairs.Add(("target", arg));
-                continue;
-            }
-            var eq = arg.IndexOf('=');
-            if (eq > 0)
-                pairs.Add((arg[2..eq], arg[(eq + 1)..]));
-            else if (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal))
-                pairs.Add((arg[2..], args[++i]));
-            else
-                pairs.Add((arg[2..], "true"));
-        }
-        return pairs.ToLookup(p => p.Item1.ToLowerInvariant(), p => p.Item2);
-    }
-
-    static Verbosity ParseVerbosity(string text) => text.ToLowerInvariant() switch
-    {
-        "quiet" or "q" => Verbosity.Quiet,
-        "minimal" or "m" => Verbosity.Minimal,
-        "verbose" or "v" => Verbosity.Verbose,
-        "diagnostic" or "diag" => Verbosity.Diagnostic,
-        _ => Verbosity.Normal,
-    };
 
     static CakeContext CreateCakeContext(ILookup<string, string> arguments, ICakeLog log)
     {

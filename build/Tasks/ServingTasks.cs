@@ -1,4 +1,3 @@
-using System.Globalization;
 using TwoTower.Serving;
 
 namespace TwoTower.Build.Tasks;
@@ -11,8 +10,7 @@ public sealed class RecommendTask : FrostingTask<BuildContext>
     public override void Run(BuildContext context)
     {
         var customer = context.Argument("customer") ?? throw new PipelineError("Recommend needs --customer=<customer id>");
-        var k = int.TryParse(context.Argument("k") ?? "10", NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed) && parsed > 0
-            ? parsed : throw new PipelineError($"--k must be a positive integer; got '{context.Argument("k")}'");
+        var k = CommandLine.PositiveInt("k", context.Argument("k"), 10);
         using var recommender = new Recommender(context.Store.StageDir("package"));
         var values = new[] { "age", "month" }.Where(n => context.Argument(n) != null).ToDictionary(n => n, n => context.Argument(n)!);
         RecommendResult result;
@@ -53,15 +51,4 @@ public sealed class PublishOpenSearchTask : FrostingTask<BuildContext>
 {
     public override void Run(BuildContext context) =>
         OpenSearchExport.PublishAsync(context.Store.StageDir("package"), context.Config, context).GetAwaiter().GetResult();
-}
-
-[TaskName("BenchmarkServing")]
-[TaskDescription("Latency p50/p99 of the query tower, the index, exact scoring and the HTTP service (--rate=1000 requests/s, --seconds=5)")]
-[IsDependentOn(typeof(PackageTask))]
-public sealed class BenchmarkServingTask : FrostingTask<BuildContext>
-{
-    public override void Run(BuildContext context) =>
-        ServingBenchmark.Run(context.Config, context.Store.StageDir("package"), context,
-            int.Parse(context.Argument("rate") ?? "1000", CultureInfo.InvariantCulture),
-            double.Parse(context.Argument("seconds") ?? "5", CultureInfo.InvariantCulture));
 }

@@ -1,3 +1,4 @@
+using TwoTower.Kernels.Simd;
 using TwoTower.Evaluation;
 using TwoTower.Kernels;
 using TwoTower.Model;
@@ -110,7 +111,7 @@ public class EvaluationTests
         val.Ints["customer_id"][0] = 0;
         val.Ints["article_id"][1] = 0;
         var features = Data.FeatureSet.From(config);
-        var ranks = EvaluateStage.ModelRanks(model, new SimdKernels(2), train, val, features, out var catalogue);
+        var ranks = CatalogueRanks.Compute(model, new SimdKernels(2), train, val, features, out var catalogue);
         Assert.Equal(train.Ints["article_id"].Distinct().Count(), catalogue);
         Assert.All(ranks, r => Assert.InRange(r, 1, catalogue + 1));
         // Independent check of one row: rank = 1 + candidates scoring strictly above, by brute force in float64.

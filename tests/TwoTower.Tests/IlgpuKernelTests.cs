@@ -6,6 +6,8 @@ using ILGPU.Backends.OpenCL;
 using ILGPU.Backends.PTX;
 using ILGPU.Runtime.Cuda;
 using ILGPU.Runtime.OpenCL;
+using TwoTower.Kernels.Ilgpu;
+using TwoTower.Kernels.Simd;
 using TwoTower.Kernels;
 using TwoTower.Model;
 
@@ -14,7 +16,7 @@ namespace TwoTower.Tests;
 /// <summary>One ILGPU CPU-accelerator context for the whole class (context creation and kernel compiles are slow).</summary>
 public sealed class IlgpuCpu : IDisposable
 {
-    public IlgpuKernels Kernels { get; } = IlgpuKernels.Create("ilgpu-cpu", out _)!;
+    public IlgpuKernels Kernels { get; } = Backend.CreateIlgpu("ilgpu-cpu", out _)!;
     public void Dispose() => Kernels.Dispose();
 }
 

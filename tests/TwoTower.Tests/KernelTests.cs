@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using TwoTower.Kernels.Simd;
 using TwoTower.Kernels;
 
 namespace TwoTower.Tests;

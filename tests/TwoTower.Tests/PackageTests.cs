@@ -4,12 +4,15 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using TwoTower.Kernels.Simd;
 using TwoTower.Config;
 using TwoTower.Data;
 using TwoTower.Evaluation;
 using TwoTower.Model;
 using TwoTower.Pipeline;
 using TwoTower.Serving;
+using TwoTower.Stages;
+using TwoTower.Benchmarks;
 
 namespace TwoTower.Tests;
 
@@ -42,16 +45,16 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
     TwoTowerModel LoadModel(out FeatureSet features, out TrainingColumns val)
     {
         features = FeatureSet.From(pipeline.Config);
-        var model = TrainStage.LoadTrained(pipeline.Store, pipeline.Config);
-        val = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(pipeline.Store.StageDir("normalize"), "val.parquet")));
+        var model = TrainedModel.Load(pipeline.Store, pipeline.Config);
+        val = TrainingColumns.Read(pipeline.Store, "val");
         return model;
     }
 
     [Fact]
     public void ManifestRecordsFormatMetricsAndIndexRecall()
     {
-        var manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(pipeline.PackageDir, PackageStage.ManifestFile)))!;
-        Assert.Equal(PackageStage.FormatVersion, manifest["format_version"]!.GetValue<string>());
+        var manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(pipeline.PackageDir, PackageLayout.ManifestFile)))!;
+        Assert.Equal(PackageLayout.FormatVersion, manifest["format_version"]!.GetValue<string>());
         Assert.InRange(manifest["index"]!["recall_at_100"]!.GetValue<double>(), 0.95, 1.0);
         Assert.Equal("model", manifest["validation_metrics"]!["methods"]![0]!["name"]!.GetValue<string>());
     }
@@ -65,7 +68,7 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         var error = Assert.Throws<PipelineError>(() =>
             pipeline.Store.Run(stage, config, new RecordingLog(), pipeline.Store.Fingerprint(stage, config), resume: false));
         Assert.Contains("below package.recall_floor 0.99", error.Message);
-        Assert.True(File.Exists(Path.Combine(pipeline.PackageDir, PackageStage.ManifestFile)), "the published package is untouched");
+        Assert.True(File.Exists(Path.Combine(pipeline.PackageDir, PackageLayout.ManifestFile)), "the published package is untouched");
     }
 
     [Fact]
@@ -74,10 +77,10 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         var model = LoadModel(out var features, out var val);
         var rows = Enumerable.Range(0, 64).ToArray();
         // Raw (unnormalized) inputs: ONNX normalizes inside the graph; recover them from the normalized columns.
-        var stats = NormalizeStage.ReadStats(pipeline.PackageDir);
+        var stats = NormalizationStats.ReadAll(pipeline.PackageDir);
         foreach (var (tower, file) in new[] { (model.Query, "query_tower.onnx"), (model.Candidate, "candidate_tower.onnx") })
         {
-            var expected = TwoTowerModel.Embed(tower, new Kernels.SimdKernels(1), val, rows);
+            var expected = TwoTowerModel.Embed(tower, new SimdKernels(1), val, rows);
             using var session = new InferenceSession(Path.Combine(pipeline.PackageDir, file));
             var inputs = tower.Inputs.Select(i => i.Feature.IsCategorical
                 ? NamedOnnxValue.CreateFromTensor(i.Feature.Column,
@@ -101,7 +104,7 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
     {
         var model = LoadModel(out var features, out _);
         using var recommender = new Recommender(pipeline.PackageDir);
-        var vocabulary = JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(pipeline.PackageDir, EncodeStage.VocabFile("customer_id"))))!;
+        var vocabulary = JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(pipeline.PackageDir, Vocabulary.FileName("customer_id"))))!;
         var customer = vocabulary[3];
         var values = new Dictionary<string, string> { ["age"] = "35", ["month"] = "7" };
         var exact = recommender.Recommend(customer, values, 20, excludeBought: false, exact: true);
@@ -110,14 +113,14 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         Assert.True(exact.Items.Zip(exact.Items.Skip(1)).All(p => p.First.Score >= p.Second.Score));
 
         // Independent: the trained model's query tower on the same features, scored against the candidate embeddings.
-        var stats = NormalizeStage.ReadStats(pipeline.PackageDir);
+        var stats = NormalizationStats.ReadAll(pipeline.PackageDir);
         var data = new TrainingColumns(1, new Dictionary<string, int[]> { ["customer_id"] = [4] }, new Dictionary<string, float[]>
         {
             ["age"] = stats["age"].Apply([35f]),
             ["month_sin"] = [(float)Math.Sin(2 * Math.PI * 7 / 12)],
             ["month_cos"] = [(float)Math.Cos(2 * Math.PI * 7 / 12)],
         });
-        var q = TwoTowerModel.Embed(model.Query, new Kernels.SimdKernels(1), data, [0]);
+        var q = TwoTowerModel.Embed(model.Query, new SimdKernels(1), data, [0]);
         foreach (var item in exact.Items)
         {
             var row = recommender.RowOf(item.ArticleId);
@@ -131,7 +134,7 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         var viaIndex = recommender.Recommend(customer, values, 20, excludeBought: false, exact: false);
         Assert.True(viaIndex.Items.Select(i => i.ArticleId).Intersect(exact.Items.Select(i => i.ArticleId)).Count() >= 15);
         var fresh = recommender.Recommend(customer, values, 20, excludeBought: true, exact: true);
-        var history = ColumnTable.ReadParquet(Path.Combine(pipeline.PackageDir, PackageStage.HistoryFile));
+        var history = ColumnTable.ReadParquet(Path.Combine(pipeline.PackageDir, PackageLayout.HistoryFile));
         var bought = history.Strings("customer_id").Zip(history.Ints("article_row")).Where(p => p.First == customer)
             .Select(p => recommender.ArticleIds[p.Second]).ToHashSet();
         Assert.NotEmpty(bought);

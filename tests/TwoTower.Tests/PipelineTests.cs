@@ -1,7 +1,11 @@
 using System.Diagnostics;
 using TwoTower.Config;
 using TwoTower.Data;
+using TwoTower.Kernels;
+using TwoTower.Kernels.Simd;
 using TwoTower.Pipeline;
+using TwoTower.Stages;
+using TwoTower.Benchmarks;
 
 namespace TwoTower.Tests;
 
@@ -73,11 +77,11 @@ public class PipelineTests : IDisposable
         var store = new ArtifactStore(Path.Combine(dir, "artifacts"));
         var config = Config("train.validate_every=1", "train.epochs=2", "train.batch_size=256");
         RunPipeline(store, config);
-        Stage[] modelStages = [new Model.TrainStage(), new Evaluation.EvaluateStage()];
+        Stage[] modelStages = [new TrainStage(), new EvaluateStage()];
         foreach (var stage in modelStages)
             store.Run(stage, config, new RecordingLog(), store.Fingerprint(stage, config), resume: false);
         var history = System.Text.Json.JsonSerializer.Deserialize<List<Model.EpochStats>>(
-            File.ReadAllText(Path.Combine(store.StageDir("train"), Model.TrainStage.HistoryFile)))!;
+            File.ReadAllText(Path.Combine(store.StageDir("train"), Model.TrainedModel.HistoryFile)))!;
         Assert.Equal(2, history.Count);
         Assert.All(history, h => Assert.NotNull(h.ValidationHitAt));
         using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(store.StageDir("evaluate"), "metrics.json")));
@@ -95,11 +99,11 @@ public class PipelineTests : IDisposable
         var config = Config("train.validate_every=1", "train.epochs=4", "train.batch_size=128", "train.learning_rate=0.05",
             "train.early_stopping_metric=hit@10", "train.early_stopping_patience=1");
         RunPipeline(store, config);
-        Stage[] modelStages = [new Model.TrainStage(), new Evaluation.EvaluateStage()];
+        Stage[] modelStages = [new TrainStage(), new EvaluateStage()];
         foreach (var stage in modelStages)
             store.Run(stage, config, new RecordingLog(), store.Fingerprint(stage, config), resume: false);
         var history = System.Text.Json.JsonSerializer.Deserialize<List<Model.EpochStats>>(
-            File.ReadAllText(Path.Combine(store.StageDir("train"), Model.TrainStage.HistoryFile)))!;
+            File.ReadAllText(Path.Combine(store.StageDir("train"), Model.TrainedModel.HistoryFile)))!;
         Assert.True(history.Count < 4, "this configuration stops before its last epoch");
         var best = history.Max(h => h.ValidationHitAt![10]);
         using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(store.StageDir("evaluate"), "metrics.json")));
@@ -115,7 +119,7 @@ public class PipelineTests : IDisposable
         var config = Config("accelerator=ilgpu-cpu", "synth.scale=0.005", "train.epochs=1", "train.batch_size=256");
         RunPipeline(store, config);
         var log = new RecordingLog();
-        foreach (Stage stage in new Stage[] { new Model.TrainStage(), new Evaluation.EvaluateStage() })
+        foreach (Stage stage in new Stage[] { new TrainStage(), new EvaluateStage() })
             store.Run(stage, config, log, store.Fingerprint(stage, config), resume: false);
         Assert.Contains(log.Lines, l => l.Contains("Backend: ilgpu CPU"));
         using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(store.StageDir("evaluate"), "metrics.json")));
@@ -144,12 +148,12 @@ public class PipelineTests : IDisposable
     public void AskingForAnAbsentAcceleratorIsAnErrorListingWhatWasFound()
     {
         var log = new RecordingLog();
-        using var auto = Model.TrainStage.CreateKernels(Config(), log) as IDisposable;
+        using var auto = Backend.Create("auto", 2, log) as IDisposable;
         if (!log.Lines.Any(l => l.Contains("found 0 CUDA and 0 OpenCL")))
             return;  // a machine with a GPU: nothing is absent
         foreach (var choice in new[] { "cuda", "opencl" })
         {
-            var error = Assert.Throws<PipelineError>(() => Model.TrainStage.CreateKernels(Config($"accelerator={choice}"), log));
+            var error = Assert.Throws<PipelineError>(() => Backend.Create(choice, 2, log));
             Assert.Contains($"accelerator '{choice}' asked for, but found 0 CUDA and 0 OpenCL GPU device(s)", error.Message);
         }
     }
@@ -158,10 +162,10 @@ public class PipelineTests : IDisposable
     public void AutoAcceleratorSaysWhatItFoundAndFallsBackToSimdWithoutAGpu()
     {
         var log = new RecordingLog();
-        var kernels = Model.TrainStage.CreateKernels(Config(), log);
+        var kernels = Backend.Create("auto", 2, log);
         Assert.Contains(log.Lines, l => l.Contains("accelerator 'auto': found"));
         if (log.Lines.Any(l => l.Contains("found 0 CUDA and 0 OpenCL")))
-            Assert.IsType<Kernels.SimdKernels>(kernels);
+            Assert.IsType<SimdKernels>(kernels);
         (kernels as IDisposable)?.Dispose();
     }
 

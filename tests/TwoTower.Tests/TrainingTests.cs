@@ -1,3 +1,4 @@
+using TwoTower.Kernels.Simd;
 using TwoTower.Config;
 using TwoTower.Kernels;
 using TwoTower.Model;

@@ -177,8 +177,8 @@ public sealed class PipelineConfig
 
     static string Suggest(string name)
     {
-        var best = ConfigSchema.Keys.MinBy(k => Levenshtein(k.Name, name))!;
-        if (Levenshtein(best.Name, name) <= 3)
+        var best = ConfigSchema.Keys.MinBy(k => Spelling.Distance(k.Name, name))!;
+        if (Spelling.Distance(best.Name, name) <= 3)
             return $"Did you mean '{best.Name}'?";
         var section = name.Contains('.') ? name[..name.LastIndexOf('.')] : "";
         var siblings = ConfigSchema.Keys.Where(k => k.Section == section).Select(k => k.Name).ToArray();
@@ -187,22 +187,6 @@ public sealed class PipelineConfig
             : "Known sections: " + string.Join(", ", ConfigSchema.Sections.Where(s => !s.Contains('.')));
     }
 
-    static int Levenshtein(string a, string b)
-    {
-        var row = Enumerable.Range(0, b.Length + 1).ToArray();
-        for (var i = 1; i <= a.Length; i++)
-        {
-            var prev = row[0];
-            row[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                var cur = row[j];
-                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), prev + (a[i - 1] == b[j - 1] ? 0 : 1));
-                prev = cur;
-            }
-        }
-        return row[b.Length];
-    }
 
     /// <summary>Rules that involve more than one key.</summary>
     void Validate()

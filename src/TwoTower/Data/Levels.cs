@@ -11,6 +11,9 @@ public sealed class Levels
     readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> lookup;
     readonly List<string> values = [];
 
+    /// <summary>The file holding a split's levels of a column (artifacts/ingest): its values as a JSON array.</summary>
+    public static string FileName(string split, string column) => $"levels.{split}.{column}.json";
+
     public Levels() => lookup = codes.GetAlternateLookup<ReadOnlySpan<char>>();
 
     public IReadOnlyList<string> Values => values;

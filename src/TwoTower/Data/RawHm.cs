@@ -15,10 +15,6 @@ namespace TwoTower.Data;
 /// </summary>
 public static class RawHm
 {
-    public static string TransactionsPath(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("raw.transactions_file"));
-    public static string CustomersPath(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("raw.customers_file"));
-    public static string ArticlesPath(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("raw.articles_file"));
-
     public sealed record Split(ColumnTable Table, IReadOnlyDictionary<string, IReadOnlyList<string>> Levels);
 
     /// <summary>A side table (customers or articles): its requested columns by row, and its id → row index.</summary>
@@ -38,7 +34,7 @@ public static class RawHm
         var missingIsError = config.Str("data.missing_numeric") == "error";
         var padding = (int)config.Int("raw.article_id_digits");
 
-        var transactionsPath = TransactionsPath(config);
+        var transactionsPath = DataFiles.Transactions(config);
         var transactionColumns = HeaderOf(transactionsPath);
         foreach (var required in new[] { "t_dat", "customer_id", "article_id" })
         {
@@ -47,8 +43,8 @@ public static class RawHm
         }
         var derived = new[] { "month", "month_sin", "month_cos" };
         bool FromTransactions(string c) => transactionColumns.Contains(c) || derived.Contains(c);
-        var customersPath = CustomersPath(config);
-        var articlesPath = ArticlesPath(config);
+        var customersPath = DataFiles.Customers(config);
+        var articlesPath = DataFiles.Articles(config);
         var customerColumns = HeaderOf(customersPath);
         var articleColumns = HeaderOf(articlesPath);
         string SourceOf(string column) =>

@@ -64,10 +64,8 @@ public static class Synthesizer
     public static bool EnsureData(PipelineConfig config, IPipelineLog log)
     {
         var dir = config.Str("data.dir");
-        var raw = config.Str("data.format") == "hm_raw";
-        string[] files = raw
-            ? [RawHm.TransactionsPath(config), RawHm.CustomersPath(config), RawHm.ArticlesPath(config)]
-            : [Path.Combine(dir, config.Str("data.train_file")), Path.Combine(dir, config.Str("data.val_file"))];
+        var raw = DataFiles.IsRawLayout(config);
+        var files = DataFiles.All(config);
         CheckPaths(dir, files);
         var fingerprint = Fingerprint(config) + (raw ? "-raw" : "");
         var mark = GeneratedDataManifest.Read(dir, files);

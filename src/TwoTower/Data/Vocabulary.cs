@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace TwoTower.Data;
 
 /// <summary>
@@ -8,6 +10,13 @@ namespace TwoTower.Data;
 public sealed class Vocabulary
 {
     public const int OutOfVocabulary = 0;
+
+    /// <summary>The file holding a column's vocabulary (artifacts/encode and a package): its values as a JSON array.</summary>
+    public static string FileName(string column) => $"vocab.{column}.json";
+
+    /// <summary>The vocabulary of a column from a folder holding vocab.&lt;column&gt;.json (artifacts/encode or a package).</summary>
+    public static Vocabulary Read(string dir, string column) =>
+        new(JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(dir, FileName(column))))!);
 
     readonly Dictionary<string, int> index;
 
@@ -39,44 +48,4 @@ public sealed class Vocabulary
 
     /// <summary>The value of id (the empty string for the out-of-vocabulary slot).</summary>
     public string Decode(int id) => id == OutOfVocabulary ? "" : Values[id - 1];
-}
-
-/// <summary>Keras <c>Normalization(axis=None)</c> statistics of one column.</summary>
-public sealed record NormalizationStats(double Mean, double Variance, double Std, long Count, bool Normalized = true)
-{
-    /// <summary>Population mean and variance of the finite values (float64 accumulation); std floored at epsilon.</summary>
-    public static NormalizationStats Fit(ReadOnlySpan<float> values, double epsilon)
-    {
-        double sum = 0;
-        long n = 0;
-        foreach (var v in values)
-        {
-            if (float.IsFinite(v))
-            {
-                sum += v;
-                n++;
-            }
-        }
-        var mean = n > 0 ? sum / n : 0;
-        double squares = 0;
-        foreach (var v in values)
-        {
-            if (float.IsFinite(v))
-                squares += (v - mean) * (v - mean);
-        }
-        var variance = n > 0 ? squares / n : 0;
-        return new NormalizationStats(mean, variance, Math.Max(Math.Sqrt(variance), epsilon), n);
-    }
-
-    /// <summary>(x − μ) / std when normalized, else x; a missing value becomes the mean first.</summary>
-    public float[] Apply(ReadOnlySpan<float> values)
-    {
-        var output = new float[values.Length];
-        for (var i = 0; i < values.Length; i++)
-        {
-            var x = float.IsFinite(values[i]) ? values[i] : Mean;
-            output[i] = Normalized ? (float)((x - Mean) / Std) : (float)x;
-        }
-        return output;
-    }
 }

@@ -27,7 +27,7 @@ public static class Plots
         Save(plot, path);
     }
 
-    public static void HitAtK(string path, IReadOnlyList<int> ks, IReadOnlyList<EvaluateStage.Scores> methods)
+    public static void HitAtK(string path, IReadOnlyList<int> ks, IReadOnlyList<MethodScores> methods)
     {
         var plot = new ScottPlot.Plot();
         var xs = ks.Select(k => Math.Log10(k)).ToArray();

@@ -91,21 +91,3 @@ public sealed class Tower
         }
     }
 }
-
-/// <summary>Encoded and normalized columns (artifacts/normalize) held in memory for training.</summary>
-public sealed record TrainingColumns(int RowCount, IReadOnlyDictionary<string, int[]> Ints, IReadOnlyDictionary<string, float[]> Floats)
-{
-    public static TrainingColumns From(ColumnTable table)
-    {
-        var ints = new Dictionary<string, int[]>();
-        var floats = new Dictionary<string, float[]>();
-        foreach (var name in table.Names)
-        {
-            if (table.Column(name) is int[] i)
-                ints[name] = i;
-            else
-                floats[name] = table.Floats(name);
-        }
-        return new TrainingColumns(table.RowCount, ints, floats);
-    }
-}

@@ -4,6 +4,7 @@ using Cloud.Unum.USearch;
 using TwoTower.Config;
 using TwoTower.Data;
 using TwoTower.Kernels;
+using TwoTower.Kernels.Simd;
 using TwoTower.Model;
 
 namespace TwoTower.Serving;
@@ -41,19 +42,19 @@ public sealed class Recommender : IDisposable
     public Recommender(string packageDir)
     {
         string File(string name) => Path.Combine(packageDir, name);
-        if (!Directory.Exists(packageDir) || !System.IO.File.Exists(File(PackageStage.ManifestFile)))
+        if (!Directory.Exists(packageDir) || !System.IO.File.Exists(File(PackageLayout.ManifestFile)))
             throw new PipelineError($"no package at {packageDir} (run --target=Package first)");
         var config = PipelineConfig.Parse(System.IO.File.ReadAllText(File("config.yaml")), File("config.yaml"));
         features = FeatureSet.From(config);
-        vocabularies = features.CategoricalColumns.ToDictionary(c => c, c => EncodeStage.ReadVocabulary(packageDir, c));
-        normalization = NormalizeStage.ReadStats(packageDir);
+        vocabularies = features.CategoricalColumns.ToDictionary(c => c, c => Vocabulary.Read(packageDir, c));
+        normalization = NormalizationStats.ReadAll(packageDir);
         var model = TwoTowerModel.Create(config, vocabularies.ToDictionary(v => v.Key, v => v.Value.Count));
-        model.LoadWeights(File(TrainStage.WeightsFile));
+        model.LoadWeights(File(TrainedModel.WeightsFile));
         // One query at a time (under forwardLock): a one-row tower kept for the process.
         queryTower = new DeviceTower(kernels, model.Query, capacity: 1, trainingFromStep: null);
         Dim = model.Candidate.OutputDim;
 
-        var candidates = ColumnTable.ReadParquet(File(PackageStage.CandidatesFile));
+        var candidates = ColumnTable.ReadParquet(File(PackageLayout.CandidatesFile));
         ArticleIds = candidates.Strings(features.CandidateId);
         Embeddings = new float[ArticleIds.Length * Dim];
         for (var d = 0; d < Dim; d++)
@@ -65,9 +66,9 @@ public sealed class Recommender : IDisposable
         articleFeatures = candidates.Names.Where(n => n != features.CandidateId && candidates.Column(n) is string[])
             .ToDictionary(n => n, candidates.Strings);
         articleRow = ArticleIds.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i);
-        index = new USearchIndex(File(PackageStage.IndexFile));
+        index = new USearchIndex(File(PackageLayout.IndexFile));
 
-        var history = ColumnTable.ReadParquet(File(PackageStage.HistoryFile));
+        var history = ColumnTable.ReadParquet(File(PackageLayout.HistoryFile));
         bought = new Dictionary<string, HashSet<int>>();
         var customers = history.Strings(features.QueryId);
         var articles = history.Ints("article_row");

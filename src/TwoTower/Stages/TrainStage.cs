@@ -3,10 +3,12 @@ using System.Text.Json;
 using Spectre.Console;
 using TwoTower.Config;
 using TwoTower.Data;
+using TwoTower.Evaluation;
 using TwoTower.Kernels;
+using TwoTower.Model;
 using TwoTower.Pipeline;
 
-namespace TwoTower.Model;
+namespace TwoTower.Stages;
 
 /// <summary>
 /// Train: the two-tower model on artifacts/normalize/train.parquet → artifacts/train/:
@@ -24,42 +26,17 @@ public sealed class TrainStage : Stage
     public override IReadOnlyList<string> Upstream => ["normalize"];
     public override bool CanResume => true;
 
-    public const string WeightsFile = "model.safetensors";
-    public const string CheckpointFile = "checkpoint.safetensors";
-    public const string HistoryFile = "history.json";
     const string BestWeightsFile = "best.safetensors";
-
-    public static Dictionary<string, int> VocabularySizes(ArtifactStore store, FeatureSet features) =>
-        features.CategoricalColumns.ToDictionary(c => c, c => EncodeStage.ReadVocabulary(store.StageDir("encode"), c).Count);
-
-    /// <summary>The configured model with the weights Train wrote.</summary>
-    public static TwoTowerModel LoadTrained(ArtifactStore store, PipelineConfig config)
-    {
-        var model = TwoTowerModel.Create(config, VocabularySizes(store, FeatureSet.From(config)));
-        model.LoadWeights(Path.Combine(store.StageDir("train"), WeightsFile));
-        return model;
-    }
-
-    /// <summary>The backend the config asks for; the log names the device chosen and why.</summary>
-    public static IKernels CreateKernels(PipelineConfig config, IPipelineLog log)
-    {
-        var choice = config.Str("accelerator");
-        var reason = "accelerator 'cpu'";
-        var kernels = choice == "cpu" ? null : IlgpuKernels.Create(choice, out reason);
-        IKernels chosen = kernels ?? (IKernels)new SimdKernels(config.Threads);
-        log.Info($"Backend: {chosen.Name} ({reason})");
-        return chosen;
-    }
 
     public override void Execute(StageRun run)
     {
         var config = run.Config;
         var features = FeatureSet.From(config);
-        var data = TrainingColumns.From(ColumnTable.ReadParquet(run.Input("normalize", "train.parquet")));
-        var model = TwoTowerModel.Create(config, VocabularySizes(run.Store, features));
+        var data = TrainingColumns.Read(run.Store, "train");
+        var model = TwoTowerModel.Create(config, TrainedModel.VocabularySizes(run.Store, features));
         var options = TrainOptions.From(config);
         var history = new List<EpochStats>();
-        var checkpoint = run.Output(CheckpointFile);
+        var checkpoint = run.Output(TrainedModel.CheckpointFile);
         var firstEpoch = 1;
         var startStep = 0;
         if (run.Resuming && File.Exists(checkpoint))
@@ -74,14 +51,14 @@ public sealed class TrainStage : Stage
         {
             model.Initialize(config.Int("seed"));
         }
-        using var kernels = CreateKernels(config, run.Log);
+        using var kernels = Backend.Create(config.Str("accelerator"), config.Threads, run.Log);
         using var trainer = new Trainer(model, kernels, options, data, features.CandidateId, startStep);
         var parameters = model.Variables.Sum(v => (long)v.Value.Length);
         run.Log.Info($"Training on {data.RowCount:N0} rows, {trainer.BatchesPerEpoch} batches of {options.BatchSize}, " +
                      $"{parameters:N0} parameters, epochs {firstEpoch}..{options.Epochs}");
 
         var validateEvery = (int)config.Int("train.validate_every");
-        var val = validateEvery > 0 ? TrainingColumns.From(ColumnTable.ReadParquet(run.Input("normalize", "val.parquet"))) : null;
+        var val = validateEvery > 0 ? TrainingColumns.Read(run.Store, "val") : null;
         var ks = config.IntList("evaluate.ks").Select(k => (int)k).Order().ToArray();
         var stopping = EarlyStopping.From(config);
         var best = run.Output(BestWeightsFile);
@@ -92,8 +69,8 @@ public sealed class TrainStage : Stage
             var stats = RunEpochWithProgress(trainer, epoch, options.Epochs, run.Log);
             if (val != null && epoch % validateEvery == 0)
             {
-                var ranks = Evaluation.EvaluateStage.ModelRanks(model, trainer.Kernels, data, val, features, out _);
-                var metrics = Evaluation.RankMetrics.Compute(ranks, ks);
+                var ranks = CatalogueRanks.Compute(model, trainer.Kernels, data, val, features, out _);
+                var metrics = RankMetrics.Compute(ranks, ks);
                 stats = stats with { ValidationHitAt = new Dictionary<int, double>(metrics.HitAt), ValidationMrr = metrics.Mrr };
                 run.Log.Info($"Epoch {epoch}: validation " + string.Join(", ", ks.Select(k => $"hit@{k} {metrics.HitAt[k]:F4}")) +
                              $", MRR {metrics.Mrr:F4}");
@@ -117,9 +94,9 @@ public sealed class TrainStage : Stage
             run.Log.Info($"Early stopping on {stopping.Metric}: keeping the weights of epoch {stopping.BestEpoch(history)}" +
                          (stopping.ShouldStop(history) ? $", stopped after epoch {history[^1].Epoch}" : ""));
         }
-        model.SaveWeights(run.Output(WeightsFile), new Dictionary<string, string> { ["format"] = "twotower-1" });
-        ArtifactStore.WriteAtomic(run.Output("config.yaml"), config.ToYaml());
-        ArtifactStore.WriteAtomic(run.Output(HistoryFile), JsonSerializer.Serialize(history, new JsonSerializerOptions { WriteIndented = true }));
+        model.SaveWeights(run.Output(TrainedModel.WeightsFile), new Dictionary<string, string> { ["format"] = "twotower-1" });
+        ArtifactStore.WriteAtomic(run.Output(TrainedModel.ConfigFile), config.ToYaml());
+        ArtifactStore.WriteAtomic(run.Output(TrainedModel.HistoryFile), JsonSerializer.Serialize(history, new JsonSerializerOptions { WriteIndented = true }));
     }
 
     static bool Interactive =>

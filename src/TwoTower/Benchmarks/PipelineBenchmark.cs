@@ -2,17 +2,18 @@ using System.Diagnostics;
 using TwoTower.Config;
 using TwoTower.Data;
 using TwoTower.Evaluation;
+using TwoTower.Kernels;
 using TwoTower.Model;
 using TwoTower.Pipeline;
 
-namespace TwoTower;
+namespace TwoTower.Benchmarks;
 
 /// <summary>
 /// The `Benchmark` target: times Ingest (CSV → Parquet), one training epoch and the full
 /// evaluation on the configured data, several runs each, and prints medians with the FLOP rate
 /// of the heavy ops. Not a test: figures depend on the machine.
 /// </summary>
-public static class Benchmarks
+public static class PipelineBenchmark
 {
     public static void Run(PipelineConfig config, ArtifactStore store, IPipelineLog log, int repeats)
     {
@@ -22,18 +23,18 @@ public static class Benchmarks
         var ingest = Median(repeats, () =>
         {
             var tmp = Path.Combine(Path.GetTempPath(), $"twotower-bench-{Environment.ProcessId}.parquet");
-            foreach (var path in new[] { IngestStage.TrainCsv(config), IngestStage.ValCsv(config) })
+            foreach (var path in new[] { DataFiles.TrainCsv(config), DataFiles.ValCsv(config) })
                 CsvTransactions.Read(path, features.CategoricalColumns, features.NumericColumns, false).Table.WriteParquet(tmp);
             File.Delete(tmp);
         });
-        var csvBytes = new FileInfo(IngestStage.TrainCsv(config)).Length + new FileInfo(IngestStage.ValCsv(config)).Length;
+        var csvBytes = new FileInfo(DataFiles.TrainCsv(config)).Length + new FileInfo(DataFiles.ValCsv(config)).Length;
         rows.Add(("Ingest (train + val CSV → Parquet)", ingest, $"{csvBytes / 1e6:F0} MB of CSV, {csvBytes / 1e6 / ingest:F0} MB/s"));
 
-        var train = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(store.StageDir("normalize"), "train.parquet")));
-        var val = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(store.StageDir("normalize"), "val.parquet")));
-        var model = TwoTowerModel.Create(config, TrainStage.VocabularySizes(store, features));
+        var train = TrainingColumns.Read(store, "train");
+        var val = TrainingColumns.Read(store, "val");
+        var model = TwoTowerModel.Create(config, TrainedModel.VocabularySizes(store, features));
         model.Initialize(config.Int("seed"));
-        using var kernels = TrainStage.CreateKernels(config, log);
+        using var kernels = Backend.Create(config.Str("accelerator"), config.Threads, log);
         var options = TrainOptions.From(config);
         using var trainer = new Trainer(model, kernels, options, train, features.CandidateId);
         var epoch = 0;
@@ -45,7 +46,7 @@ public static class Benchmarks
             $"{train.RowCount / epochSeconds:N0} rows/s; in-batch softmax {softmaxFlops / 1e9:F0} GFLOP → {softmaxFlops / 1e9 / epochSeconds:F1} GFLOP/s over the whole epoch"));
 
         var catalogue = 0;
-        var evalSeconds = Median(repeats, () => EvaluateStage.ModelRanks(model, kernels, train, val, features, out catalogue));
+        var evalSeconds = Median(repeats, () => CatalogueRanks.Compute(model, kernels, train, val, features, out catalogue));
         var evalFlops = 2.0 * val.RowCount * catalogue * dim;
         rows.Add(("Evaluate (rank of every validation row)", evalSeconds,
             $"{val.RowCount:N0} queries × {catalogue:N0} candidates: {evalFlops / 1e9:F0} GFLOP → {evalFlops / 1e9 / evalSeconds:F1} GFLOP/s"));

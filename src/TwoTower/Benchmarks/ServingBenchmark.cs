@@ -2,8 +2,9 @@ using System.Diagnostics;
 using System.Net;
 using TwoTower.Config;
 using TwoTower.Pipeline;
+using TwoTower.Serving;
 
-namespace TwoTower.Serving;
+namespace TwoTower.Benchmarks;
 
 /// <summary>
 /// The `BenchmarkServing` target: latency of one query through the index (k = 100) and by exact

@@ -3,10 +3,12 @@ using TwoTower.Config;
 using TwoTower.Data;
 using TwoTower.Evaluation;
 using TwoTower.Kernels;
+using TwoTower.Kernels.Ilgpu;
+using TwoTower.Kernels.Simd;
 using TwoTower.Model;
 using TwoTower.Pipeline;
 
-namespace TwoTower;
+namespace TwoTower.Benchmarks;
 
 /// <summary>
 /// The `GpuCheck` target, for a machine with a GPU: the ILGPU ops against the SIMD backend on the
@@ -21,8 +23,7 @@ public static class GpuCheck
 
     public static void Run(PipelineConfig config, ArtifactStore store, IPipelineLog log)
     {
-        var choice = config.Str("accelerator") is "auto" or "cpu" ? "cuda" : config.Str("accelerator");
-        using var gpu = IlgpuKernels.Create(choice, out var reason) ?? throw new PipelineError($"GpuCheck needs a GPU: {reason}");
+        using var gpu = Backend.CreateGpu(config.Str("accelerator"), out var reason);
         using var simd = new SimdKernels(config.Threads);
         log.Info($"GpuCheck: {reason}; CPU backend {simd.Name}");
         var rows = new List<(string What, string Value)>();
@@ -33,9 +34,9 @@ public static class GpuCheck
         }
 
         var features = FeatureSet.From(config);
-        var train = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(store.StageDir("normalize"), "train.parquet")));
-        var val = TrainingColumns.From(ColumnTable.ReadParquet(Path.Combine(store.StageDir("normalize"), "val.parquet")));
-        var vocab = TrainStage.VocabularySizes(store, features);
+        var train = TrainingColumns.Read(store, "train");
+        var val = TrainingColumns.Read(store, "val");
+        var vocab = TrainedModel.VocabularySizes(store, features);
 
         // 1. Ops on the same inputs at the configured batch size; times with the operands already on the device, waiting for the result.
         var b = (int)config.Int("train.batch_size");
@@ -62,7 +63,7 @@ public static class GpuCheck
             using var dq = k.Allocate<float>(b * d);
             using var dc = k.Allocate<float>(b * d);
             var result = (new float[b], new float[b * d], new float[b * d]);
-            var seconds = Benchmarks.Median(10, () =>
+            var seconds = PipelineBenchmark.Median(10, () =>
             {
                 k.InBatchSoftmax(vq, vc, b, d, vo, 1f, vi, loss, dq, dc);
                 k.CopyToHost(loss, result.Item1);
@@ -124,7 +125,7 @@ public static class GpuCheck
             groups.Upload();
             var sync = new float[1];
             var step = 0;
-            double Time(Action op) => Benchmarks.Median(21, () =>
+            double Time(Action op) => PipelineBenchmark.Median(21, () =>
             {
                 op();
                 k.CopyToHost(vy, sync);
@@ -161,7 +162,7 @@ public static class GpuCheck
         var (gpuEpoch, gpuModel) = Epoch(gpu);
         Row($"epoch, {train.RowCount:N0} rows: s, rows/s GPU", $"{gpuEpoch.Seconds:F2}, {gpuEpoch.RowsPerSecond:N0}");
         var watch = Stopwatch.StartNew();
-        var gpuRanks = EvaluateStage.ModelRanks(gpuModel, gpu, train, val, features, out var catalogue);
+        var gpuRanks = CatalogueRanks.Compute(gpuModel, gpu, train, val, features, out var catalogue);
         Row($"evaluation {val.RowCount:N0} × {catalogue:N0}: s GPU", $"{watch.Elapsed.TotalSeconds:F2}");
         if (compare)
         {
@@ -173,7 +174,7 @@ public static class GpuCheck
             Row("weights after the epoch: abs. diff GPU vs CPU, median / 99th percentile / max",
                 $"{diffs[diffs.Length / 2]:E1} / {diffs[(int)(diffs.Length * 0.99)]:E1} / {diffs[^1]:E1}");
             watch.Restart();
-            var cpuRanks = EvaluateStage.ModelRanks(gpuModel, simd, train, val, features, out _);
+            var cpuRanks = CatalogueRanks.Compute(gpuModel, simd, train, val, features, out _);
             Row("evaluation: s CPU; ranks equal GPU vs CPU (same model)",
                 $"{watch.Elapsed.TotalSeconds:F2}; {gpuRanks.Zip(cpuRanks).Count(p => p.First == p.Second) * 100.0 / cpuRanks.Length:F3}%");
         }

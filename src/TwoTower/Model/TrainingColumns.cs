@@ -1,0 +1,26 @@
+using TwoTower.Data;
+using TwoTower.Pipeline;
+
+namespace TwoTower.Model;
+
+/// <summary>Encoded and normalized columns (artifacts/normalize) held in memory for training.</summary>
+public sealed record TrainingColumns(int RowCount, IReadOnlyDictionary<string, int[]> Ints, IReadOnlyDictionary<string, float[]> Floats)
+{
+    /// <summary>A split ("train" or "val") of artifacts/normalize, as Normalize wrote it.</summary>
+    public static TrainingColumns Read(ArtifactStore store, string split) =>
+        From(ColumnTable.ReadParquet(Path.Combine(store.StageDir("normalize"), split + ".parquet")));
+
+    public static TrainingColumns From(ColumnTable table)
+    {
+        var ints = new Dictionary<string, int[]>();
+        var floats = new Dictionary<string, float[]>();
+        foreach (var name in table.Names)
+        {
+            if (table.Column(name) is int[] i)
+                ints[name] = i;
+            else
+                floats[name] = table.Floats(name);
+        }
+        return new TrainingColumns(table.RowCount, ints, floats);
+    }
+}

@@ -1,0 +1,75 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Data.Analysis;
+using TwoTower.Config;
+using TwoTower.Data;
+using TwoTower.Pipeline;
+
+namespace TwoTower.Stages;
+
+/// <summary>
+/// Ingest: the configured CSVs → artifacts/ingest/{train,val}.parquet with only the configured
+/// feature columns: categorical columns as int codes into levels.&lt;split&gt;.&lt;column&gt;.json (the
+/// column's distinct strings in first-seen order), numeric columns as float; plus a summary.
+/// </summary>
+public sealed class IngestStage : Stage
+{
+    public override string Name => "ingest";
+    public override string CodeVersion => "ingest-3";
+
+    public override IReadOnlyList<string> ConfigKeys => ["data", "features"];
+
+    public override IEnumerable<string> InputFiles(PipelineConfig config) => DataFiles.All(config);
+
+    public override void Execute(StageRun run)
+    {
+        var features = FeatureSet.From(run.Config);
+        var watch = Stopwatch.StartNew();
+        if (DataFiles.IsRawLayout(run.Config))
+        {
+            var (train, val) = RawHm.Read(run.Config, features, run.Log);
+            run.Log.Verbose($"Ingest: raw files read, joined and split in {watch.Elapsed.TotalSeconds:F1} s");
+            Write(run, "train", train.Table, train.Levels, features);
+            Write(run, "val", val.Table, val.Levels, features);
+        }
+        else
+        {
+            var missingIsError = run.Config.Str("data.missing_numeric") == "error";
+            foreach (var (split, path) in new[] { ("train", DataFiles.TrainCsv(run.Config)), ("val", DataFiles.ValCsv(run.Config)) })
+            {
+                var result = CsvTransactions.Read(path, features.CategoricalColumns, features.NumericColumns, missingIsError);
+                foreach (var (column, count) in result.MissingCounts.Where(m => m.Value > 0))
+                    run.Log.Warning($"{path}: {count:N0} of {result.Table.RowCount:N0} rows have no '{column}'; imputing the training mean");
+                Write(run, split, result.Table, result.Levels, features);
+                run.Log.Info($"Ingest {split}: {result.Table.RowCount:N0} rows from {path}");
+            }
+        }
+        run.Log.Verbose($"Ingest took {watch.Elapsed.TotalSeconds:F2} s");
+    }
+
+    static void Write(StageRun run, string split, ColumnTable table, IReadOnlyDictionary<string, IReadOnlyList<string>> levels, FeatureSet features)
+    {
+        var watch = Stopwatch.StartNew();
+        table.WriteParquet(run.Output(split + ".parquet"));
+        foreach (var (column, values) in levels)
+            ArtifactStore.WriteAtomic(run.Output(Levels.FileName(split, column)), JsonSerializer.Serialize(values));
+        var written = watch.Elapsed.TotalSeconds;
+        File.WriteAllText(run.Output(split + ".summary.txt"), Summary(table, levels, features));
+        run.Log.Verbose($"Ingest {split}: Parquet and levels written in {written:F1} s, summary in {watch.Elapsed.TotalSeconds - written:F1} s");
+    }
+
+    /// <summary>Distinct counts of the categorical columns and a description of the numeric ones.</summary>
+    static string Summary(ColumnTable table, IReadOnlyDictionary<string, IReadOnlyList<string>> levels, FeatureSet features)
+    {
+        var lines = new List<string> { $"rows: {table.RowCount}" };
+        foreach (var c in features.CategoricalColumns)
+            lines.Add($"{c}: {levels[c].Count} distinct");
+        if (features.NumericColumns.Count > 0)
+        {
+            var frame = new DataFrame(features.NumericColumns.Select(c =>
+                (DataFrameColumn)new SingleDataFrameColumn(c, table.Floats(c).Select(v => float.IsFinite(v) ? v : (float?)null))).ToArray());
+            lines.Add(frame.Description().ToString());
+        }
+        return string.Join('\n', lines) + "\n";
+    }
+}

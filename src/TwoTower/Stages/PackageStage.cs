@@ -1,0 +1,179 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Cloud.Unum.USearch;
+using TwoTower.Data;
+using TwoTower.Config;
+using TwoTower.Evaluation;
+using TwoTower.Kernels;
+using TwoTower.Model;
+using TwoTower.Pipeline;
+using TwoTower.Serving;
+
+namespace TwoTower.Stages;
+
+/// <summary>
+/// Package: everything needed to serve, usable without this repository's training code:
+/// package.json (format, fingerprints, config, validation metrics, index recall), the weights,
+/// vocabularies and normalization statistics, candidates.parquet (article id, item features, the
+/// embedding as e0..e15), index.usearch (HNSW, inner product), history.parquet (training
+/// purchases, for "exclude already bought"), query_tower.onnx / candidate_tower.onnx and the
+/// OpenSearch k-NN mapping and _bulk file.
+/// </summary>
+public sealed class PackageStage : Stage
+{
+    public override string Name => "package";
+    public override string CodeVersion => "package-1";
+    public override IReadOnlyList<string> ConfigKeys => ["package", "opensearch", "features"];
+    public override IReadOnlyList<string> Upstream => ["evaluate"];
+
+    public override void Execute(StageRun run)
+    {
+        var config = run.Config;
+        var features = FeatureSet.From(config);
+        var vocabularies = features.CategoricalColumns.ToDictionary(c => c, c => Vocabulary.Read(run.Store.StageDir("encode"), c));
+        var model = TrainedModel.Load(run.Store, config);
+        using var kernels = Backend.Create(config.Str("accelerator"), config.Threads, run.Log);
+        var train = TrainingColumns.Read(run.Store, "train");
+
+        CopyModelFiles(run, features);
+        // Candidates: each distinct training article with its first row's features, as Evaluate scores them.
+        var rows = CatalogueRanks.CatalogueRows(train.Ints[features.CandidateId]);
+        var dim = model.Candidate.OutputDim;
+        var embeddings = TwoTowerModel.Embed(model.Candidate, kernels, train, rows);
+        var candidates = WriteCandidates(run, features, vocabularies, train, rows, embeddings, dim);
+        WriteHistory(run, features, vocabularies, train, rows);
+        var index = IndexSettings.From(config);
+        WriteIndex(run, index, embeddings, rows.Length, dim);
+
+        var normalization = NormalizationStats.ReadAll(run.Store.StageDir("normalize"));
+        OnnxExport.Write(model.Query, normalization, run.Output(PackageLayout.QueryTowerFile));
+        OnnxExport.Write(model.Candidate, normalization, run.Output(PackageLayout.CandidateTowerFile));
+        Directory.CreateDirectory(run.Output(PackageLayout.OpenSearchFolder));
+        OpenSearchExport.Write(run.Output(PackageLayout.OpenSearchFolder), config, candidates, features.CandidateId, dim);
+
+        // Recall@100 of the index against exact search on sampled validation queries.
+        var val = TrainingColumns.Read(run.Store, "val");
+        var recallQueries = (int)Math.Min(val.RowCount, config.Int("package.recall_queries"));
+        var recall = MeasureRecall(run, model, kernels, val, recallQueries, embeddings, rows.Length, dim);
+        var floor = config.Float("package.recall_floor");
+        run.Log.Info($"Index recall@100 against exact search: {recall:F4} (floor {floor})");
+        if (recall < floor)
+            throw new PipelineError($"the index's recall@100 is {recall:F4}, below package.recall_floor {floor}: " +
+                                    "raise package.expansion_search or package.connectivity");
+        WriteManifest(run, index, rows.Length, dim, recall, recallQueries);
+    }
+
+    /// <summary>The weights, the resolved config, the normalization statistics and the vocabularies, as the upstream stages wrote them.</summary>
+    static void CopyModelFiles(StageRun run, FeatureSet features)
+    {
+        foreach (var (stage, file) in new[] { ("train", TrainedModel.WeightsFile), ("train", TrainedModel.ConfigFile), ("normalize", NormalizationStats.FileName) }
+                     .Concat(features.CategoricalColumns.Select(c => ("encode", Vocabulary.FileName(c)))))
+            File.Copy(run.Input(stage, file), run.Output(file));
+    }
+
+    /// <summary>candidates.parquet: the article id, its item features (decoded) and its embedding as e0..e(dim−1).</summary>
+    static ColumnTable WriteCandidates(StageRun run, FeatureSet features, Dictionary<string, Vocabulary> vocabularies, TrainingColumns train,
+        int[] rows, float[] embeddings, int dim)
+    {
+        var items = train.Ints[features.CandidateId];
+        var candidates = new ColumnTable();
+        candidates.Add(features.CandidateId, rows.Select(r => vocabularies[features.CandidateId].Decode(items[r])).ToArray());
+        foreach (var f in features.Candidate.Where(f => f.Column != features.CandidateId))
+        {
+            if (f.IsCategorical)
+                candidates.Add(f.Column, rows.Select(r => vocabularies[f.Column].Decode(train.Ints[f.Column][r])).ToArray());
+            else
+                candidates.Add(f.Column, rows.Select(r => train.Floats[f.Column][r]).ToArray());
+        }
+        for (var d = 0; d < dim; d++)
+            candidates.Add($"e{d}", Enumerable.Range(0, rows.Length).Select(i => embeddings[i * dim + d]).ToArray());
+        candidates.WriteParquet(run.Output(PackageLayout.CandidatesFile));
+        return candidates;
+    }
+
+    /// <summary>history.parquet: the distinct training purchases as (customer id, candidate row), for "exclude already bought".</summary>
+    static void WriteHistory(StageRun run, FeatureSet features, Dictionary<string, Vocabulary> vocabularies, TrainingColumns train, int[] rows)
+    {
+        var items = train.Ints[features.CandidateId];
+        var rowOfItem = rows.Select((r, i) => (items[r], i)).ToDictionary(x => x.Item1, x => x.i);
+        var customers = train.Ints[features.QueryId];
+        var pairs = Enumerable.Range(0, train.RowCount).Select(r => (customers[r], rowOfItem[items[r]])).Distinct().ToArray();
+        new ColumnTable()
+            .Add(features.QueryId, pairs.Select(p => vocabularies[features.QueryId].Decode(p.Item1)).ToArray())
+            .Add("article_row", pairs.Select(p => p.Item2).ToArray())
+            .WriteParquet(run.Output(PackageLayout.HistoryFile));
+    }
+
+    /// <summary>The configured HNSW parameters of the inner-product index.</summary>
+    sealed record IndexSettings(long Connectivity, long ExpansionAdd, long ExpansionSearch)
+    {
+        public static IndexSettings From(PipelineConfig config) =>
+            new(config.Int("package.connectivity"), config.Int("package.expansion_add"), config.Int("package.expansion_search"));
+    }
+
+    /// <summary>index.usearch: HNSW over the embeddings augmented for inner product (see <see cref="MaximumInnerProduct"/>).</summary>
+    static void WriteIndex(StageRun run, IndexSettings settings, float[] embeddings, int count, int dim)
+    {
+        using var index = new USearchIndex(MetricKind.L2sq, ScalarKind.Float32, (ulong)dim + 1, (ulong)settings.Connectivity,
+            (ulong)settings.ExpansionAdd, (ulong)settings.ExpansionSearch);
+        index.Add(Enumerable.Range(0, count).Select(i => (ulong)i).ToArray(), MaximumInnerProduct.Items(embeddings, dim));
+        var tmp = run.Output(PackageLayout.IndexFile + ".tmp");
+        index.Save(tmp);
+        File.Move(tmp, run.Output(PackageLayout.IndexFile));
+    }
+
+    /// <summary>package.json, last: format, fingerprints, sizes, the index and its recall, the validation metrics, the config.</summary>
+    static void WriteManifest(StageRun run, IndexSettings index, int candidates, int dim, double recall, int recallQueries)
+    {
+        var manifest = new JsonObject
+        {
+            ["format_version"] = PackageLayout.FormatVersion,
+            ["model_fingerprint"] = run.Store.ReadManifest("train")!.Fingerprint,
+            ["evaluation_fingerprint"] = run.Store.ReadManifest("evaluate")!.Fingerprint,
+            ["candidates"] = candidates,
+            ["dimensions"] = dim,
+            ["index"] = new JsonObject
+            {
+                ["library"] = "USearch (HNSW)",
+                ["metric"] = "inner product, searched as squared L2 over vectors augmented with sqrt(max|c|^2 - |c|^2) (queries with 0): the same ranking",
+                ["connectivity"] = index.Connectivity,
+                ["expansion_add"] = index.ExpansionAdd,
+                ["expansion_search"] = index.ExpansionSearch,
+                ["recall_at_100"] = recall,
+                ["recall_queries"] = recallQueries,
+            },
+            ["validation_metrics"] = JsonNode.Parse(File.ReadAllText(run.Input("evaluate", "metrics.json"))),
+            ["onnx_inputs"] = "one per feature, shape [N]: categorical as int64 ids of vocab.<column>.json (value i-1 has id i, unknown 0); numeric as raw float",
+            ["config"] = run.Config.ToYaml(),
+        };
+        ArtifactStore.WriteAtomic(run.Output(PackageLayout.ManifestFile), manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>Mean recall@100 of the index against exact top-100 over `sample` seeded-random validation queries.</summary>
+    static double MeasureRecall(StageRun run, TwoTowerModel model, IKernels kernels, TrainingColumns val, int sample, float[] embeddings, int count, int dim)
+    {
+        var rng = new Rng(12345);
+        var rows = Enumerable.Range(0, val.RowCount).ToArray();
+        rng.Shuffle(rows.AsSpan());
+        var queries = TwoTowerModel.Embed(model.Query, kernels, val, rows[..sample]);
+        var k = Math.Min(100, count);
+        var exact = new int[sample * k];
+        using (var q = kernels.Upload(queries))
+        using (var c = kernels.Upload(embeddings))
+        using (var top = kernels.Allocate<int>(sample * k))
+        using (var scores = kernels.Allocate<float>(sample * k))
+        {
+            kernels.TopK(q, sample, c, count, dim, k, top, scores);
+            kernels.CopyToHost(top, exact);
+        }
+        using var index = new USearchIndex(run.Output(PackageLayout.IndexFile));
+        double total = 0;
+        for (var q = 0; q < sample; q++)
+        {
+            var truth = exact.AsSpan(q * k, k).ToArray().Select(i => (ulong)i).ToHashSet();
+            index.Search(MaximumInnerProduct.Query(queries.AsSpan(q * dim, dim).ToArray()), k, out var keys, out _);
+            total += keys.Take(k).Count(truth.Contains) / (double)k;
+        }
+        return total / sample;
+    }
+}
