@@ -235,7 +235,7 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
         var kernels = typeof(IlgpuKernels).GetMethods(BindingFlags.NonPublic | BindingFlags.Static).Where(m => m.Name.EndsWith("Kernel")).ToArray();
         Assert.True(kernels.Length >= 20, $"{kernels.Length} kernels found");
         using var context = Context.Create(b => b.Cuda().OpenCL().EnableAlgorithms());
-        using var ptx = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null);
+        using var ptx = new PTXBackend(context, CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, null!);
         using var openCl = new CLBackend(context, new CLCapabilityContext(false, true, true, true, true), CLDeviceVendor.Nvidia, CLCVersion.CL20);
         foreach (var kernel in kernels)
         {

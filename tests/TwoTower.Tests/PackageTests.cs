@@ -123,7 +123,7 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         var q = TwoTowerModel.Embed(model.Query, new SimdKernels(1), data, [0]);
         foreach (var item in exact.Items)
         {
-            var row = recommender.RowOf(item.ArticleId);
+            var row = Array.IndexOf(recommender.ArticleIds, item.ArticleId);
             var score = Enumerable.Range(0, 16).Sum(d => (double)q[d] * recommender.Embeddings[row * 16 + d]);
             Assert.Equal(score, item.Score, 1e-4);
         }
@@ -142,27 +142,27 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
     }
 
     [Fact]
-    public void ServiceAnswersAndRejectsBadParameters()
+    public async Task ServiceAnswersAndRejectsBadParameters()
     {
         using var recommender = new Recommender(pipeline.PackageDir);
         var port = ServingBenchmark.FreePort();
         var app = RecommendService.Build(recommender, "127.0.0.1", port, maxK: 50);
-        app.StartAsync().GetAwaiter().GetResult();
+        await app.StartAsync();
         try
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-            (HttpStatusCode, JsonNode) Get(string path)
+            async Task<(HttpStatusCode, JsonNode)> Get(string path)
             {
-                using var response = http.GetAsync(path).GetAwaiter().GetResult();
-                return (response.StatusCode, JsonNode.Parse(response.Content.ReadAsStringAsync().GetAwaiter().GetResult())!);
+                using var response = await http.GetAsync(path);
+                return (response.StatusCode, JsonNode.Parse(await response.Content.ReadAsStringAsync())!);
             }
-            Assert.Equal(HttpStatusCode.OK, Get("/health").Item1);
-            var (status, body) = Get($"/recommend?customer_id={recommender.ArticleIds.Length}&age=30&month=3&k=5");
+            Assert.Equal(HttpStatusCode.OK, (await Get("/health")).Item1);
+            var (status, body) = await Get($"/recommend?customer_id={recommender.ArticleIds.Length}&age=30&month=3&k=5");
             Assert.Equal(HttpStatusCode.OK, status);
             Assert.False(body["known_customer"]!.GetValue<bool>());
             Assert.Contains("out-of-vocabulary", body["note"]!.GetValue<string>());
             Assert.Equal(5, body["items"]!.AsArray().Count);
-            (status, body) = Get("/recommend?customer_id=x&k=5000");
+            (status, body) = await Get("/recommend?customer_id=x&k=5000");
             Assert.Equal(HttpStatusCode.OK, status);
             Assert.Equal(50, body["items"]!.AsArray().Count);
             Assert.Contains("capped", body["k_capped"]!.GetValue<string>());
@@ -175,14 +175,14 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
                          ("/recommend?customer_id=x&age=old", "'age' must be a number"),
                      })
             {
-                (status, body) = Get(query);
+                (status, body) = await Get(query);
                 Assert.Equal(HttpStatusCode.BadRequest, status);
                 Assert.Contains(message, body["error"]!.GetValue<string>());
             }
         }
         finally
         {
-            app.StopAsync().GetAwaiter().GetResult();
+            await app.StopAsync();
         }
     }
 
@@ -215,7 +215,7 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
     }
 
     [Fact]
-    public void PublishingSendsTheIndexThenBulkChunksAndRetriesServerErrors()
+    public async Task PublishingSendsTheIndexThenBulkChunksAndRetriesServerErrors()
     {
         var port = ServingBenchmark.FreePort();
         using var listener = new HttpListener();
@@ -245,9 +245,9 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
             }
         });
         var config = PipelineConfig.Parse("", "test", [$"opensearch.url=http://127.0.0.1:{port}"]);
-        OpenSearchExport.PublishAsync(pipeline.PackageDir, config, new RecordingLog(), documentsPerRequest: 100).GetAwaiter().GetResult();
+        await OpenSearchExport.PublishAsync(pipeline.PackageDir, config, new RecordingLog(), documentsPerRequest: 100);
         listener.Stop();
-        server.Wait(5000);
+        await Task.WhenAny(server, Task.Delay(5000));
 
         var articles = File.ReadAllLines(Path.Combine(pipeline.PackageDir, "opensearch", OpenSearchExport.BulkFile)).Length / 2;
         Assert.Equal(("PUT", "/twotower-articles"), (requests[0].Method, requests[0].Path));
@@ -261,10 +261,10 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
     }
 
     [Fact]
-    public void PublishingToAnUnreachableClusterIsAClearError()
+    public async Task PublishingToAnUnreachableClusterIsAClearError()
     {
         var config = PipelineConfig.Parse("", "test", [$"opensearch.url=http://127.0.0.1:{ServingBenchmark.FreePort()}", "opensearch.retries=2"]);
-        var error = Assert.Throws<PipelineError>(() => OpenSearchExport.PublishAsync(pipeline.PackageDir, config, new RecordingLog()).GetAwaiter().GetResult());
+        var error = await Assert.ThrowsAsync<PipelineError>(() => OpenSearchExport.PublishAsync(pipeline.PackageDir, config, new RecordingLog()));
         Assert.Contains("cannot reach the OpenSearch cluster at http://127.0.0.1:", error.Message);
     }
 }

@@ -224,7 +224,7 @@ public class PipelineTests : IDisposable
     }
 
     [Fact]
-    public void BadInputExitsNonZeroWithAMessageAndNoStackTrace()
+    public async Task BadInputExitsNonZeroWithAMessageAndNoStackTrace()
     {
         Directory.CreateDirectory(Path.Combine(dir, "bad"));
         File.WriteAllText(Path.Combine(dir, "bad", "train_df.csv"), "customer_id,article_id\n1,2\n");
@@ -235,11 +235,11 @@ public class PipelineTests : IDisposable
             info.ArgumentList.Add(a);
         using var process = Process.Start(info)!;
         var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEnd();
-        process.WaitForExit();
+        var stdout = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
         Assert.NotEqual(0, process.ExitCode);
-        Assert.Contains("missing column 'garment_group_name'. Columns found: customer_id, article_id", stderr.Result);
-        Assert.DoesNotContain("   at ", stderr.Result + stdout);
+        Assert.Contains("missing column 'garment_group_name'. Columns found: customer_id, article_id", await stderr);
+        Assert.DoesNotContain("   at ", await stderr + stdout);
         Assert.False(Directory.Exists(Path.Combine(dir, "artifacts", "ingest")));
     }
 }

@@ -48,11 +48,11 @@ public sealed class ReferenceModel
         }
         var outputs = new List<double[]>();
         var current = x;
-        for (var l = 0; l < tower.Kernels.Count; l++)
+        for (var l = 0; l < tower.LayerWeights.Count; l++)
         {
-            var w = Params[tower.Kernels[l].Name];
+            var w = Params[tower.LayerWeights[l].Name];
             var b = Params[tower.Biases[l].Name];
-            var (inDim, outDim) = (tower.Kernels[l].Rows, tower.Kernels[l].Cols);
+            var (inDim, outDim) = (tower.LayerWeights[l].Rows, tower.LayerWeights[l].Cols);
             var y = new double[n * outDim];
             for (var r = 0; r < n; r++)
             for (var o = 0; o < outDim; o++)
@@ -60,7 +60,7 @@ public sealed class ReferenceModel
                 var s = b[o];
                 for (var i = 0; i < inDim; i++)
                     s += current[r * inDim + i] * w[i * outDim + o];
-                y[r * outDim + o] = l < tower.Kernels.Count - 1 ? Math.Max(0, s) : s;
+                y[r * outDim + o] = l < tower.LayerWeights.Count - 1 ? Math.Max(0, s) : s;
             }
             outputs.Add(y);
             current = y;
@@ -72,12 +72,12 @@ public sealed class ReferenceModel
     {
         var n = rows.Length;
         var delta = dOut;
-        for (var l = tower.Kernels.Count - 1; l >= 0; l--)
+        for (var l = tower.LayerWeights.Count - 1; l >= 0; l--)
         {
-            var (inDim, outDim) = (tower.Kernels[l].Rows, tower.Kernels[l].Cols);
+            var (inDim, outDim) = (tower.LayerWeights[l].Rows, tower.LayerWeights[l].Cols);
             var input = l == 0 ? pass.X : pass.Outputs[l - 1];
-            var w = Params[tower.Kernels[l].Name];
-            var dw = grads[tower.Kernels[l].Name];
+            var w = Params[tower.LayerWeights[l].Name];
+            var dw = grads[tower.LayerWeights[l].Name];
             var db = grads[tower.Biases[l].Name];
             var dx = new double[n * inDim];
             for (var r = 0; r < n; r++)

@@ -15,11 +15,8 @@ public sealed class PipelineConfig
     readonly Dictionary<string, object> values = new();
     readonly Dictionary<string, string> origins = new();
 
-    public string SourcePath { get; }
-
-    PipelineConfig(string sourcePath)
+    PipelineConfig()
     {
-        SourcePath = sourcePath;
         foreach (var key in ConfigSchema.Keys)
         {
             values[key.Name] = key.Default;
@@ -27,7 +24,7 @@ public sealed class PipelineConfig
         }
     }
 
-    public static PipelineConfig Defaults() => new("(defaults)");
+    public static PipelineConfig Defaults() => new();
 
     public static PipelineConfig Load(string path, IEnumerable<string>? overrides = null)
     {
@@ -38,7 +35,7 @@ public sealed class PipelineConfig
 
     public static PipelineConfig Parse(string yaml, string sourceName, IEnumerable<string>? overrides = null)
     {
-        var config = new PipelineConfig(sourceName);
+        var config = new PipelineConfig();
         var stream = new YamlStream();
         try
         {

@@ -17,30 +17,24 @@ public static class CsvTransactions
 
     public static Result Read(string path, IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, bool missingIsError)
     {
-        if (!File.Exists(path))
-            throw new PipelineError($"data file not found: {path}");
-        if (new FileInfo(path).Length == 0)
-            throw new PipelineError($"{path}: the file is empty (expected a header line and data rows)");
         try
         {
             return ReadChecked(path, categorical, numeric, missingIsError);
         }
         catch (InvalidDataException e)
         {
-            throw new PipelineError($"{path}: malformed CSV: {e.Message}");
+            throw new PipelineError($"{path}: malformed CSV: {PipelineError.Excerpt(e.Message)}");
         }
     }
 
     static Result ReadChecked(string path, IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, bool missingIsError)
     {
-        using var reader = Sep.Reader(o => o with { Unescape = true }).FromFile(path);
+        using var reader = CsvFile.Open(path);
         var header = reader.Header;
-        if (header.IsEmpty || header.ColNames.All(string.IsNullOrWhiteSpace))
-            throw new PipelineError($"{path}: the file has no header line");
 
         int IndexOf(string column) =>
             header.TryIndexOf(column, out var i) ? i
-            : throw new PipelineError($"{path}: missing column '{column}'. Columns found: {string.Join(", ", header.ColNames)}");
+            : throw new PipelineError($"{path}: missing column '{column}'. {CsvFile.ColumnsFound(header)}");
 
         var catIdx = categorical.Select(IndexOf).ToArray();
         var numIdx = numeric.Select(IndexOf).ToArray();
@@ -69,7 +63,7 @@ public static class CsvTransactions
                 else if (!float.TryParse(span, NumberStyles.Float, CultureInfo.InvariantCulture, out value) || !float.IsFinite(value))
                 {
                     throw new PipelineError(
-                        $"{path}:{row.LineNumberFrom}: column '{numeric[c]}' (column {numIdx[c] + 1}): '{span}' is not a number");
+                        $"{path}:{row.LineNumberFrom}: column '{numeric[c]}' (column {numIdx[c] + 1}): '{PipelineError.Excerpt(span)}' is not a number");
                 }
                 nums[c].Add(value);
             }

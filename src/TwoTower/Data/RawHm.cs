@@ -13,7 +13,7 @@ namespace TwoTower.Data;
 /// Derived columns: month (1..12 of t_dat), month_sin = sin(2πm/12), month_cos = cos(2πm/12).
 /// Any other column of the three files can be named as a feature.
 /// </summary>
-public static class RawHm
+public static partial class RawHm
 {
     public sealed record Split(ColumnTable Table, IReadOnlyDictionary<string, IReadOnlyList<string>> Levels);
 
@@ -29,179 +29,85 @@ public static class RawHm
     /// <summary>Reads, joins, splits and samples; returns the train and validation rows with the requested columns.</summary>
     public static (Split Train, Split Val) Read(PipelineConfig config, FeatureSet features, IPipelineLog log)
     {
-        var categorical = features.CategoricalColumns;
-        var numeric = features.NumericColumns;
-        var missingIsError = config.Str("data.missing_numeric") == "error";
+        var sources = ResolveSources(config, features);
         var padding = (int)config.Int("raw.article_id_digits");
+        var customers = ReadSide(DataFiles.Customers(config), "customer_id", id => id.ToString(),
+            features.CategoricalColumns.Where(c => sources[c] == "customers" && c != "customer_id").ToArray(),
+            features.NumericColumns.Where(c => sources[c] == "customers").ToArray(), log);
+        var articles = ReadSide(DataFiles.Articles(config), "article_id", id => NormalizeArticle(id, padding, new char[Math.Max(padding, id.Length)]).ToString(),
+            features.CategoricalColumns.Where(c => sources[c] == "articles" && c != "article_id").ToArray(),
+            features.NumericColumns.Where(c => sources[c] == "articles").ToArray(), log);
 
+        var join = new TransactionJoin(config, features, sources, customers, articles, SampleCustomers(config, customers, log));
+        join.Read(DataFiles.Transactions(config));
+        join.Report(log);
+
+        var part = SplitDays(config, join.Days, log);
+        if (config.Bool("raw.dedupe_pairs") && features.CategoricalColumns.Contains("customer_id") && features.CategoricalColumns.Contains("article_id"))
+            DropRepeatedPairs(part, join.Rows.Cats["customer_id"], join.Rows.Cats["article_id"], log);
+        var levels = new Dictionary<string, IReadOnlyList<string>>(join.Rows.Levels.ToDictionary(kv => kv.Key, kv => kv.Value.Values))
+        {
+            ["customer_id"] = join.CustomerLevels.Values,
+            ["article_id"] = join.ArticleLevels.Values,
+        };
+        join.Days.Clear();
+        join.Days.TrimExcess();
+        var (train, validation) = join.Rows.SplitParts(part, levels);
+        log.Info($"Split: {train.Table.RowCount:N0} training, {validation.Table.RowCount:N0} validation, {part.Count(p => p == 2):N0} test rows held out");
+        if (train.Table.RowCount == 0 || validation.Table.RowCount == 0)
+            throw new PipelineError("the split leaves no training or no validation rows (see raw.split, raw.validation_days, raw.validation_fraction)");
+        return (train, validation);
+    }
+
+    static readonly string[] DerivedColumns = ["month", "month_sin", "month_cos"];
+
+    /// <summary>Which file each feature column comes from ("transactions", "customers" or "articles"); an error names every file's columns.</summary>
+    static Dictionary<string, string> ResolveSources(PipelineConfig config, FeatureSet features)
+    {
         var transactionsPath = DataFiles.Transactions(config);
         var transactionColumns = HeaderOf(transactionsPath);
         foreach (var required in new[] { "t_dat", "customer_id", "article_id" })
         {
             if (!transactionColumns.Contains(required))
-                throw new PipelineError($"{transactionsPath}: missing column '{required}'. Columns found: {string.Join(", ", transactionColumns)}");
+                throw new PipelineError($"{transactionsPath}: missing column '{required}'. Columns found: {PipelineError.Excerpt(string.Join(", ", transactionColumns))}");
         }
-        var derived = new[] { "month", "month_sin", "month_cos" };
-        bool FromTransactions(string c) => transactionColumns.Contains(c) || derived.Contains(c);
         var customersPath = DataFiles.Customers(config);
         var articlesPath = DataFiles.Articles(config);
         var customerColumns = HeaderOf(customersPath);
         var articleColumns = HeaderOf(articlesPath);
         string SourceOf(string column) =>
-            FromTransactions(column) ? "transactions"
+            transactionColumns.Contains(column) || DerivedColumns.Contains(column) ? "transactions"
             : customerColumns.Contains(column) ? "customers"
             : articleColumns.Contains(column) ? "articles"
             : throw new PipelineError($"feature column '{column}' is in none of the raw files: {transactionsPath} has " +
-                                      $"{string.Join(", ", transactionColumns)} (and the derived {string.Join(", ", derived)}); " +
+                                      $"{string.Join(", ", transactionColumns)} (and the derived {string.Join(", ", DerivedColumns)}); " +
                                       $"{customersPath} has {string.Join(", ", customerColumns)}; {articlesPath} has {string.Join(", ", articleColumns)}");
-        var sources = categorical.Concat(numeric).ToDictionary(c => c, SourceOf);
+        return features.CategoricalColumns.Concat(features.NumericColumns).ToDictionary(c => c, SourceOf);
+    }
 
-        var customers = ReadSide(customersPath, "customer_id", id => id.ToString(),
-            categorical.Where(c => sources[c] == "customers" && c != "customer_id").ToArray(),
-            numeric.Where(c => sources[c] == "customers").ToArray(), log);
-        var articles = ReadSide(articlesPath, "article_id", id => NormalizeArticle(id, padding, new char[Math.Max(padding, id.Length)]).ToString(),
-            categorical.Where(c => sources[c] == "articles" && c != "article_id").ToArray(),
-            numeric.Where(c => sources[c] == "articles").ToArray(), log);
-
-        // Customer sampling (the reference sampled 25,000 customers with a fixed seed).
-        // Marked by customer row: a transaction's customer is looked up once, for its row.
-        bool[]? sampled = null;
+    /// <summary>
+    /// raw.sample_customers customers drawn with raw.sample_seed (the reference sampled 25,000), marked
+    /// by customer row so a transaction's customer is looked up once; null keeps everyone.
+    /// </summary>
+    static bool[]? SampleCustomers(PipelineConfig config, SideTable customers, IPipelineLog log)
+    {
         var sample = (int)config.Int("raw.sample_customers");
-        if (sample > 0)
-        {
-            var ids = customers.RowOfId.Keys.Order(StringComparer.Ordinal).ToArray();
-            var rng = new Rng((ulong)config.Int("raw.sample_seed"));
-            rng.Shuffle(ids.AsSpan());
-            sampled = new bool[customers.RowOfId.Count];
-            foreach (var id in ids.Take(sample))
-                sampled[customers.RowOfId[id]] = true;
-            log.Info($"Sampling {Math.Min(sample, ids.Length):N0} of {ids.Length:N0} customers (raw.sample_customers)");
-        }
+        if (sample == 0)
+            return null;
+        var ids = customers.RowOfId.Keys.Order(StringComparer.Ordinal).ToArray();
+        var rng = new Rng((ulong)config.Int("raw.sample_seed"));
+        rng.Shuffle(ids.AsSpan());
+        var sampled = new bool[customers.RowOfId.Count];
+        foreach (var id in ids.Take(sample))
+            sampled[customers.RowOfId[id]] = true;
+        log.Info($"Sampling {Math.Min(sample, ids.Length):N0} of {ids.Length:N0} customers (raw.sample_customers)");
+        return sampled;
+    }
 
-        var keepMissingCustomers = config.Str("raw.missing_customer") == "keep";
-        var keepMissingArticles = config.Str("raw.missing_article") == "keep";
-        var expectedRows = EstimateRows(transactionsPath);
-        var rows = new RowColumns(categorical, numeric, expectedRows);
-        var days = new List<int>(expectedRows);
-        int missingCustomers = 0, missingArticles = 0, sampledOut = 0, emptyNumbers = 0;
-        var customerLevels = new Levels();
-        var articleLevels = new Levels();
-        // Code of each customer / article row once known: one id lookup per transaction instead of two.
-        var customerCodes = NewMemo(customers.RowOfId.Count);
-        var articleCodes = NewMemo(articles.RowOfId.Count);
-
-        using (var reader = Open(transactionsPath))
-        {
-            var header = reader.Header;
-            var iDate = header.IndexOf("t_dat");
-            var iCustomer = header.IndexOf("customer_id");
-            var iArticle = header.IndexOf("article_id");
-            // Per column, decided once: where its value comes from. Side-table codes are memoized per side row.
-            var catPlans = categorical.Select(c => new ColumnPlan(c, sources[c], header, customers, articles)).ToArray();
-            var numPlans = numeric.Select(c => new ColumnPlan(c, sources[c], header, customers, articles)).ToArray();
-            foreach (var plan in catPlans)
-            {
-                plan.Codes = rows.Cats[plan.Column];
-                plan.RowLevels = rows.Levels.GetValueOrDefault(plan.Column);
-            }
-            foreach (var plan in numPlans)
-            {
-                plan.Numbers = rows.Nums[plan.Column];
-                plan.SideNumbers = plan.Kind switch
-                {
-                    Source.Customers => customers.Numbers[plan.Column],
-                    Source.Articles => articles.Numbers[plan.Column],
-                    _ => null,
-                };
-            }
-            var customerLookup = customers.RowOfId.GetAlternateLookup<ReadOnlySpan<char>>();
-            var articleLookup = articles.RowOfId.GetAlternateLookup<ReadOnlySpan<char>>();
-            var dayCache = new Dictionary<string, DateOnly>(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
-            Span<char> articleBuffer = stackalloc char[64];
-            foreach (var row in reader)
-            {
-                var customerId = row[iCustomer].Span;
-                var articleId = NormalizeArticle(row[iArticle].Span, padding, articleBuffer);
-                var customerRow = customerLookup.TryGetValue(customerId, out var cr) ? cr : -1;
-                var articleRow = articleLookup.TryGetValue(articleId, out var ar) ? ar : -1;
-                if (sampled != null && (customerRow < 0 || !sampled[customerRow]))
-                {
-                    sampledOut++;
-                    continue;
-                }
-                if (customerRow < 0)
-                {
-                    missingCustomers++;
-                    if (!keepMissingCustomers)
-                        continue;
-                }
-                if (articleRow < 0)
-                {
-                    missingArticles++;
-                    if (!keepMissingArticles)
-                        continue;
-                }
-                var date = row[iDate].Span;
-                if (!dayCache.TryGetValue(date, out var day))
-                {
-                    if (!DateOnly.TryParseExact(date, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out day))
-                        throw new PipelineError($"{transactionsPath}:{row.LineNumberFrom}: column 't_dat': '{date}' is not a date (expected YYYY-MM-DD)");
-                    dayCache[date] = day;
-                }
-                days.Add(day.DayNumber);
-                var month = day.Month;
-                for (var c = 0; c < catPlans.Length; c++)
-                {
-                    var plan = catPlans[c];
-                    var code = plan.Kind switch
-                    {
-                        Source.CustomerId => customerRow < 0 ? customerLevels.Code(customerId) : CodeOfRow(customerCodes, customerRow, customerLevels, customerId),
-                        Source.ArticleId => articleRow < 0 ? articleLevels.Code(articleId) : CodeOfRow(articleCodes, articleRow, articleLevels, articleId),
-                        Source.Customers => plan.SideCode(customerRow, plan.RowLevels!),
-                        Source.Articles => plan.SideCode(articleRow, plan.RowLevels!),
-                        Source.Month => plan.RowLevels!.Code(MonthNames[month]),
-                        _ => plan.RowLevels!.Code(row[plan.Index].Span),
-                    };
-                    plan.Codes!.Add(code);
-                }
-                for (var c = 0; c < numPlans.Length; c++)
-                {
-                    var plan = numPlans[c];
-                    var value = plan.Kind switch
-                    {
-                        Source.Customers => customerRow < 0 ? float.NaN : plan.SideNumbers![customerRow],
-                        Source.Articles => articleRow < 0 ? float.NaN : plan.SideNumbers![articleRow],
-                        Source.MonthSin => MonthEncoding.Sin[month],
-                        Source.MonthCos => MonthEncoding.Cos[month],
-                        Source.Month => month,
-                        _ => ParseNumber(row[plan.Index].Span, transactionsPath, row.LineNumberFrom, plan.Column),
-                    };
-                    if (float.IsNaN(value))
-                    {
-                        if (missingIsError)
-                            throw new PipelineError($"{transactionsPath}:{row.LineNumberFrom}: no value for numeric feature '{plan.Column}' " +
-                                                    "(data.missing_numeric is 'error'; 'impute_mean' fills it with the training mean)");
-                        emptyNumbers++;
-                    }
-                    plan.Numbers!.Add(value);
-                }
-            }
-        }
-        if (days.Count == 0)
-            throw new PipelineError($"{transactionsPath}: no transactions left (after sampling and the missing-customer/article policies)");
-        if (sampledOut > 0)
-            log.Info($"{sampledOut:N0} transactions of customers outside the sample dropped");
-        if (missingCustomers > 0)
-            log.Warning($"{missingCustomers:N0} transactions name a customer absent from {customersPath}: " +
-                        (keepMissingCustomers ? "kept with empty customer features" : "dropped") + " (raw.missing_customer)");
-        if (missingArticles > 0)
-            log.Warning($"{missingArticles:N0} transactions name an article absent from {articlesPath}: " +
-                        (keepMissingArticles ? "kept with empty article features" : "dropped") + " (raw.missing_article)");
-        if (emptyNumbers > 0)
-            log.Warning($"{emptyNumbers:N0} numeric feature values are missing; imputing the training mean (data.missing_numeric)");
-
-        // The split: the last N days (H&M's weekly test) or a seeded random 80/10/10 as the reference did.
-        var part = new byte[days.Count]; // 0 train, 1 validation, 2 test (held out)
+    /// <summary>Each row's part, 0 train, 1 validation, 2 test (held out): the last raw.validation_days days (H&amp;M's weekly test), or a seeded random 80/10/10 as the reference did.</summary>
+    static byte[] SplitDays(PipelineConfig config, List<int> days, IPipelineLog log)
+    {
+        var part = new byte[days.Count];
         if (config.Str("raw.split") == "time")
         {
             var last = days.Max();
@@ -209,33 +115,17 @@ public static class RawHm
             for (var r = 0; r < part.Length; r++)
                 part[r] = days[r] >= firstValidationDay ? (byte)1 : (byte)0;
             log.Info($"Time split: validation from {DateOnly.FromDayNumber(firstValidationDay):yyyy-MM-dd} to {DateOnly.FromDayNumber(last):yyyy-MM-dd}");
+            return part;
         }
-        else
+        var rng = new Rng((ulong)config.Int("raw.split_seed"));
+        var val = config.Float("raw.validation_fraction");
+        var test = config.Float("raw.test_fraction");
+        for (var r = 0; r < part.Length; r++)
         {
-            var rng = new Rng((ulong)config.Int("raw.split_seed"));
-            var val = config.Float("raw.validation_fraction");
-            var test = config.Float("raw.test_fraction");
-            for (var r = 0; r < part.Length; r++)
-            {
-                var u = rng.NextDouble();
-                part[r] = u < 1 - val - test ? (byte)0 : u < 1 - test ? (byte)1 : (byte)2;
-            }
+            var u = rng.NextDouble();
+            part[r] = u < 1 - val - test ? (byte)0 : u < 1 - test ? (byte)1 : (byte)2;
         }
-        if (config.Bool("raw.dedupe_pairs") && categorical.Contains("customer_id") && categorical.Contains("article_id"))
-            DropRepeatedPairs(part, rows.Cats["customer_id"], rows.Cats["article_id"], log);
-
-        var levels = new Dictionary<string, IReadOnlyList<string>>(rows.Levels.ToDictionary(kv => kv.Key, kv => kv.Value.Values))
-        {
-            ["customer_id"] = customerLevels.Values,
-            ["article_id"] = articleLevels.Values,
-        };
-        days.Clear();
-        days.TrimExcess();
-        var (train, validation) = rows.SplitParts(part, levels);
-        log.Info($"Split: {train.Table.RowCount:N0} training, {validation.Table.RowCount:N0} validation, {part.Count(p => p == 2):N0} test rows held out");
-        if (train.Table.RowCount == 0 || validation.Table.RowCount == 0)
-            throw new PipelineError("the split leaves no training or no validation rows (see raw.split, raw.validation_days, raw.validation_fraction)");
-        return (train, validation);
+        return part;
     }
 
     enum Source { CustomerId, ArticleId, Customers, Articles, Month, MonthSin, MonthCos, Transactions }
@@ -416,10 +306,10 @@ public static class RawHm
         IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, IPipelineLog log)
     {
         var side = new SideTable();
-        using var reader = Open(path);
+        using var reader = CsvFile.Open(path);
         var header = reader.Header;
         int IndexOf(string column) => header.TryIndexOf(column, out var i) ? i
-            : throw new PipelineError($"{path}: missing column '{column}'. Columns found: {string.Join(", ", header.ColNames)}");
+            : throw new PipelineError($"{path}: missing column '{column}'. {CsvFile.ColumnsFound(header)}");
         var iId = IndexOf(idColumn);
         var cats = categorical.Select(c => (c, IndexOf(c))).ToArray();
         var nums = numeric.Select(c => (c, IndexOf(c))).ToArray();
@@ -458,7 +348,7 @@ public static class RawHm
             return float.NaN;
         if (float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && float.IsFinite(value))
             return value;
-        throw new PipelineError($"{path}:{line}: column '{column}': '{text}' is not a number");
+        throw new PipelineError($"{path}:{line}: column '{column}': '{PipelineError.Excerpt(text)}' is not a number");
     }
 
     static bool IsDigits(ReadOnlySpan<char> s)
@@ -473,19 +363,7 @@ public static class RawHm
 
     static string[] HeaderOf(string path)
     {
-        using var reader = Open(path);
+        using var reader = CsvFile.Open(path);
         return reader.Header.ColNames.ToArray();
-    }
-
-    static SepReader Open(string path)
-    {
-        if (!File.Exists(path))
-            throw new PipelineError($"data file not found: {path}");
-        if (new FileInfo(path).Length == 0)
-            throw new PipelineError($"{path}: the file is empty (expected a header line and data rows)");
-        var reader = Sep.Reader(o => o with { Unescape = true }).FromFile(path);
-        if (reader.Header.IsEmpty)
-            throw new PipelineError($"{path}: the file has no header line");
-        return reader;
     }
 }

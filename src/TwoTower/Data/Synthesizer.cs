@@ -126,172 +126,224 @@ public static class Synthesizer
     /// </summary>
     static void Write(PipelineConfig config, string[] files, bool raw)
     {
-        var scale = config.Float("synth.scale");
-        var (trainRows, customerCount, articleCount) = Sizes(scale);
+        var (trainRows, customerCount, articleCount) = Sizes(config.Float("synth.scale"));
         var valRows = (int)Math.Round(trainRows * config.Float("synth.val_fraction"));
-        var rng = new Rng((ulong)config.Int("synth.seed"));
-
-        var clusterAge = new double[Clusters];
-        var clusterGarments = new int[Clusters][];
-        var clusterIndex = new int[Clusters];
-        var clusterSize = new double[Clusters];
-        for (var k = 0; k < Clusters; k++)
-        {
-            clusterAge[k] = 18 + 52 * rng.NextDouble();
-            clusterGarments[k] = [rng.NextInt(GarmentGroups.Length), rng.NextInt(GarmentGroups.Length), rng.NextInt(GarmentGroups.Length)];
-            clusterIndex[k] = rng.NextInt(IndexGroups.Length);
-            clusterSize[k] = 0.5 + rng.NextDouble();
-        }
-
-        var ranks = Enumerable.Range(1, articleCount).ToArray();
-        rng.Shuffle(ranks.AsSpan());
-        var clusterPick = new AliasTable(Enumerable.Range(0, Clusters).ToArray(), clusterSize);
-        var articles = new Article[articleCount];
-        for (var i = 0; i < articleCount; i++)
-        {
-            var k = clusterPick.Sample(ref rng);
-            var garment = rng.NextDouble() < 0.7 ? clusterGarments[k][rng.NextInt(3)] : rng.NextInt(GarmentGroups.Length);
-            var index = rng.NextDouble() < 0.8 ? clusterIndex[k] : rng.NextInt(IndexGroups.Length);
-            var seasonal = rng.NextDouble() < 0.3;
-            articles[i] = new Article(
-                Id: (108_775_000L + 7919L * i).ToString("D10", CultureInfo.InvariantCulture),
-                Cluster: k, Garment: garment, Index: index,
-                PeakMonth: 1 + rng.NextInt(12), Season: seasonal ? 1.2 : 0,
-                Popularity: Math.Pow(ranks[i], -0.9),
-                LateLaunch: rng.NextDouble() < 0.02,
-                Price: (float)Math.Round(0.005 + 0.05 * rng.NextDouble() * (1 + garment % 4), 4));
-        }
-
-        // Per period (train, validation), cluster and month: articles drawn by popularity x season.
-        var tables = new AliasTable[2, Clusters, 12];
-        for (var period = 0; period < 2; period++)
-        for (var k = 0; k < Clusters; k++)
-        {
-            var members = Enumerable.Range(0, articleCount)
-                .Where(i => articles[i].Cluster == k && (period == 1 || !articles[i].LateLaunch)).ToArray();
-            if (members.Length == 0)
-                members = [Enumerable.Range(0, articleCount).First(i => period == 1 || !articles[i].LateLaunch)];
-            for (var m = 0; m < 12; m++)
-            {
-                var month = m + 1;
-                var weights = members.Select(i =>
-                    articles[i].Popularity * Math.Exp(articles[i].Season * Math.Cos(2 * Math.PI * (month - articles[i].PeakMonth) / 12))).ToArray();
-                tables[period, k, m] = new AliasTable(members, weights);
-            }
-        }
-
-        var ages = new byte[customerCount];
-        var primary = new byte[customerCount];
-        var secondary = new byte[customerCount];
-        var activity = new double[customerCount];
-        var late = new bool[customerCount];
-        var customerIds = new string[customerCount];
-        for (var c = 0; c < customerCount; c++)
-        {
-            var age = rng.NextDouble() < 0.6 ? 27 + 5 * rng.NextGaussian() : 50 + 9 * rng.NextGaussian();
-            ages[c] = (byte)Math.Clamp(Math.Round(age), 16, 90);
-            var byAge = Enumerable.Range(0, Clusters)
-                .Select(k => clusterSize[k] * Math.Exp(-Math.Pow(ages[c] - clusterAge[k], 2) / (2 * 12.0 * 12.0))).ToArray();
-            primary[c] = (byte)SampleIndex(byAge, ref rng);
-            secondary[c] = (byte)rng.NextInt(Clusters);
-            activity[c] = Math.Exp(1.1 * rng.NextGaussian());
-            late[c] = rng.NextDouble() < 0.04;
-            customerIds[c] = HexId(c);
-        }
-        var everyone = Enumerable.Range(0, customerCount).ToArray();
-        var trainCustomers = new AliasTable(everyone, everyone.Select(c => late[c] ? 0 : activity[c]).ToArray());
-        var valCustomers = new AliasTable(everyone, activity);
-
-        const int History = 8;
-        var history = new int[customerCount * History];
-        var historyCount = new int[customerCount];
-        var start = new DateTime(2018, 9, 20);
-
-        void WritePeriod(TextWriter w, int period, int rows, int dayOffset, int days)
-        {
-                var customers = period == 0 ? trainCustomers : valCustomers;
-                for (var r = 0; r < rows; r++)
-                {
-                    var date = start.AddDays(dayOffset + (long)r * days / rows);
-                    var month = date.Month;
-                    var c = customers.Sample(ref rng);
-                    int a;
-                    var seen = historyCount[c];
-                    if (seen > 0 && rng.NextDouble() < 0.15)
-                        a = history[c * History + rng.NextInt(Math.Min(seen, History))];
-                    else
-                    {
-                        var u = rng.NextDouble();
-                        var k = u < 0.65 ? primary[c] : u < 0.85 ? secondary[c] : clusterPick.Sample(ref rng);
-                        a = tables[period, k, month - 1].Sample(ref rng);
-                    }
-                    history[c * History + seen % History] = a;
-                    historyCount[c] = seen + 1;
-                    var art = articles[a];
-                    w.Write(date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
-                    w.Write(',');
-                    w.Write(customerIds[c]);
-                    w.Write(',');
-                    w.Write(raw ? art.Id.TrimStart('0') : art.Id);
-                    w.Write(',');
-                    w.Write(art.Price.ToString("R", CultureInfo.InvariantCulture));
-                    w.Write(',');
-                    w.Write(rng.NextDouble() < 0.7 ? '2' : '1');
-                    if (raw)
-                    {
-                        w.Write('\n');
-                        continue;
-                    }
-                    w.Write(',');
-                    w.Write(ages[c]);
-                    w.Write(',');
-                    w.Write(MonthEncoding.Sin[month].ToString("R", CultureInfo.InvariantCulture));
-                    w.Write(',');
-                    w.Write(MonthEncoding.Cos[month].ToString("R", CultureInfo.InvariantCulture));
-                    w.Write(',');
-                    WriteField(w, GarmentGroups[art.Garment]);
-                    w.Write(',');
-                    WriteField(w, IndexGroups[art.Index]);
-                    w.Write('\n');
-                }
-        }
-
-        void WriteFile(string path, Action<TextWriter> write) =>
-            ArtifactStore.WriteAtomic(path, stream =>
-            {
-                using var w = new StreamWriter(stream, new UTF8Encoding(false), 1 << 20);
-                write(w);
-            });
-
+        // The draws happen in this order (clusters, articles, customers, then the rows as they are
+        // written): the same seed gives the same files byte for byte.
+        var world = new World(new Rng((ulong)config.Int("synth.seed")), customerCount, articleCount, raw);
         if (!raw)
         {
             const string header = "t_dat,customer_id,article_id,price,sales_channel_id,age,month_sin,month_cos,garment_group_name,index_group_name\n";
-            WriteFile(files[0], w => { w.Write(header); WritePeriod(w, 0, trainRows, 0, 730); });
-            WriteFile(files[1], w => { w.Write(header); WritePeriod(w, 1, valRows, 730, 80); });
+            WriteFile(files[0], w => { w.Write(header); world.WritePeriod(w, 0, trainRows, 0, 730); });
+            WriteFile(files[1], w => { w.Write(header); world.WritePeriod(w, 1, valRows, 730, 80); });
             return;
         }
         WriteFile(files[0], w =>
         {
             w.Write("t_dat,customer_id,article_id,price,sales_channel_id\n");
-            WritePeriod(w, 0, trainRows, 0, 730);
-            WritePeriod(w, 1, valRows, 730, 80);
+            world.WritePeriod(w, 0, trainRows, 0, 730);
+            world.WritePeriod(w, 1, valRows, 730, 80);
         });
-        WriteFile(files[1], w =>
+        WriteFile(files[1], world.WriteCustomers);
+        WriteFile(files[2], world.WriteArticles);
+    }
+
+    static void WriteFile(string path, Action<TextWriter> write) =>
+        ArtifactStore.WriteAtomic(path, stream =>
+        {
+            using var w = new StreamWriter(stream, new UTF8Encoding(false), 1 << 20);
+            write(w);
+        });
+
+    /// <summary>The generating process's state: taste clusters, articles, customers and each customer's recent purchases.</summary>
+    sealed class World
+    {
+        const int History = 8;
+        static readonly DateTime Start = new(2018, 9, 20);
+
+        Rng rng;
+        readonly bool raw;
+        readonly double[] clusterAge = new double[Clusters];
+        readonly int[][] clusterGarments = new int[Clusters][];
+        readonly int[] clusterIndex = new int[Clusters];
+        readonly double[] clusterSize = new double[Clusters];
+        readonly AliasTable clusterPick;
+        readonly Article[] articles;
+        /// <summary>Per period (train, validation), cluster and month: articles drawn by popularity × season.</summary>
+        readonly AliasTable[,,] tables = new AliasTable[2, Clusters, 12];
+        readonly byte[] ages, primary, secondary;
+        readonly double[] activity;
+        readonly bool[] late;
+        readonly string[] customerIds;
+        readonly AliasTable trainCustomers, valCustomers;
+        readonly int[] history;
+        readonly int[] historyCount;
+
+        public World(Rng rng, int customerCount, int articleCount, bool raw)
+        {
+            this.rng = rng;
+            this.raw = raw;
+            MakeClusters();
+            clusterPick = new AliasTable(Enumerable.Range(0, Clusters).ToArray(), clusterSize);
+            articles = MakeArticles(articleCount);
+            MakeTables();
+            (ages, primary, secondary, activity, late, customerIds) =
+                (new byte[customerCount], new byte[customerCount], new byte[customerCount], new double[customerCount], new bool[customerCount], new string[customerCount]);
+            MakeCustomers();
+            var everyone = Enumerable.Range(0, customerCount).ToArray();
+            trainCustomers = new AliasTable(everyone, everyone.Select(c => late[c] ? 0 : activity[c]).ToArray());
+            valCustomers = new AliasTable(everyone, activity);
+            history = new int[customerCount * History];
+            historyCount = new int[customerCount];
+        }
+
+        void MakeClusters()
+        {
+            for (var k = 0; k < Clusters; k++)
+            {
+                clusterAge[k] = 18 + 52 * rng.NextDouble();
+                clusterGarments[k] = [rng.NextInt(GarmentGroups.Length), rng.NextInt(GarmentGroups.Length), rng.NextInt(GarmentGroups.Length)];
+                clusterIndex[k] = rng.NextInt(IndexGroups.Length);
+                clusterSize[k] = 0.5 + rng.NextDouble();
+            }
+        }
+
+        Article[] MakeArticles(int articleCount)
+        {
+            var ranks = Enumerable.Range(1, articleCount).ToArray();
+            rng.Shuffle(ranks.AsSpan());
+            var made = new Article[articleCount];
+            for (var i = 0; i < articleCount; i++)
+            {
+                var k = clusterPick.Sample(ref rng);
+                var garment = rng.NextDouble() < 0.7 ? clusterGarments[k][rng.NextInt(3)] : rng.NextInt(GarmentGroups.Length);
+                var index = rng.NextDouble() < 0.8 ? clusterIndex[k] : rng.NextInt(IndexGroups.Length);
+                var seasonal = rng.NextDouble() < 0.3;
+                made[i] = new Article(
+                    Id: (108_775_000L + 7919L * i).ToString("D10", CultureInfo.InvariantCulture),
+                    Cluster: k, Garment: garment, Index: index,
+                    PeakMonth: 1 + rng.NextInt(12), Season: seasonal ? 1.2 : 0,
+                    Popularity: Math.Pow(ranks[i], -0.9),
+                    LateLaunch: rng.NextDouble() < 0.02,
+                    Price: (float)Math.Round(0.005 + 0.05 * rng.NextDouble() * (1 + garment % 4), 4));
+            }
+            return made;
+        }
+
+        void MakeTables()
+        {
+            for (var period = 0; period < 2; period++)
+            for (var k = 0; k < Clusters; k++)
+            {
+                var members = Enumerable.Range(0, articles.Length)
+                    .Where(i => articles[i].Cluster == k && (period == 1 || !articles[i].LateLaunch)).ToArray();
+                if (members.Length == 0)
+                    members = [Enumerable.Range(0, articles.Length).First(i => period == 1 || !articles[i].LateLaunch)];
+                for (var m = 0; m < 12; m++)
+                {
+                    var month = m + 1;
+                    var weights = members.Select(i =>
+                        articles[i].Popularity * Math.Exp(articles[i].Season * Math.Cos(2 * Math.PI * (month - articles[i].PeakMonth) / 12))).ToArray();
+                    tables[period, k, m] = new AliasTable(members, weights);
+                }
+            }
+        }
+
+        void MakeCustomers()
+        {
+            for (var c = 0; c < ages.Length; c++)
+            {
+                var age = rng.NextDouble() < 0.6 ? 27 + 5 * rng.NextGaussian() : 50 + 9 * rng.NextGaussian();
+                ages[c] = (byte)Math.Clamp(Math.Round(age), 16, 90);
+                var byAge = Enumerable.Range(0, Clusters)
+                    .Select(k => clusterSize[k] * Math.Exp(-Math.Pow(ages[c] - clusterAge[k], 2) / (2 * 12.0 * 12.0))).ToArray();
+                primary[c] = (byte)SampleIndex(byAge, ref rng);
+                secondary[c] = (byte)rng.NextInt(Clusters);
+                activity[c] = Math.Exp(1.1 * rng.NextGaussian());
+                late[c] = rng.NextDouble() < 0.04;
+                customerIds[c] = HexId(c);
+            }
+        }
+
+        /// <summary>`rows` transactions of one period (0 train, 1 validation), spread evenly over `days` days from Start + dayOffset.</summary>
+        public void WritePeriod(TextWriter w, int period, int rows, int dayOffset, int days)
+        {
+            var customers = period == 0 ? trainCustomers : valCustomers;
+            for (var r = 0; r < rows; r++)
+            {
+                var date = Start.AddDays(dayOffset + (long)r * days / rows);
+                var c = customers.Sample(ref rng);
+                var a = Purchase(c, period, date.Month);
+                WriteTransaction(w, date, c, articles[a]);
+            }
+        }
+
+        /// <summary>A repeat of one of the customer's last 8 articles (15%), else an article of their primary, secondary or a random cluster.</summary>
+        int Purchase(int c, int period, int month)
+        {
+            int a;
+            var seen = historyCount[c];
+            if (seen > 0 && rng.NextDouble() < 0.15)
+                a = history[c * History + rng.NextInt(Math.Min(seen, History))];
+            else
+            {
+                var u = rng.NextDouble();
+                var k = u < 0.65 ? primary[c] : u < 0.85 ? secondary[c] : clusterPick.Sample(ref rng);
+                a = tables[period, k, month - 1].Sample(ref rng);
+            }
+            history[c * History + seen % History] = a;
+            historyCount[c] = seen + 1;
+            return a;
+        }
+
+        void WriteTransaction(TextWriter w, DateTime date, int c, Article art)
+        {
+            w.Write(date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+            w.Write(',');
+            w.Write(customerIds[c]);
+            w.Write(',');
+            w.Write(raw ? art.Id.TrimStart('0') : art.Id);
+            w.Write(',');
+            w.Write(art.Price.ToString("R", CultureInfo.InvariantCulture));
+            w.Write(',');
+            w.Write(rng.NextDouble() < 0.7 ? '2' : '1');
+            if (raw)
+            {
+                w.Write('\n');
+                return;
+            }
+            w.Write(',');
+            w.Write(ages[c]);
+            w.Write(',');
+            w.Write(MonthEncoding.Sin[date.Month].ToString("R", CultureInfo.InvariantCulture));
+            w.Write(',');
+            w.Write(MonthEncoding.Cos[date.Month].ToString("R", CultureInfo.InvariantCulture));
+            w.Write(',');
+            WriteField(w, GarmentGroups[art.Garment]);
+            w.Write(',');
+            WriteField(w, IndexGroups[art.Index]);
+            w.Write('\n');
+        }
+
+        /// <summary>Raw layout: customers.csv (club status, news frequency, age with 1.2% empty, postal code).</summary>
+        public void WriteCustomers(TextWriter w)
         {
             w.Write("customer_id,FN,Active,club_member_status,fashion_news_frequency,age,postal_code\n");
-            for (var c = 0; c < customerCount; c++)
+            for (var c = 0; c < ages.Length; c++)
             {
                 var member = rng.NextDouble() < 0.93 ? "ACTIVE" : "PRE-CREATE";
                 var news = rng.NextDouble() < 0.35 ? "Regularly" : "NONE";
                 var age = rng.NextDouble() < 0.012 ? "" : ages[c].ToString(CultureInfo.InvariantCulture);
                 w.Write($"{customerIds[c]},{(news == "Regularly" ? "1.0" : "")},{(news == "Regularly" ? "1.0" : "")},{member},{news},{age},{HexId(c % 4096 + 1_000_000)}\n");
             }
-        });
-        WriteFile(files[2], w =>
+        }
+
+        /// <summary>Raw layout: articles.csv (product code and name with quoted commas, type, colour, groups, a quoted description).</summary>
+        public void WriteArticles(TextWriter w)
         {
             w.Write("article_id,product_code,prod_name,product_type_name,colour_group_name,index_group_name,garment_group_name,detail_desc\n");
             string[] colours = ["Black", "White", "Light Beige", "Dark Blue", "Red", "Greyish Beige", "Pink"];
-            for (var i = 0; i < articleCount; i++)
+            for (var i = 0; i < articles.Length; i++)
             {
                 var art = articles[i];
                 var colour = colours[rng.NextInt(colours.Length)];
@@ -307,7 +359,7 @@ public static class Synthesizer
                 WriteField(w, $"A \"{colour}\" piece, cluster {art.Cluster}, peak month {art.PeakMonth}");
                 w.Write('\n');
             }
-        });
+        }
     }
 
     static int SampleIndex(double[] weights, ref Rng rng)

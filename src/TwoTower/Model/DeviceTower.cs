@@ -147,14 +147,14 @@ public sealed class DeviceTower : IDisposable
         Variables = tower.Variables.Select(v => variables[v]).ToArray();
         embeddings = tower.Inputs.Where(i => i.Embedding != null)
             .Select(i => (i, variables[i.Embedding!], training ? new RowGroups(kernels, capacity) : null)).ToArray();
-        layerKernels = tower.Kernels.Select(k => variables[k]).ToArray();
+        layerKernels = tower.LayerWeights.Select(k => variables[k]).ToArray();
         layerBiases = tower.Biases.Select(b => variables[b]).ToArray();
         x = kernels.Allocate<float>(capacity * tower.InputDim);
-        activations = tower.Kernels.Select(k => kernels.Allocate<float>(capacity * k.Cols)).ToArray();
+        activations = tower.LayerWeights.Select(k => kernels.Allocate<float>(capacity * k.Cols)).ToArray();
         if (training)
         {
             // The last layer's delta is the loss's gradient, passed to Backward; the input layer's dx is only needed for the embedding slices.
-            deltas = tower.Kernels.SkipLast(1).Select(k => kernels.Allocate<float>(capacity * k.Cols)).ToArray();
+            deltas = tower.LayerWeights.SkipLast(1).Select(k => kernels.Allocate<float>(capacity * k.Cols)).ToArray();
             dInput = tower.HasEmbeddings ? kernels.Allocate<float>(capacity * tower.InputDim) : null;
         }
         else

@@ -31,21 +31,20 @@ public sealed class Tower
     public string Name { get; }
     public IReadOnlyList<TowerInput> Inputs { get; }
     public int InputDim { get; }
-    public IReadOnlyList<Variable> Kernels { get; }
+    /// <summary>Each dense layer's weight matrix [in × out] (Keras calls it the kernel).</summary>
+    public IReadOnlyList<Variable> LayerWeights { get; }
     public IReadOnlyList<Variable> Biases { get; }
-    public int OutputDim => Kernels[^1].Cols;
-    public bool NotebookOneHot { get; }
+    public int OutputDim => LayerWeights[^1].Cols;
     public bool HasEmbeddings => Inputs.Any(i => i.Embedding != null);
 
     public IEnumerable<Variable> Variables =>
-        Inputs.Where(i => i.Embedding != null).Select(i => i.Embedding!).Concat(Kernels.Zip(Biases).SelectMany(p => new[] { p.First, p.Second }));
+        Inputs.Where(i => i.Embedding != null).Select(i => i.Embedding!).Concat(LayerWeights.Zip(Biases).SelectMany(p => new[] { p.First, p.Second }));
 
     /// <param name="vocabularySizes">Known values per categorical column (table rows = size + 1).</param>
     public Tower(string name, IReadOnlyList<Feature> features, IReadOnlyDictionary<string, int> vocabularySizes,
         int embeddingDim, IReadOnlyList<int> layers, bool notebookOneHot)
     {
         Name = name;
-        NotebookOneHot = notebookOneHot;
         var inputs = new List<TowerInput>();
         var offset = 0;
         foreach (var f in features)
@@ -70,7 +69,7 @@ public sealed class Tower
             biases.Add(new Variable($"{name}/dense_{l}/bias", 1, layers[l], false));
             fanIn = layers[l];
         }
-        Kernels = kernels;
+        LayerWeights = kernels;
         Biases = biases;
     }
 
@@ -83,7 +82,7 @@ public sealed class Tower
             for (var i = 0; i < e.Length; i++)
                 e[i] = (float)(rng.NextDouble() * 0.1 - 0.05);
         }
-        foreach (var k in Kernels)
+        foreach (var k in LayerWeights)
         {
             var limit = Math.Sqrt(6.0 / (k.Rows + k.Cols));
             for (var i = 0; i < k.Value.Length; i++)

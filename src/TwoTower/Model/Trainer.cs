@@ -236,8 +236,8 @@ public sealed class Trainer : IDisposable
         return new EpochStats(epoch, total / data.RowCount, total / batches.Length, seconds, data.RowCount / seconds);
     }
 
-    /// <summary>One optimizer step on the given rows; returns the batch's summed loss.</summary>
-    public double TrainStep(ReadOnlySpan<int> rows)
+    /// <summary>One optimizer step on the given rows; returns the batch's summed loss. For the tests: they compare single steps with a float64 reference.</summary>
+    internal double TrainStep(ReadOnlySpan<int> rows)
     {
         PrepareLearningRates(Step + 1);
         GroupEmbeddedIds(rows);
@@ -247,15 +247,15 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Forward and backward on the given rows: fills every variable's gradient (see <see cref="Gradient"/>); returns the summed loss.</summary>
-    public double ComputeGradients(ReadOnlySpan<int> rows)
+    internal double ComputeGradients(ReadOnlySpan<int> rows)
     {
         GroupEmbeddedIds(rows);
         QueueGradients(rows.Length, UploadRows(rows));
         return BatchLoss(rows.Length);
     }
 
-    /// <summary>A variable's gradient from the last step, copied to the host (embeddings: valid on the rows the batch touched).</summary>
-    public float[] Gradient(Variable v)
+    /// <summary>A variable's gradient from the last step, copied to the host (embeddings: valid on the rows the batch touched). For the tests.</summary>
+    internal float[] Gradient(Variable v)
     {
         var grad = new float[v.Value.Length];
         kernels.CopyToHost(DeviceVariables.Single(d => d.Host == v).Grad!, grad);

@@ -5,7 +5,7 @@ namespace TwoTower.Serving;
 /// gets one more coordinate sqrt(Φ² − |c|²), Φ = the largest item norm, and each query a 0. Then
 /// |q − c'|² = |q|² + Φ² − 2 q·c, so the L2 order is exactly the inner-product order, while HNSW
 /// works far better in the metric space (measured on this model's embeddings: recall@100 0.04 with
-/// USearch's raw inner product, 0.93 after the reduction, both at ef_search 100).
+/// USearch's raw inner product, 0.97 after the reduction at the notebook scale and 0.99 at full H&amp;M scale, ef_search 100).
 /// </summary>
 public static class MaximumInnerProduct
 {

@@ -66,13 +66,13 @@ public static class OnnxExport
         }
         graph.Node.Add(Node("Concat", parts.ToArray(), "x0", ("axis", 1L)));
         var x = "x0";
-        for (var l = 0; l < tower.Kernels.Count; l++)
+        for (var l = 0; l < tower.LayerWeights.Count; l++)
         {
-            var k = tower.Kernels[l];
+            var k = tower.LayerWeights[l];
             graph.Initializer.Add(Tensor($"dense_{l}_kernel", [k.Rows, k.Cols], k.Value));
             graph.Initializer.Add(Tensor($"dense_{l}_bias", [k.Cols], tower.Biases[l].Value));
             graph.Node.Add(Node("MatMul", [x, $"dense_{l}_kernel"], $"dense_{l}_matmul"));
-            var last = l == tower.Kernels.Count - 1;
+            var last = l == tower.LayerWeights.Count - 1;
             var output = last ? "embedding" : $"dense_{l}_linear";
             graph.Node.Add(Node("Add", [$"dense_{l}_matmul", $"dense_{l}_bias"], output));
             if (!last)

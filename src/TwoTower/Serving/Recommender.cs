@@ -36,7 +36,6 @@ public sealed class Recommender : IDisposable
     public string[] ArticleIds { get; }
     public int Dim { get; }
     readonly Dictionary<string, string[]> articleFeatures;
-    readonly Dictionary<string, int> articleRow;
     readonly Dictionary<string, HashSet<int>> bought;
 
     public Recommender(string packageDir)
@@ -65,7 +64,6 @@ public sealed class Recommender : IDisposable
         }
         articleFeatures = candidates.Names.Where(n => n != features.CandidateId && candidates.Column(n) is string[])
             .ToDictionary(n => n, candidates.Strings);
-        articleRow = ArticleIds.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i);
         index = new USearchIndex(File(PackageLayout.IndexFile));
 
         var history = ColumnTable.ReadParquet(File(PackageLayout.HistoryFile));
@@ -168,7 +166,6 @@ public sealed class Recommender : IDisposable
         }
     }
 
-    public int RowOf(string articleId) => articleRow.GetValueOrDefault(articleId, -1);
 
     public void Dispose()
     {

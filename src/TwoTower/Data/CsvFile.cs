@@ -1,0 +1,47 @@
+using nietras.SeparatedValues;
+
+namespace TwoTower.Data;
+
+/// <summary>Opening a CSV with Sep, with the user's mistakes (no file, an empty file, no header, a column named twice) said in their words.</summary>
+public static class CsvFile
+{
+    public static SepReader Open(string path)
+    {
+        if (Directory.Exists(path))
+            throw new PipelineError($"'{path}' is a folder; expected a CSV file there (see data.* in the config)");
+        if (!File.Exists(path))
+            throw new PipelineError($"data file not found: {path}");
+        if (new FileInfo(path).Length == 0)
+            throw new PipelineError($"{path}: the file is empty (expected a header line and data rows)");
+        SepReader reader;
+        try
+        {
+            reader = Sep.Reader(o => o with { Unescape = true }).FromFile(path);
+        }
+        catch (ArgumentException)
+        {
+            throw DuplicateColumn(path);
+        }
+        if (reader.Header.IsEmpty || reader.Header.ColNames.All(string.IsNullOrWhiteSpace))
+        {
+            reader.Dispose();
+            throw new PipelineError($"{path}: the file has no header line");
+        }
+        return reader;
+    }
+
+    /// <summary>"Columns found: a, b, …", cut to a bounded length (a 10 MB one-line file is one huge header).</summary>
+    public static string ColumnsFound(SepReaderHeader header) => "Columns found: " + PipelineError.Excerpt(string.Join(", ", header.ColNames));
+
+    /// <summary>Sep refuses a header that names a column twice: find the pair and name both positions.</summary>
+    static PipelineError DuplicateColumn(string path)
+    {
+        using var text = new StreamReader(path);
+        var names = (text.ReadLine() ?? "").Split(',').Select(n => n.Trim().Trim('"')).ToArray();
+        var twice = names.Select((n, i) => (n, i)).GroupBy(x => x.n).FirstOrDefault(g => g.Count() > 1);
+        return twice is null
+            ? new PipelineError($"{path}: the header line cannot be read as CSV column names")
+            : new PipelineError($"{path}: the header names column '{PipelineError.Excerpt(twice.Key)}' twice " +
+                                $"(columns {string.Join(" and ", twice.Select(x => x.i + 1))}); each column needs its own name");
+    }
+}
