@@ -1,4 +1,5 @@
 using TwoTower.Serving;
+using TwoTower.Config;
 
 namespace TwoTower.Build.Tasks;
 
@@ -37,8 +38,8 @@ public sealed class ServeTask : FrostingTask<BuildContext>
     public override void Run(BuildContext context)
     {
         using var recommender = new Recommender(context.Store.StageDir("package"));
-        var (host, port) = (context.Config.Str("serve.host"), (int)context.Config.Int("serve.port"));
-        var app = RecommendService.Build(recommender, host, port, (int)context.Config.Int("serve.max_k"));
+        var (host, port) = (context.Config.Get(ConfigSchema.Serve.Host), (int)context.Config.Get(ConfigSchema.Serve.Port));
+        var app = RecommendService.Build(recommender, host, port, (int)context.Config.Get(ConfigSchema.Serve.MaxK));
         context.Info($"Serving {recommender.ArticleIds.Length:N0} articles on http://{host}:{port}/recommend?customer_id=... (Ctrl-C stops)");
         app.Run();
     }

@@ -1,6 +1,9 @@
 using TwoTower.Config;
 using TwoTower.Data;
 
+using TwoTower.Pipeline;
+using TwoTower.Stages;
+
 namespace TwoTower.Tests;
 
 public class VocabularyAndNormalizationTests
@@ -47,13 +50,25 @@ public class ConfigTests
     static string RepoFile(string name) => Path.Combine(TestPaths.RepoRoot, name);
 
     [Fact]
+    public void EveryStageFingerprintsKnownKeysAndIngestTheRawLayoutsKeys()
+    {
+        Stage[] stages = [new IngestStage(), new EncodeStage(), new NormalizeStage(), new TrainStage(), new EvaluateStage(), new PackageStage()];
+        foreach (var prefix in stages.SelectMany(s => s.ConfigKeys))
+            Assert.True(ConfigSchema.Find(prefix) != null || ConfigSchema.Sections.Contains(prefix), $"'{prefix}' is neither a key nor a section");
+        // Ingest of the raw layout reads raw.* (split, sampling, padding): a change there must rerun it.
+        var before = PipelineConfig.Parse("", "test", ["data.format=hm_raw"]).Canonical(new IngestStage().ConfigKeys);
+        var after = PipelineConfig.Parse("", "test", ["data.format=hm_raw", "raw.validation_days=14"]).Canonical(new IngestStage().ConfigKeys);
+        Assert.NotEqual(before, after);
+    }
+
+    [Fact]
     public void PipelineYamlListsEveryKeyWithTheSchemaDefault()
     {
         var text = File.ReadAllText(RepoFile("pipeline.yaml"));
         var config = PipelineConfig.Parse(text, "pipeline.yaml");
         var all = ConfigSchema.Keys.Select(k => k.Name).ToArray();
         Assert.Equal(PipelineConfig.Defaults().Canonical(all), config.Canonical(all));
-        foreach (var key in all)
+        foreach (var key in ConfigSchema.Keys)
             Assert.StartsWith("pipeline.yaml:", config.Origin(key));
     }
 
@@ -61,11 +76,11 @@ public class ConfigTests
     public void SeedConfigUndoesBothDepartures()
     {
         var config = PipelineConfig.Load(RepoFile("data/seed.pipeline.yaml"));
-        Assert.False(config.Bool("train.logq_correction"));
-        Assert.Equal("notebook", config.Str("model.one_hot_depth"));
-        Assert.Equal("tfa", config.Str("train.weight_decay_convention"));
-        Assert.Equal("batches", config.Str("train.shuffle"));
-        Assert.Equal(2048, config.Int("train.batch_size"));
+        Assert.False(config.Get(ConfigSchema.Train.LogqCorrection));
+        Assert.Equal("notebook", config.Get(ConfigSchema.Model.OneHotDepth));
+        Assert.Equal("tfa", config.Get(ConfigSchema.Train.WeightDecayConvention));
+        Assert.Equal("batches", config.Get(ConfigSchema.Train.Shuffle));
+        Assert.Equal(2048, config.Get(ConfigSchema.Train.BatchSize));
     }
 
     [Theory]
@@ -87,8 +102,8 @@ public class ConfigTests
     public void SetOverridesTheFileAndIsNamedInErrors()
     {
         var config = PipelineConfig.Parse("train:\n  epochs: 5\n", "test.yaml", ["train.epochs=3", "model.query_layers=32,16"]);
-        Assert.Equal(3, config.Int("train.epochs"));
-        Assert.Equal([32L, 16], config.IntList("model.query_layers"));
+        Assert.Equal(3, config.Get(ConfigSchema.Train.Epochs));
+        Assert.Equal([32L, 16], config.Get(ConfigSchema.Model.QueryLayers));
         var error = Assert.Throws<PipelineError>(() => PipelineConfig.Parse("", "test.yaml", ["train.batch_size=-4"]));
         Assert.Contains("--set train.batch_size", error.Message);
         Assert.Throws<PipelineError>(() => PipelineConfig.Parse("", "test.yaml", ["no.such.key=1"]));

@@ -1,3 +1,4 @@
+using TwoTower.Config;
 using System.Reflection;
 using ILGPU;
 using ILGPU.Algorithms;
@@ -192,7 +193,7 @@ public class IlgpuKernelTests(IlgpuCpu ilgpu) : IClassFixture<IlgpuCpu>
         float[] Train(IKernels kernels, out double loss)
         {
             var model = TwoTowerModel.Create(config, TrainingTests.TinyVocabulary);
-            model.Initialize(config.Int("seed"));
+            model.Initialize(config.Get(ConfigSchema.Seed));
             using var trainer = new Trainer(model, kernels, TrainOptions.From(config), data, "article_id");
             trainer.RunEpoch(1);
             loss = trainer.RunEpoch(2).LossPerExample;   // a second epoch: learning rates appended on the device, batches reshuffled, host copies refreshed

@@ -31,7 +31,7 @@ public class TrainingTests
     static TwoTowerModel NewModel(PipelineConfig config)
     {
         var model = TwoTowerModel.Create(config, TinyVocabulary);
-        model.Initialize(config.Int("seed"));
+        model.Initialize(config.Get(ConfigSchema.Seed));
         return model;
     }
 

@@ -49,7 +49,7 @@ public sealed class GpuCheck : IDisposable
     {
         this.config = config;
         this.log = log;
-        gpu = Backend.CreateGpu(config.Str("accelerator"), out var reason);
+        gpu = Backend.CreateGpu(config.Get(ConfigSchema.Accelerator), out var reason);
         simd = new SimdKernels(config.Threads);
         log.Info($"GpuCheck: {reason}; CPU backend {simd.Name}");
         features = FeatureSet.From(config);
@@ -57,8 +57,8 @@ public sealed class GpuCheck : IDisposable
         val = TrainingColumns.Read(store, "val");
         vocab = TrainedModel.VocabularySizes(store, features);
         var query = TwoTowerModel.Create(config, vocab).Query;
-        b = (int)config.Int("train.batch_size");
-        d = (int)config.Int("model.embedding_dim");
+        b = (int)config.Get(ConfigSchema.Train.BatchSize);
+        d = (int)config.Get(ConfigSchema.Model.EmbeddingDim);
         (inDim, outDim, towerDim) = (query.InputDim, query.LayerWeights[0].Cols, query.OutputDim);
     }
 
@@ -202,7 +202,7 @@ public sealed class GpuCheck : IDisposable
         (EpochStats Stats, TwoTowerModel Model) Epoch(IKernels k)
         {
             var model = TwoTowerModel.Create(config, vocab);
-            model.Initialize(config.Int("seed"));
+            model.Initialize(config.Get(ConfigSchema.Seed));
             using var trainer = new Trainer(model, k, TrainOptions.From(config), train, features.CandidateId);
             return (trainer.RunEpoch(1), model);
         }

@@ -33,8 +33,8 @@ public static class PipelineBenchmark
         var train = TrainingColumns.Read(store, "train");
         var val = TrainingColumns.Read(store, "val");
         var model = TwoTowerModel.Create(config, TrainedModel.VocabularySizes(store, features));
-        model.Initialize(config.Int("seed"));
-        using var kernels = Backend.Create(config.Str("accelerator"), config.Threads, log);
+        model.Initialize(config.Get(ConfigSchema.Seed));
+        using var kernels = Backend.Create(config.Get(ConfigSchema.Accelerator), config.Threads, log);
         var options = TrainOptions.From(config);
         using var trainer = new Trainer(model, kernels, options, train, features.CandidateId);
         var epoch = 0;

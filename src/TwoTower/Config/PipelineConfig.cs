@@ -62,9 +62,14 @@ public sealed class PipelineConfig
         foreach (var (keyNode, valueNode) in mapping.Children)
         {
             var where = $"{source}:{keyNode.Start.Line}:{keyNode.Start.Column}";
-            var name = prefix + ((YamlScalarNode)keyNode).Value;
-            if (valueNode is YamlMappingNode child && ConfigSchema.Sections.Contains(name))
+            if (keyNode is not YamlScalarNode { Value: { } keyName })
+                throw new PipelineError($"{where}: a key must be a plain name (like train.epochs); got {Describe(keyNode)}");
+            var name = prefix + keyName;
+            if (ConfigSchema.Sections.Contains(name))
             {
+                if (valueNode is not YamlMappingNode child)
+                    throw new PipelineError($"{where}: '{name}' is a section: expected its keys beneath it " +
+                                            $"(e.g. {ConfigSchema.Keys.First(k => k.Section == name || k.Section.StartsWith(name + ".")).Name[(name.Length + 1)..]}: …); got {Describe(valueNode)}");
                 ReadMapping(child, name + ".", source);
                 continue;
             }
@@ -188,47 +193,45 @@ public sealed class PipelineConfig
     /// <summary>Rules that involve more than one key.</summary>
     void Validate()
     {
-        foreach (var tower in new[] { "query", "candidate" })
+        foreach (var tower in new[] { ConfigSchema.QueryTower, ConfigSchema.CandidateTower })
         {
-            var p = $"features.{tower}.";
-            var all = List(p + "embedded").Concat(List(p + "one_hot")).Concat(List(p + "numeric")).Concat(List(p + "raw")).ToArray();
-            if (all.Length == 0)
-                throw ErrorAt(p + "embedded", $"the {tower} tower has no features");
-            var dup = all.GroupBy(x => x).FirstOrDefault(g => g.Count() > 1);
-            if (dup != null)
-                throw ErrorAt(p + "embedded", $"feature '{dup.Key}' is listed twice in the {tower} tower");
+            var seen = new HashSet<string>();
+            foreach (var list in tower.Lists)
+            {
+                // A repeated feature is reported where it is written the second time.
+                if (Get(list).FirstOrDefault(f => !seen.Add(f)) is { } repeated)
+                    throw ErrorAt(list.Key, $"feature '{repeated}' is listed twice in the {tower.Tower} tower");
+            }
+            if (seen.Count == 0)
+                throw ErrorAt(tower.Lists.FirstOrDefault(l => origins[l.Name] != "default", tower.Embedded).Key, $"the {tower.Tower} tower has no features");
         }
-        var stopping = Str("train.early_stopping_metric");
+        var stopping = Get(ConfigSchema.Train.EarlyStoppingMetric);
         if (stopping != "none")
         {
             var k = stopping.StartsWith("hit@", StringComparison.Ordinal) && int.TryParse(stopping[4..], out var parsed) ? parsed : -1;
-            if (stopping != "mrr" && !IntList("evaluate.ks").Contains(k))
-                throw ErrorAt("train.early_stopping_metric",
-                    $"expected none, mrr or hit@k with k one of evaluate.ks ({string.Join(", ", IntList("evaluate.ks"))}); got '{stopping}'");
-            if (Int("train.validate_every") == 0)
-                throw ErrorAt("train.early_stopping_metric", "early stopping needs validation metrics: set train.validate_every to 1 or more");
+            if (stopping != "mrr" && !Get(ConfigSchema.Evaluate.Ks).Contains(k))
+                throw ErrorAt(ConfigSchema.Train.EarlyStoppingMetric.Key,
+                    $"expected none, mrr or hit@k with k one of evaluate.ks ({string.Join(", ", Get(ConfigSchema.Evaluate.Ks))}); got '{stopping}'");
+            if (Get(ConfigSchema.Train.ValidateEvery) == 0)
+                throw ErrorAt(ConfigSchema.Train.EarlyStoppingMetric.Key, "early stopping needs validation metrics: set train.validate_every to 1 or more");
         }
-        if (IntList("model.query_layers")[^1] != IntList("model.candidate_layers")[^1])
-            throw ErrorAt("model.candidate_layers",
+        if (Get(ConfigSchema.Model.QueryLayers)[^1] != Get(ConfigSchema.Model.CandidateLayers)[^1])
+            // Reported at the one the user set (when only one was: the other is the default they did not touch).
+            throw ErrorAt(origins[ConfigSchema.Model.CandidateLayers.Name] == "default" ? ConfigSchema.Model.QueryLayers.Key : ConfigSchema.Model.CandidateLayers.Key,
                 "the last layer of both towers must have the same size (the scores are their dot products)");
     }
 
-    public PipelineError ErrorAt(string key, string message) => new($"{origins[key]}: '{key}': {message}");
+    /// <summary>An error at the place the user set the key (file:line:column, --set, or "default").</summary>
+    public PipelineError ErrorAt(ConfigKey key, string message) => new($"{origins[key.Name]}: '{key.Name}': {message}");
 
-    public string Origin(string key) => origins[key];
+    /// <summary>Where the key's value was set: file:line:column, "--set key", or "default".</summary>
+    public string Origin(ConfigKey key) => origins[key.Name];
 
-    object Get(string key) =>
-        values.TryGetValue(key, out var v) ? v : throw new InvalidOperationException($"no config key '{key}' in the schema");
-
-    public long Int(string key) => (long)Get(key);
-    public double Float(string key) => (double)Get(key);
-    public bool Bool(string key) => (bool)Get(key);
-    public string Str(string key) => (string)Get(key);
-    public IReadOnlyList<string> List(string key) => (string[])Get(key);
-    public IReadOnlyList<long> IntList(string key) => (long[])Get(key);
+    /// <summary>The key's validated value.</summary>
+    public T Get<T>(Setting<T> setting) => (T)values[setting.Name];
 
     /// <summary>Effective worker count: <c>threads</c>, 0 meaning every core.</summary>
-    public int Threads => Int("threads") == 0 ? Environment.ProcessorCount : (int)Int("threads");
+    public int Threads => Get(ConfigSchema.Threads) == 0 ? Environment.ProcessorCount : (int)Get(ConfigSchema.Threads);
 
     static string Format(object v) => v switch
     {

@@ -5,14 +5,14 @@ namespace TwoTower.Data;
 /// <summary>Where the configured input data lives: data.dir joined with the data.* (notebook layout) or raw.* (H&amp;M raw layout) file names.</summary>
 public static class DataFiles
 {
-    public static bool IsRawLayout(PipelineConfig c) => c.Str("data.format") == "hm_raw";
+    public static bool IsRawLayout(PipelineConfig c) => c.Get(ConfigSchema.Data.Format) == "hm_raw";
 
-    public static string TrainCsv(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("data.train_file"));
-    public static string ValCsv(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("data.val_file"));
+    public static string TrainCsv(PipelineConfig c) => Path.Combine(c.Get(ConfigSchema.Data.Dir), c.Get(ConfigSchema.Data.TrainFile));
+    public static string ValCsv(PipelineConfig c) => Path.Combine(c.Get(ConfigSchema.Data.Dir), c.Get(ConfigSchema.Data.ValFile));
 
-    public static string Transactions(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("raw.transactions_file"));
-    public static string Customers(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("raw.customers_file"));
-    public static string Articles(PipelineConfig c) => Path.Combine(c.Str("data.dir"), c.Str("raw.articles_file"));
+    public static string Transactions(PipelineConfig c) => Path.Combine(c.Get(ConfigSchema.Data.Dir), c.Get(ConfigSchema.Raw.TransactionsFile));
+    public static string Customers(PipelineConfig c) => Path.Combine(c.Get(ConfigSchema.Data.Dir), c.Get(ConfigSchema.Raw.CustomersFile));
+    public static string Articles(PipelineConfig c) => Path.Combine(c.Get(ConfigSchema.Data.Dir), c.Get(ConfigSchema.Raw.ArticlesFile));
 
     /// <summary>The input files of the configured layout: [train, val], or [transactions, customers, articles].</summary>
     public static string[] All(PipelineConfig c) =>

@@ -15,14 +15,15 @@ public sealed record FeatureSet(string QueryId, string CandidateId, IReadOnlyLis
 {
     public static FeatureSet From(PipelineConfig config)
     {
-        IReadOnlyList<Feature> Tower(string t) =>
+        IReadOnlyList<Feature> Tower(ConfigSchema.TowerKeys t) =>
         [
-            .. config.List($"features.{t}.embedded").Select(c => new Feature(c, FeatureKind.Embedded)),
-            .. config.List($"features.{t}.one_hot").Select(c => new Feature(c, FeatureKind.OneHot)),
-            .. config.List($"features.{t}.numeric").Select(c => new Feature(c, FeatureKind.Numeric)),
-            .. config.List($"features.{t}.raw").Select(c => new Feature(c, FeatureKind.Raw)),
+            .. config.Get(t.Embedded).Select(c => new Feature(c, FeatureKind.Embedded)),
+            .. config.Get(t.OneHot).Select(c => new Feature(c, FeatureKind.OneHot)),
+            .. config.Get(t.Numeric).Select(c => new Feature(c, FeatureKind.Numeric)),
+            .. config.Get(t.Raw).Select(c => new Feature(c, FeatureKind.Raw)),
         ];
-        return new FeatureSet(config.Str("features.query.id"), config.Str("features.candidate.id"), Tower("query"), Tower("candidate"));
+        return new FeatureSet(config.Get(ConfigSchema.QueryTower.Id), config.Get(ConfigSchema.CandidateTower.Id),
+            Tower(ConfigSchema.QueryTower), Tower(ConfigSchema.CandidateTower));
     }
 
     /// <summary>Columns read as strings and encoded with a vocabulary: the two ids and every categorical feature.</summary>

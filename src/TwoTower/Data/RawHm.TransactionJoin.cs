@@ -15,10 +15,10 @@ public static partial class RawHm
     sealed class TransactionJoin(
         PipelineConfig config, FeatureSet features, Dictionary<string, string> sources, SideTable customers, SideTable articles, bool[]? sampled)
     {
-        readonly bool missingIsError = config.Str("data.missing_numeric") == "error";
-        readonly int padding = (int)config.Int("raw.article_id_digits");
-        readonly bool keepMissingCustomers = config.Str("raw.missing_customer") == "keep";
-        readonly bool keepMissingArticles = config.Str("raw.missing_article") == "keep";
+        readonly bool missingIsError = config.Get(ConfigSchema.Data.MissingNumeric) == "error";
+        readonly int padding = (int)config.Get(ConfigSchema.Raw.ArticleIdDigits);
+        readonly bool keepMissingCustomers = config.Get(ConfigSchema.Raw.MissingCustomer) == "keep";
+        readonly bool keepMissingArticles = config.Get(ConfigSchema.Raw.MissingArticle) == "keep";
         // Code of each customer / article row once known: one id lookup per transaction instead of two.
         readonly int[] customerCodes = NewMemo(customers.RowOfId.Count);
         readonly int[] articleCodes = NewMemo(articles.RowOfId.Count);

@@ -30,7 +30,7 @@ public static partial class RawHm
     public static (Split Train, Split Val) Read(PipelineConfig config, FeatureSet features, IPipelineLog log)
     {
         var sources = ResolveSources(config, features);
-        var padding = (int)config.Int("raw.article_id_digits");
+        var padding = (int)config.Get(ConfigSchema.Raw.ArticleIdDigits);
         var customers = ReadSide(DataFiles.Customers(config), "customer_id", id => id.ToString(),
             features.CategoricalColumns.Where(c => sources[c] == "customers" && c != "customer_id").ToArray(),
             features.NumericColumns.Where(c => sources[c] == "customers").ToArray(), log);
@@ -43,7 +43,7 @@ public static partial class RawHm
         join.Report(log);
 
         var part = SplitDays(config, join.Days, log);
-        if (config.Bool("raw.dedupe_pairs") && features.CategoricalColumns.Contains("customer_id") && features.CategoricalColumns.Contains("article_id"))
+        if (config.Get(ConfigSchema.Raw.DedupePairs) && features.CategoricalColumns.Contains("customer_id") && features.CategoricalColumns.Contains("article_id"))
             DropRepeatedPairs(part, join.Rows.Cats["customer_id"], join.Rows.Cats["article_id"], log);
         var levels = new Dictionary<string, IReadOnlyList<string>>(join.Rows.Levels.ToDictionary(kv => kv.Key, kv => kv.Value.Values))
         {
@@ -91,11 +91,11 @@ public static partial class RawHm
     /// </summary>
     static bool[]? SampleCustomers(PipelineConfig config, SideTable customers, IPipelineLog log)
     {
-        var sample = (int)config.Int("raw.sample_customers");
+        var sample = (int)config.Get(ConfigSchema.Raw.SampleCustomers);
         if (sample == 0)
             return null;
         var ids = customers.RowOfId.Keys.Order(StringComparer.Ordinal).ToArray();
-        var rng = new Rng((ulong)config.Int("raw.sample_seed"));
+        var rng = new Rng((ulong)config.Get(ConfigSchema.Raw.SampleSeed));
         rng.Shuffle(ids.AsSpan());
         var sampled = new bool[customers.RowOfId.Count];
         foreach (var id in ids.Take(sample))
@@ -108,18 +108,18 @@ public static partial class RawHm
     static byte[] SplitDays(PipelineConfig config, List<int> days, IPipelineLog log)
     {
         var part = new byte[days.Count];
-        if (config.Str("raw.split") == "time")
+        if (config.Get(ConfigSchema.Raw.Split) == "time")
         {
             var last = days.Max();
-            var firstValidationDay = last - (int)config.Int("raw.validation_days") + 1;
+            var firstValidationDay = last - (int)config.Get(ConfigSchema.Raw.ValidationDays) + 1;
             for (var r = 0; r < part.Length; r++)
                 part[r] = days[r] >= firstValidationDay ? (byte)1 : (byte)0;
             log.Info($"Time split: validation from {DateOnly.FromDayNumber(firstValidationDay):yyyy-MM-dd} to {DateOnly.FromDayNumber(last):yyyy-MM-dd}");
             return part;
         }
-        var rng = new Rng((ulong)config.Int("raw.split_seed"));
-        var val = config.Float("raw.validation_fraction");
-        var test = config.Float("raw.test_fraction");
+        var rng = new Rng((ulong)config.Get(ConfigSchema.Raw.SplitSeed));
+        var val = config.Get(ConfigSchema.Raw.ValidationFraction);
+        var test = config.Get(ConfigSchema.Raw.TestFraction);
         for (var r = 0; r < part.Length; r++)
         {
             var u = rng.NextDouble();

@@ -63,7 +63,7 @@ public static class Synthesizer
     /// </summary>
     public static bool EnsureData(PipelineConfig config, IPipelineLog log)
     {
-        var dir = config.Str("data.dir");
+        var dir = config.Get(ConfigSchema.Data.Dir);
         var raw = DataFiles.IsRawLayout(config);
         var files = DataFiles.All(config);
         CheckPaths(dir, files);
@@ -93,13 +93,13 @@ public static class Synthesizer
                 $"{foreign} has changed since the built-in data generator wrote it, so it is not regenerated over: " +
                 $"move it away, or delete {GeneratedDataManifest.PathIn(dir)} to use the folder's files as they are");
 
-        if (config.Str("data.synthesize") == "never")
+        if (config.Get(ConfigSchema.Data.Synthesize) == "never")
             throw new PipelineError(mark is null
                 ? $"data file not found: {files.First(f => !File.Exists(f))} (data.synthesize is 'never')"
                 : $"the built-in data in {dir} is incomplete or was made with other synth settings (data.synthesize is 'never'; set it to 'auto' to regenerate)");
 
         Directory.CreateDirectory(dir);
-        var (t, c, a) = Sizes(config.Float("synth.scale"));
+        var (t, c, a) = Sizes(config.Get(ConfigSchema.Synth.Scale));
         log.Info($"Synthesizing built-in data ({(raw ? "H&M raw layout" : "notebook layout")}) in {dir}: " +
                  $"{t:N0} training transactions, {c:N0} customers, {a:N0} articles");
         GeneratedDataManifest.WriteGenerating(dir, fingerprint, files);
@@ -126,11 +126,11 @@ public static class Synthesizer
     /// </summary>
     static void Write(PipelineConfig config, string[] files, bool raw)
     {
-        var (trainRows, customerCount, articleCount) = Sizes(config.Float("synth.scale"));
-        var valRows = (int)Math.Round(trainRows * config.Float("synth.val_fraction"));
+        var (trainRows, customerCount, articleCount) = Sizes(config.Get(ConfigSchema.Synth.Scale));
+        var valRows = (int)Math.Round(trainRows * config.Get(ConfigSchema.Synth.ValFraction));
         // The draws happen in this order (clusters, articles, customers, then the rows as they are
         // written): the same seed gives the same files byte for byte.
-        var world = new World(new Rng((ulong)config.Int("synth.seed")), customerCount, articleCount, raw);
+        var world = new World(new Rng((ulong)config.Get(ConfigSchema.Synth.Seed)), customerCount, articleCount, raw);
         if (!raw)
         {
             const string header = "t_dat,customer_id,article_id,price,sales_channel_id,age,month_sin,month_cos,garment_group_name,index_group_name\n";

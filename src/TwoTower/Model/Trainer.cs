@@ -10,10 +10,10 @@ public sealed record TrainOptions(
     bool LogQCorrection, bool RemoveAccidentalHits, long Seed)
 {
     public static TrainOptions From(PipelineConfig c) => new(
-        (int)c.Int("train.epochs"), (int)c.Int("train.batch_size"), c.Float("train.learning_rate"),
-        c.Float("train.weight_decay"), c.Str("train.weight_decay_convention") == "keras",
-        c.Float("train.beta1"), c.Float("train.beta2"), c.Float("train.epsilon"), c.Str("train.shuffle") == "rows",
-        c.Float("train.temperature"), c.Bool("train.logq_correction"), c.Bool("train.remove_accidental_hits"), c.Int("seed"));
+        (int)c.Get(ConfigSchema.Train.Epochs), (int)c.Get(ConfigSchema.Train.BatchSize), c.Get(ConfigSchema.Train.LearningRate),
+        c.Get(ConfigSchema.Train.WeightDecay), c.Get(ConfigSchema.Train.WeightDecayConvention) == "keras",
+        c.Get(ConfigSchema.Train.Beta1), c.Get(ConfigSchema.Train.Beta2), c.Get(ConfigSchema.Train.Epsilon), c.Get(ConfigSchema.Train.Shuffle) == "rows",
+        c.Get(ConfigSchema.Train.Temperature), c.Get(ConfigSchema.Train.LogqCorrection), c.Get(ConfigSchema.Train.RemoveAccidentalHits), c.Get(ConfigSchema.Seed));
 }
 
 public sealed record EpochStats(int Epoch, double LossPerExample, double LossPerBatch, double Seconds, double RowsPerSecond)
@@ -33,8 +33,8 @@ public sealed record EpochStats(int Epoch, double LossPerExample, double LossPer
 public sealed record EarlyStopping(string Metric, int Patience)
 {
     public static EarlyStopping? From(PipelineConfig c) =>
-        c.Str("train.early_stopping_metric") == "none" ? null
-            : new EarlyStopping(c.Str("train.early_stopping_metric"), (int)c.Int("train.early_stopping_patience"));
+        c.Get(ConfigSchema.Train.EarlyStoppingMetric) == "none" ? null
+            : new EarlyStopping(c.Get(ConfigSchema.Train.EarlyStoppingMetric), (int)c.Get(ConfigSchema.Train.EarlyStoppingPatience));
 
     double? Value(EpochStats s) => Metric == "mrr" ? s.ValidationMrr
         : s.ValidationHitAt?.GetValueOrDefault(int.Parse(Metric[4..], System.Globalization.CultureInfo.InvariantCulture));

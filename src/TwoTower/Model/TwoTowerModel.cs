@@ -15,11 +15,11 @@ public sealed class TwoTowerModel(Tower query, Tower candidate)
     public static TwoTowerModel Create(PipelineConfig config, IReadOnlyDictionary<string, int> vocabularySizes)
     {
         var features = FeatureSet.From(config);
-        var dim = (int)config.Int("model.embedding_dim");
-        var notebookOneHot = config.Str("model.one_hot_depth") == "notebook";
+        var dim = (int)config.Get(ConfigSchema.Model.EmbeddingDim);
+        var notebookOneHot = config.Get(ConfigSchema.Model.OneHotDepth) == "notebook";
         return new TwoTowerModel(
-            new Tower("query", features.Query, vocabularySizes, dim, config.IntList("model.query_layers").Select(l => (int)l).ToArray(), notebookOneHot),
-            new Tower("candidate", features.Candidate, vocabularySizes, dim, config.IntList("model.candidate_layers").Select(l => (int)l).ToArray(), notebookOneHot));
+            new Tower("query", features.Query, vocabularySizes, dim, config.Get(ConfigSchema.Model.QueryLayers).Select(l => (int)l).ToArray(), notebookOneHot),
+            new Tower("candidate", features.Candidate, vocabularySizes, dim, config.Get(ConfigSchema.Model.CandidateLayers).Select(l => (int)l).ToArray(), notebookOneHot));
     }
 
     /// <summary>Keras default initialisation from one seeded generator, query tower first.</summary>

@@ -24,7 +24,7 @@ public static class OpenSearchExport
     {
         var properties = new JsonObject
         {
-            [config.Str("opensearch.field")] = new JsonObject
+            [config.Get(ConfigSchema.OpenSearch.Field)] = new JsonObject
             {
                 ["type"] = "knn_vector",
                 ["dimension"] = dim,
@@ -35,8 +35,8 @@ public static class OpenSearchExport
                     ["space_type"] = "innerproduct",
                     ["parameters"] = new JsonObject
                     {
-                        ["m"] = config.Int("package.connectivity"),
-                        ["ef_construction"] = config.Int("package.expansion_add"),
+                        ["m"] = config.Get(ConfigSchema.Package.Connectivity),
+                        ["ef_construction"] = config.Get(ConfigSchema.Package.ExpansionAdd),
                     },
                 },
             },
@@ -47,7 +47,7 @@ public static class OpenSearchExport
         {
             ["settings"] = new JsonObject
             {
-                ["index"] = new JsonObject { ["knn"] = true, ["knn.algo_param.ef_search"] = config.Int("package.expansion_search") },
+                ["index"] = new JsonObject { ["knn"] = true, ["knn.algo_param.ef_search"] = config.Get(ConfigSchema.Package.ExpansionSearch) },
             },
             ["mappings"] = new JsonObject { ["properties"] = properties },
         };
@@ -60,8 +60,8 @@ public static class OpenSearchExport
         ArtifactStore.WriteAtomic(Path.Combine(dir, MappingFile), mapping.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         var ids = candidates.Strings(idColumn);
         var vectors = Enumerable.Range(0, dim).Select(d => candidates.Floats($"e{d}")).ToArray();
-        var index = config.Str("opensearch.index");
-        var field = config.Str("opensearch.field");
+        var index = config.Get(ConfigSchema.OpenSearch.Index);
+        var field = config.Get(ConfigSchema.OpenSearch.Field);
         ArtifactStore.WriteAtomic(Path.Combine(dir, BulkFile), stream =>
         {
             using var w = new StreamWriter(stream, new UTF8Encoding(false));
@@ -89,9 +89,9 @@ public static class OpenSearchExport
     public static async Task PublishAsync(string packageDir, PipelineConfig config, IPipelineLog log, HttpClient? client = null,
         int documentsPerRequest = 1000)
     {
-        var baseUrl = config.Str("opensearch.url").TrimEnd('/');
-        var index = config.Str("opensearch.index");
-        var retries = (int)config.Int("opensearch.retries");
+        var baseUrl = config.Get(ConfigSchema.OpenSearch.Url).TrimEnd('/');
+        var index = config.Get(ConfigSchema.OpenSearch.Index);
+        var retries = (int)config.Get(ConfigSchema.OpenSearch.Retries);
         var dir = Path.Combine(packageDir, "opensearch");
         if (!File.Exists(Path.Combine(dir, MappingFile)))
             throw new PipelineError($"no OpenSearch export in {dir} (run --target=Package first)");

@@ -5,6 +5,7 @@ using TwoTower.Evaluation;
 using TwoTower.Kernels;
 using TwoTower.Model;
 using TwoTower.Pipeline;
+using TwoTower.Config;
 
 namespace TwoTower.Stages;
 
@@ -24,11 +25,11 @@ public sealed class EvaluateStage : Stage
     {
         var config = run.Config;
         var features = FeatureSet.From(config);
-        var ks = config.IntList("evaluate.ks").Select(k => (int)k).Order().ToArray();
+        var ks = config.Get(ConfigSchema.Evaluate.Ks).Select(k => (int)k).Order().ToArray();
         var model = TrainedModel.Load(run.Store, config);
         var train = TrainingColumns.Read(run.Store, "train");
         var val = TrainingColumns.Read(run.Store, "val");
-        using var kernels = Backend.Create(config.Str("accelerator"), config.Threads, run.Log);
+        using var kernels = Backend.Create(config.Get(ConfigSchema.Accelerator), config.Threads, run.Log);
 
         var watch = Stopwatch.StartNew();
         var modelRanks = CatalogueRanks.Compute(model, kernels, train, val, features, out var catalogue);

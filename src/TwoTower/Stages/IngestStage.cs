@@ -17,7 +17,7 @@ public sealed class IngestStage : Stage
     public override string Name => "ingest";
     public override string CodeVersion => "ingest-3";
 
-    public override IReadOnlyList<string> ConfigKeys => ["data", "features"];
+    public override IReadOnlyList<string> ConfigKeys => ["data", "raw", "features"];
 
     public override IEnumerable<string> InputFiles(PipelineConfig config) => DataFiles.All(config);
 
@@ -34,7 +34,7 @@ public sealed class IngestStage : Stage
         }
         else
         {
-            var missingIsError = run.Config.Str("data.missing_numeric") == "error";
+            var missingIsError = run.Config.Get(ConfigSchema.Data.MissingNumeric) == "error";
             foreach (var (split, path) in new[] { ("train", DataFiles.TrainCsv(run.Config)), ("val", DataFiles.ValCsv(run.Config)) })
             {
                 var result = CsvTransactions.Read(path, features.CategoricalColumns, features.NumericColumns, missingIsError);

@@ -22,7 +22,7 @@ public sealed class NormalizeStage : Stage
     public override void Execute(StageRun run)
     {
         var features = FeatureSet.From(run.Config);
-        var epsilon = run.Config.Float("normalize.epsilon");
+        var epsilon = run.Config.Get(ConfigSchema.Normalize.Epsilon);
         var train = ColumnTable.ReadParquet(run.Input("encode", "train.parquet"));
         var val = ColumnTable.ReadParquet(run.Input("encode", "val.parquet"));
         var outTrain = new ColumnTable();

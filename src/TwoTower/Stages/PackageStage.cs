@@ -32,7 +32,7 @@ public sealed class PackageStage : Stage
         var features = FeatureSet.From(config);
         var vocabularies = features.CategoricalColumns.ToDictionary(c => c, c => Vocabulary.Read(run.Store.StageDir("encode"), c));
         var model = TrainedModel.Load(run.Store, config);
-        using var kernels = Backend.Create(config.Str("accelerator"), config.Threads, run.Log);
+        using var kernels = Backend.Create(config.Get(ConfigSchema.Accelerator), config.Threads, run.Log);
         var train = TrainingColumns.Read(run.Store, "train");
 
         CopyModelFiles(run, features);
@@ -53,9 +53,9 @@ public sealed class PackageStage : Stage
 
         // Recall@100 of the index against exact search on sampled validation queries.
         var val = TrainingColumns.Read(run.Store, "val");
-        var recallQueries = (int)Math.Min(val.RowCount, config.Int("package.recall_queries"));
+        var recallQueries = (int)Math.Min(val.RowCount, config.Get(ConfigSchema.Package.RecallQueries));
         var recall = MeasureRecall(run, model, kernels, val, recallQueries, embeddings, rows.Length, dim);
-        var floor = config.Float("package.recall_floor");
+        var floor = config.Get(ConfigSchema.Package.RecallFloor);
         run.Log.Info($"Index recall@100 against exact search: {recall:F4} (floor {floor})");
         if (recall < floor)
             throw new PipelineError($"the index's recall@100 is {recall:F4}, below package.recall_floor {floor}: " +
@@ -108,7 +108,7 @@ public sealed class PackageStage : Stage
     sealed record IndexSettings(long Connectivity, long ExpansionAdd, long ExpansionSearch)
     {
         public static IndexSettings From(PipelineConfig config) =>
-            new(config.Int("package.connectivity"), config.Int("package.expansion_add"), config.Int("package.expansion_search"));
+            new(config.Get(ConfigSchema.Package.Connectivity), config.Get(ConfigSchema.Package.ExpansionAdd), config.Get(ConfigSchema.Package.ExpansionSearch));
     }
 
     /// <summary>index.usearch: HNSW over the embeddings augmented for inner product (see <see cref="MaximumInnerProduct"/>).</summary>

@@ -49,17 +49,17 @@ public sealed class TrainStage : Stage
         }
         else
         {
-            model.Initialize(config.Int("seed"));
+            model.Initialize(config.Get(ConfigSchema.Seed));
         }
-        using var kernels = Backend.Create(config.Str("accelerator"), config.Threads, run.Log);
+        using var kernels = Backend.Create(config.Get(ConfigSchema.Accelerator), config.Threads, run.Log);
         using var trainer = new Trainer(model, kernels, options, data, features.CandidateId, startStep);
         var parameters = model.Variables.Sum(v => (long)v.Value.Length);
         run.Log.Info($"Training on {data.RowCount:N0} rows, {trainer.BatchesPerEpoch} batches of {options.BatchSize}, " +
                      $"{parameters:N0} parameters, epochs {firstEpoch}..{options.Epochs}");
 
-        var validateEvery = (int)config.Int("train.validate_every");
+        var validateEvery = (int)config.Get(ConfigSchema.Train.ValidateEvery);
         var val = validateEvery > 0 ? TrainingColumns.Read(run.Store, "val") : null;
-        var ks = config.IntList("evaluate.ks").Select(k => (int)k).Order().ToArray();
+        var ks = config.Get(ConfigSchema.Evaluate.Ks).Select(k => (int)k).Order().ToArray();
         var stopping = EarlyStopping.From(config);
         var best = run.Output(BestWeightsFile);
         for (var epoch = firstEpoch; epoch <= options.Epochs; epoch++)
