@@ -3,6 +3,8 @@ using TwoTower.Evaluation;
 using TwoTower.Kernels;
 using TwoTower.Model;
 
+using TwoTower.Tests.Kernels;
+
 namespace TwoTower.Tests;
 
 public class EvaluationTests

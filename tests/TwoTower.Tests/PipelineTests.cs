@@ -7,6 +7,8 @@ using TwoTower.Pipeline;
 using TwoTower.Stages;
 using TwoTower.Benchmarks;
 
+using TwoTower.Tests.Kernels;
+
 namespace TwoTower.Tests;
 
 /// <summary>Cache rules of the stages, on small built-in data in a temporary folder.</summary>

@@ -1,6 +1,8 @@
 using TwoTower.Data;
 using TwoTower.Model;
 
+using TwoTower.Tests.Kernels;
+
 namespace TwoTower.Tests;
 
 /// <summary>

@@ -3,6 +3,8 @@ using TwoTower.Config;
 using TwoTower.Kernels;
 using TwoTower.Model;
 
+using TwoTower.Tests.Kernels;
+
 namespace TwoTower.Tests;
 
 public class TrainingTests

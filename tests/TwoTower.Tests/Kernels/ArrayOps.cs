@@ -1,6 +1,6 @@
 using TwoTower.Kernels;
 
-namespace TwoTower.Tests;
+namespace TwoTower.Tests.Kernels;
 
 /// <summary>
 /// A backend's ops called on host arrays, for the kernel tests: every operand goes to the backend
