@@ -1,5 +1,5 @@
-using TwoTower.Serving;
 using TwoTower.Config;
+using TwoTower.Serving;
 
 namespace TwoTower.Build.Tasks;
 

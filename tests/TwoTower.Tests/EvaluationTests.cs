@@ -1,6 +1,6 @@
-using TwoTower.Kernels.Simd;
 using TwoTower.Evaluation;
 using TwoTower.Kernels;
+using TwoTower.Kernels.Simd;
 using TwoTower.Model;
 
 using TwoTower.Tests.Kernels;

@@ -4,15 +4,15 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
-using TwoTower.Kernels.Simd;
+using TwoTower.Benchmarks;
 using TwoTower.Config;
 using TwoTower.Data;
 using TwoTower.Evaluation;
+using TwoTower.Kernels.Simd;
 using TwoTower.Model;
 using TwoTower.Pipeline;
 using TwoTower.Serving;
 using TwoTower.Stages;
-using TwoTower.Benchmarks;
 
 namespace TwoTower.Tests;
 

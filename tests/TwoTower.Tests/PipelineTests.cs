@@ -1,11 +1,11 @@
 using System.Diagnostics;
+using TwoTower.Benchmarks;
 using TwoTower.Config;
 using TwoTower.Data;
 using TwoTower.Kernels;
 using TwoTower.Kernels.Simd;
 using TwoTower.Pipeline;
 using TwoTower.Stages;
-using TwoTower.Benchmarks;
 
 using TwoTower.Tests.Kernels;
 

@@ -1,7 +1,7 @@
 using System.Globalization;
-using nietras.SeparatedValues;
 using TwoTower.Config;
 using TwoTower.Pipeline;
+using nietras.SeparatedValues;
 
 namespace TwoTower.Data;
 

@@ -1,7 +1,4 @@
-using System.Diagnostics;
 using System.Text.Json;
-using Microsoft.Data.Analysis;
-using TwoTower.Config;
 using TwoTower.Data;
 using TwoTower.Pipeline;
 

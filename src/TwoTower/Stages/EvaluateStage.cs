@@ -1,11 +1,11 @@
 using System.Diagnostics;
 using System.Text.Json;
+using TwoTower.Config;
 using TwoTower.Data;
 using TwoTower.Evaluation;
 using TwoTower.Kernels;
 using TwoTower.Model;
 using TwoTower.Pipeline;
-using TwoTower.Config;
 
 namespace TwoTower.Stages;
 

@@ -1,8 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Cloud.Unum.USearch;
-using TwoTower.Data;
 using TwoTower.Config;
+using TwoTower.Data;
 using TwoTower.Evaluation;
 using TwoTower.Kernels;
 using TwoTower.Model;

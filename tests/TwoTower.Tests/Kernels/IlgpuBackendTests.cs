@@ -1,4 +1,3 @@
-using TwoTower.Config;
 using System.Reflection;
 using ILGPU;
 using ILGPU.Algorithms;
@@ -7,9 +6,10 @@ using ILGPU.Backends.OpenCL;
 using ILGPU.Backends.PTX;
 using ILGPU.Runtime.Cuda;
 using ILGPU.Runtime.OpenCL;
+using TwoTower.Config;
+using TwoTower.Kernels;
 using TwoTower.Kernels.Ilgpu;
 using TwoTower.Kernels.Simd;
-using TwoTower.Kernels;
 using TwoTower.Model;
 
 namespace TwoTower.Tests.Kernels;

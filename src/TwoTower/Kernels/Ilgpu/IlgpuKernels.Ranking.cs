@@ -1,6 +1,6 @@
 using ILGPU;
-using ILGPU.Runtime;
 using ILGPU.Algorithms;
+using ILGPU.Runtime;
 
 namespace TwoTower.Kernels.Ilgpu;
 
