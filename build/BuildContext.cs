@@ -35,7 +35,12 @@ public sealed class BuildContext : ICakeContext, IPipelineLog
         cake = context;
         var configPath = Argument("config") ?? "pipeline.yaml";
         Config = PipelineConfig.Load(configPath, context.Arguments.GetArguments("set"));
-        Store = new ArtifactStore(Argument("artifacts") ?? "artifacts");
+        var artifacts = Argument("artifacts") ?? "artifacts";
+        if (File.Exists(artifacts))
+            throw new PipelineError($"--artifacts={artifacts} is a file; expected a folder (it is created when absent)");
+        Store = new ArtifactStore(artifacts);
+        if (Config.IsEmptyFile)
+            Warning($"{configPath} has no keys: every setting takes its default (pipeline.yaml lists them all)");
         Force = Flag("force");
         Resume = Flag("resume");
     }

@@ -103,8 +103,8 @@ public static class CakeHost
         {
             // Cake wraps a task's exception in a CakeReportException; the cause is what the user needs.
             var cause = e is CakeReportException && e.InnerException != null ? e.InnerException : e;
-            if (cause is PipelineError)
-                await Console.Error.WriteLineAsync("error: " + cause.Message);
+            if (EnvironmentMessage(cause) is { } message)
+                await Console.Error.WriteLineAsync("error: " + message);
             else if (cause is OperationCanceledException)
                 await Console.Error.WriteLineAsync("cancelled");
             else
@@ -114,6 +114,23 @@ public static class CakeHost
             return cause is OperationCanceledException ? 130 : 1;
         }
     }
+
+    /// <summary>
+    /// What the user can act on, in one line: a <see cref="PipelineError"/>, or the machine refusing
+    /// (permissions, a full disk, a path of the wrong kind, a port in use). Null for anything else:
+    /// that is a bug, reported as an internal error.
+    /// </summary>
+    static string? EnvironmentMessage(Exception cause) => cause switch
+    {
+        PipelineError => cause.Message,
+        UnauthorizedAccessException => $"{cause.Message} Check the permissions of that path, or point --artifacts / data.dir elsewhere.",
+        IOException { HResult: var code } when (code & 0xFFFF) == 28 || cause.Message.Contains("No space left", StringComparison.Ordinal) =>
+            $"the disk is full ({cause.Message.TrimEnd('.')}). Free some space and rerun: nothing half-written was kept.",
+        IOException when cause.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase) =>
+            $"{cause.Message.TrimEnd('.')}. Stop what uses that port, or choose another with --set serve.port=<port>.",
+        IOException or DirectoryNotFoundException => cause.Message,
+        _ => null,
+    };
 
     /// <summary>Cake's report table, with "Up to date" for the stages that were skipped by their cache.</summary>
     static void WriteReport(CakeReport report, IReadOnlySet<string> upToDate)

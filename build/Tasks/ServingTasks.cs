@@ -38,9 +38,10 @@ public sealed class ServeTask : FrostingTask<BuildContext>
     public override void Run(BuildContext context)
     {
         using var recommender = new Recommender(context.Store.StageDir("package"));
-        var (host, port) = (context.Config.Get(ConfigSchema.Serve.Host), (int)context.Config.Get(ConfigSchema.Serve.Port));
-        var app = RecommendService.Build(recommender, host, port, (int)context.Config.Get(ConfigSchema.Serve.MaxK));
-        context.Info($"Serving {recommender.ArticleIds.Length:N0} articles on http://{host}:{port}/recommend?customer_id=... (Ctrl-C stops)");
+        var settings = ServiceSettings.From(context.Config);
+        var app = RecommendService.Build(recommender, settings);
+        context.Info($"Serving {recommender.ArticleIds.Length:N0} articles on http://{settings.Host}:{settings.Port}/recommend?customer_id=... " +
+                     $"(at most {settings.MaxConcurrentRequests} at once, {settings.RequestTimeout.TotalMilliseconds:N0} ms each; Ctrl-C stops)");
         app.Run();
     }
 }

@@ -146,7 +146,7 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
     {
         using var recommender = new Recommender(pipeline.PackageDir);
         var port = ServingBenchmark.FreePort();
-        var app = RecommendService.Build(recommender, "127.0.0.1", port, maxK: 50);
+        var app = RecommendService.Build(recommender, new ServiceSettings("127.0.0.1", port, MaxK: 50, MaxConcurrentRequests: 64, TimeSpan.FromSeconds(5)));
         await app.StartAsync();
         try
         {
@@ -179,6 +179,35 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
                 Assert.Equal(HttpStatusCode.BadRequest, status);
                 Assert.Contains(message, body["error"]!.GetValue<string>());
             }
+        }
+        finally
+        {
+            await app.StopAsync();
+        }
+    }
+
+    /// <summary>
+    /// Beyond serve.max_concurrent_requests the service answers 503 at once instead of queueing (here
+    /// one at a time and 32 connections sending exact-scoring requests together), and never a 500.
+    /// </summary>
+    [Fact]
+    public async Task RequestsBeyondTheConcurrencyLimitGet503AndNothingFails()
+    {
+        using var recommender = new Recommender(pipeline.PackageDir);
+        var port = ServingBenchmark.FreePort();
+        var app = RecommendService.Build(recommender, new ServiceSettings("127.0.0.1", port, MaxK: 1000, MaxConcurrentRequests: 1, TimeSpan.FromSeconds(5)));
+        await app.StartAsync();
+        try
+        {
+            using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 32 }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            var responses = await Task.WhenAll(Enumerable.Range(0, 256).Select(async i =>
+            {
+                using var response = await http.GetAsync($"/recommend?customer_id=c{i}&k=1000&exact=true");
+                return response.StatusCode;
+            }));
+            Assert.Contains(HttpStatusCode.ServiceUnavailable, responses);
+            Assert.Contains(HttpStatusCode.OK, responses);
+            Assert.All(responses, r => Assert.True(r is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, r.ToString()));
         }
         finally
         {

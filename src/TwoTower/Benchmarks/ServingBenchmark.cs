@@ -26,7 +26,7 @@ public static class ServingBenchmark
         var exact = Percentiles(queries.Take(300).Select(q => Time(() => recommender.Recommend("c", new Dictionary<string, string>(), 100, false, exact: true))));
 
         var port = FreePort();
-        var app = RecommendService.Build(recommender, "127.0.0.1", port, (int)config.Get(ConfigSchema.Serve.MaxK));
+        var app = RecommendService.Build(recommender, ServiceSettings.From(config) with { Host = "127.0.0.1", Port = port });
         app.StartAsync().GetAwaiter().GetResult();
         List<double> latencies = [];
         var errors = 0;

@@ -243,6 +243,12 @@ public static class ConfigSchema
             new(new ConfigKey("serve.port", ConfigType.Int, 5080L, "port of the recommend service", Min: 1, Max: 65535));
         public static readonly Setting<long> MaxK =
             new(new ConfigKey("serve.max_k", ConfigType.Int, 1000L, "largest k a request may ask for (larger is capped)", Min: 1));
+        public static readonly Setting<long> MaxConcurrentRequests =
+            new(new ConfigKey("serve.max_concurrent_requests", ConfigType.Int, 64L,
+                "/recommend requests computed at once; one more is answered 503 at once", Min: 1, Max: 100000));
+        public static readonly Setting<long> RequestTimeoutMs =
+            new(new ConfigKey("serve.request_timeout_ms", ConfigType.Int, 5000L,
+                "a request not answered by then gets a 503; also bounds reading its headers", Min: 1, Max: 3_600_000));
     }
 
     public static class OpenSearch
@@ -345,6 +351,8 @@ public static class ConfigSchema
         Serve.Host.Key,
         Serve.Port.Key,
         Serve.MaxK.Key,
+        Serve.MaxConcurrentRequests.Key,
+        Serve.RequestTimeoutMs.Key,
         OpenSearch.Url.Key,
         OpenSearch.Index.Key,
         OpenSearch.Field.Key,

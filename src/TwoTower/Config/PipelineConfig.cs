@@ -45,7 +45,8 @@ public sealed class PipelineConfig
         {
             throw new PipelineError($"{sourceName}:{e.Start.Line}:{e.Start.Column}: not valid YAML: {e.Message}");
         }
-        if (stream.Documents.Count > 0 && stream.Documents[0].RootNode is not YamlScalarNode { Value: null or "" })
+        config.IsEmptyFile = stream.Documents.Count == 0 || stream.Documents[0].RootNode is YamlScalarNode { Value: null or "" };
+        if (!config.IsEmptyFile)
         {
             if (stream.Documents[0].RootNode is not YamlMappingNode root)
                 throw new PipelineError($"{sourceName}: the top level must be a mapping of keys");
@@ -223,6 +224,9 @@ public sealed class PipelineConfig
 
     /// <summary>An error at the place the user set the key (file:line:column, --set, or "default").</summary>
     public PipelineError ErrorAt(ConfigKey key, string message) => new($"{origins[key.Name]}: '{key.Name}': {message}");
+
+    /// <summary>The config text held no keys at all (an empty or comments-only file): every setting is its default.</summary>
+    public bool IsEmptyFile { get; private set; }
 
     /// <summary>Where the key's value was set: file:line:column, "--set key", or "default".</summary>
     public string Origin(ConfigKey key) => origins[key.Name];

@@ -12,8 +12,9 @@ namespace TwoTower.Data;
 public static class CsvTransactions
 {
     /// <summary>Codes (int) of the categorical columns and values (float) of the numeric ones, with the categorical levels.</summary>
+    /// <param name="InvalidTextRows">Per categorical column, the rows whose value held bytes that are not UTF-8 (read as U+FFFD).</param>
     public sealed record Result(ColumnTable Table, IReadOnlyDictionary<string, IReadOnlyList<string>> Levels,
-        IReadOnlyDictionary<string, int> MissingCounts);
+        IReadOnlyDictionary<string, int> MissingCounts, IReadOnlyDictionary<string, int> InvalidTextRows);
 
     public static Result Read(string path, IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, bool missingIsError)
     {
@@ -79,6 +80,14 @@ public static class CsvTransactions
             table.Add(numeric[c], nums[c].ToArray());
         return new Result(table,
             categorical.Select((n, i) => (n, levels[i].Values)).ToDictionary(x => x.n, x => x.Values),
-            numeric.Select((n, i) => (n, missing[i])).ToDictionary(x => x.n, x => x.Item2));
+            numeric.Select((n, i) => (n, missing[i])).ToDictionary(x => x.n, x => x.Item2),
+            categorical.Select((n, i) => (n, InvalidTextRows(levels[i].Values, cats[i]))).ToDictionary(x => x.n, x => x.Item2));
+    }
+
+    /// <summary>Rows whose value contains U+FFFD, the decoder's stand-in for bytes that are not UTF-8 (a Latin-1 file, say): checked once per distinct value.</summary>
+    static int InvalidTextRows(IReadOnlyList<string> values, List<int> codes)
+    {
+        var invalid = values.Select(v => v.Contains('\uFFFD')).ToArray();
+        return invalid.Any(x => x) ? codes.Count(c => invalid[c]) : 0;
     }
 }

@@ -88,6 +88,8 @@ public sealed class ArtifactStore(string root)
         var partial = PartialDir(stage.Name);
         var marker = Path.Combine(partial, FingerprintMarker);
         var resuming = resume && stage.CanResume && File.Exists(marker) && File.ReadAllText(marker) == fingerprint;
+        if (resume && stage.CanResume && !resuming)
+            log.Warning($"--resume: no checkpoint of an interrupted {stage.Name} run with these settings ({partial}); starting from scratch");
         if (!resuming)
         {
             if (Directory.Exists(partial))
@@ -96,7 +98,17 @@ public sealed class ArtifactStore(string root)
             File.WriteAllText(marker, fingerprint);
         }
 
-        stage.Execute(new StageRun(config, log, this, partial, resuming));
+        try
+        {
+            stage.Execute(new StageRun(config, log, this, partial, resuming));
+        }
+        catch when (!stage.CanResume)
+        {
+            // Nothing of a failed run is kept (a retry after freeing space starts clean); a stage that
+            // can resume keeps its partial folder, since its checkpoint is what --resume continues from.
+            Directory.Delete(partial, recursive: true);
+            throw;
+        }
         // A stage's columns are garbage now: give the memory back before the next stage of this process grows its own.
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 
@@ -122,20 +134,29 @@ public sealed class ArtifactStore(string root)
     }
 
     /// <summary>Writes a file under a temporary name, then renames it over the target.</summary>
-    public static void WriteAtomic(string path, string text)
+    public static void WriteAtomic(string path, string text) => WriteAtomic(path, stream =>
     {
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
-    }
+        using var writer = new StreamWriter(stream, new UTF8Encoding(false));
+        writer.Write(text);
+    });
 
     /// <summary>Writes a file through a stream under a temporary name, then renames it over the target.</summary>
     public static void WriteAtomic(string path, Action<Stream> write)
     {
         var tmp = path + ".tmp";
-        using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
-            write(stream);
-        File.Move(tmp, path, overwrite: true);
+        try
+        {
+            using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+                write(stream);
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            // A failed write (a full disk, a kill is another matter) leaves no temporary file behind to fail the retry.
+            if (File.Exists(tmp))
+                File.Delete(tmp);
+            throw;
+        }
     }
 }
 

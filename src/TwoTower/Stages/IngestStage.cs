@@ -40,6 +40,9 @@ public sealed class IngestStage : Stage
                 var result = CsvTransactions.Read(path, features.CategoricalColumns, features.NumericColumns, missingIsError);
                 foreach (var (column, count) in result.MissingCounts.Where(m => m.Value > 0))
                     run.Log.Warning($"{path}: {count:N0} of {result.Table.RowCount:N0} rows have no '{column}'; imputing the training mean");
+                foreach (var (column, count) in result.InvalidTextRows.Where(m => m.Value > 0))
+                    run.Log.Warning($"{path}: {count:N0} rows of '{column}' hold bytes that are not UTF-8 (read as \uFFFD); " +
+                                    "save the file as UTF-8 to keep those values apart");
                 Write(run, split, result.Table, result.Levels, features);
                 run.Log.Info($"Ingest {split}: {result.Table.RowCount:N0} rows from {path}");
             }
