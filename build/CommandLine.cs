@@ -62,11 +62,26 @@ public static class CommandLine
                 throw new PipelineError($"unknown option '--{name}'. " +
                                         (Spelling.Closest(name, Options.Keys) is { } close ? $"Did you mean '--{close}'? " : "") +
                                         "Options: " + string.Join(", ", Options.Select(o => $"--{o.Key} ({o.Value})")));
+            ValidateValue(name, value);
             if (name == "target" && pairs.Any(p => p.Name == "target"))
                 throw new PipelineError($"a second target '{value}': one target per run (targets run what they depend on)");
             pairs.Add((name, value));
         }
         return pairs.ToLookup(p => p.Name, p => p.Value);
+    }
+
+    /// <summary>Numeric option values are checked as the command line is read, before any stage runs.</summary>
+    static void ValidateValue(string name, string value)
+    {
+        switch (name)
+        {
+            case "repeats" or "k" or "rate":
+                PositiveInt(name, value, 0);
+                break;
+            case "seconds":
+                PositiveNumber(name, value, 0);
+                break;
+        }
     }
 
     /// <summary>Flags are true when present; every other option takes the next word as its value.</summary>

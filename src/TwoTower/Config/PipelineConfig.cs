@@ -180,9 +180,8 @@ public sealed class PipelineConfig
 
     static string Suggest(string name)
     {
-        var best = ConfigSchema.Keys.MinBy(k => Spelling.Distance(k.Name, name))!;
-        if (Spelling.Distance(best.Name, name) <= 3)
-            return $"Did you mean '{best.Name}'?";
+        if (Spelling.Closest(name, ConfigSchema.Keys.Select(k => k.Name).Concat(ConfigSchema.Sections)) is { } close)
+            return $"Did you mean '{close}'?";
         var section = name.Contains('.') ? name[..name.LastIndexOf('.')] : "";
         var siblings = ConfigSchema.Keys.Where(k => k.Section == section).Select(k => k.Name).ToArray();
         return siblings.Length > 0

@@ -5,7 +5,7 @@ public static class Spelling
 {
     /// <summary>The known name closest to `name`, when it is within 3 edits; else null.</summary>
     public static string? Closest(string name, IEnumerable<string> known) =>
-        known.Select(k => (Name: k, Distance: Distance(k, name))).Where(k => k.Distance <= 3).MinBy(k => k.Distance).Name;
+        known.Select(k => (Name: k, Distance: Distance(k, name))).Where(k => k.Distance <= 3).OrderBy(k => k.Distance).Select(k => k.Name).FirstOrDefault();
 
     /// <summary>Levenshtein distance: insertions, deletions and substitutions.</summary>
     public static int Distance(string a, string b)
