@@ -8,8 +8,9 @@ namespace TwoTower.Benchmarks;
 
 /// <summary>
 /// The `BenchmarkServing` target: latency of one query through the index (k = 100) and by exact
-/// scoring, and of the HTTP service under an open-loop load of `rate` requests per second on
-/// loopback, as p50 / p99. Not a test: figures depend on the machine.
+/// scoring, of the HTTP service under an open-loop load of `rate` requests per second on loopback
+/// (client in this process), and of `Serve` in a process of its own loaded by 16 connections
+/// (k = 12 and 100), as p50 / p99. Not a test: figures depend on the machine.
 /// </summary>
 public static class ServingBenchmark
 {
@@ -44,11 +45,109 @@ public static class ServingBenchmark
             app.StopAsync().GetAwaiter().GetResult();
         }
         var service = Percentiles(latencies);
+        var separate = new[] { 12, 100 }.Select(k => (K: k, Result: SeparateProcessLoad(k, seconds))).ToArray();
         log.Info($"\nServing benchmark, {recommender.ArticleIds.Length:N0} articles, {Environment.ProcessorCount} cores:");
         log.Info($"  query tower (one customer)       p50 {embed.P50:F3} ms  p99 {embed.P99:F3} ms");
         log.Info($"  index search, k = 100            p50 {index.P50:F3} ms  p99 {index.P99:F3} ms");
         log.Info($"  exact scoring + top 100          p50 {exact.P50:F3} ms  p99 {exact.P99:F3} ms");
         log.Info($"  HTTP /recommend at {rate}/s, k=100  p50 {service.P50:F3} ms  p99 {service.P99:F3} ms  ({latencies.Count:N0} requests, {errors} errors{(errors > 0 ? ": " + lastError : "")})");
+        foreach (var (k, r) in separate)
+            log.Info($"  HTTP, server in its own process, {Connections} connections as fast as answered, k={k}: {r.Throughput:N0} requests/s, " +
+                     $"p50 {r.P50:F3} ms  p99 {r.P99:F3} ms  ({r.Requests:N0} requests, {r.Errors} errors)");
+    }
+
+    const int Connections = 16;
+
+    /// <summary>
+    /// The service as deployed: `Serve` in a process of its own (this command line, target Serve,
+    /// another port), loaded from here by 16 connections each sending its next request when the last
+    /// is answered (closed loop), after 2 s of unmeasured warm-up.
+    /// </summary>
+    static (double Throughput, double P50, double P99, int Requests, int Errors) SeparateProcessLoad(int k, double seconds)
+    {
+        var port = FreePort();
+        using var server = StartServer(port);
+        try
+        {
+            using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = Connections }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            WaitUntilHealthy(http, server);
+            ClosedLoop(http, k, 2);
+            var clock = Stopwatch.StartNew();
+            var (latencies, errors) = ClosedLoop(http, k, seconds);
+            var (p50, p99) = Percentiles(latencies);
+            return (latencies.Count / clock.Elapsed.TotalSeconds, p50, p99, latencies.Count, errors);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            server.WaitForExit();
+        }
+    }
+
+    /// <summary>This same command line (the build host, its config, --set and --artifacts), with target Serve on the given port.</summary>
+    static Process StartServer(int port)
+    {
+        var args = Environment.GetCommandLineArgs();
+        var info = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
+            info.ArgumentList.Add(args[0]);
+        foreach (var a in args.Skip(1).Where(a => !a.StartsWith("--target", StringComparison.Ordinal) && !a.StartsWith("--rate", StringComparison.Ordinal)
+                                                  && !a.StartsWith("--seconds", StringComparison.Ordinal) && a != "BenchmarkServing"))
+            info.ArgumentList.Add(a);
+        foreach (var a in new[] { "--target=Serve", "--set", $"serve.port={port}", "--set", "serve.host=127.0.0.1", "--set", "serve.max_concurrent_requests=1000" })
+            info.ArgumentList.Add(a);
+        info.Environment["NO_COLOR"] = "1";
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    static void WaitUntilHealthy(HttpClient http, Process server)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            if (server.HasExited)
+                throw new PipelineError($"the Serve process for the benchmark exited with code {server.ExitCode}");
+            try
+            {
+                using var response = http.GetAsync("/health").GetAwaiter().GetResult();
+                if (response.IsSuccessStatusCode)
+                    return;
+            }
+            catch (HttpRequestException)
+            {
+                // not listening yet
+            }
+            Thread.Sleep(100);
+        }
+        throw new PipelineError("the Serve process for the benchmark did not answer /health within 60 s");
+    }
+
+    /// <summary>Connections workers, each sending its next request when the last is answered, for `seconds`.</summary>
+    static (List<double> Latencies, int Errors) ClosedLoop(HttpClient http, int k, double seconds)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(seconds * Stopwatch.Frequency);
+        var workers = Enumerable.Range(0, Connections).Select(w => Task.Run(async () =>
+        {
+            var latencies = new List<double>();
+            var errors = 0;
+            for (var i = 0; Stopwatch.GetTimestamp() < deadline; i++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                using var response = await http.GetAsync($"/recommend?customer_id=customer-{(w * 7919 + i) % 5000}&age=31&month=4&k={k}");
+                await response.Content.ReadAsStringAsync();
+                latencies.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                if (response.StatusCode != HttpStatusCode.OK)
+                    errors++;
+            }
+            return (latencies, errors);
+        })).ToArray();
+        Task.WaitAll(workers);
+        return (workers.SelectMany(t => t.Result.latencies).ToList(), workers.Sum(t => t.Result.errors));
     }
 
     /// <summary>Open loop: request i is sent at i / rate seconds, whatever the earlier ones are doing.</summary>

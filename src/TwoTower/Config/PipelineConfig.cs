@@ -43,7 +43,7 @@ public sealed class PipelineConfig
         }
         catch (YamlException e)
         {
-            throw new PipelineError($"{sourceName}:{e.Start.Line}:{e.Start.Column}: not valid YAML: {e.Message}");
+            throw new PipelineError($"{sourceName}:{e.End.Line}:{e.End.Column}: not valid YAML: {e.Message}");
         }
         config.IsEmptyFile = stream.Documents.Count == 0 || stream.Documents[0].RootNode is YamlScalarNode { Value: null or "" };
         if (!config.IsEmptyFile)

@@ -5,6 +5,13 @@ namespace TwoTower.Data;
 /// <summary>Where the configured input data lives: data.dir joined with the data.* (notebook layout) or raw.* (H&amp;M raw layout) file names.</summary>
 public static class DataFiles
 {
+    /// <summary>
+    /// The column every stage carries beside the features when the data has dates (t_dat): the
+    /// purchase day as a day number (days since 0001-01-01). Training ignores it; the candidate
+    /// sources and the blend's time split read it.
+    /// </summary>
+    public const string DayColumn = "day";
+
     public static bool IsRawLayout(PipelineConfig c) => c.Get(ConfigSchema.Data.Format) == "hm_raw";
 
     public static string TrainCsv(PipelineConfig c) => Path.Combine(c.Get(ConfigSchema.Data.Dir), c.Get(ConfigSchema.Data.TrainFile));

@@ -50,9 +50,7 @@ public static partial class RawHm
             ["customer_id"] = join.CustomerLevels.Values,
             ["article_id"] = join.ArticleLevels.Values,
         };
-        join.Days.Clear();
-        join.Days.TrimExcess();
-        var (train, validation) = join.Rows.SplitParts(part, levels);
+        var (train, validation) = join.Rows.SplitParts(part, levels, join.Days);
         log.Info($"Split: {train.Table.RowCount:N0} training, {validation.Table.RowCount:N0} validation, {part.Count(p => p == 2):N0} test rows held out");
         if (train.Table.RowCount == 0 || validation.Table.RowCount == 0)
             throw new PipelineError("the split leaves no training or no validation rows (see raw.split, raw.validation_days, raw.validation_fraction)");
@@ -247,7 +245,7 @@ public static partial class RawHm
         /// first-seen order of that part's rows. Columns are moved out one at a time, so the joined
         /// rows and the splits are never all in memory together.
         /// </summary>
-        public (Split Train, Split Val) SplitParts(byte[] part, IReadOnlyDictionary<string, IReadOnlyList<string>> allLevels)
+        public (Split Train, Split Val) SplitParts(byte[] part, IReadOnlyDictionary<string, IReadOnlyList<string>> allLevels, List<int> days)
         {
             var counts = new int[2];
             foreach (var p in part)
@@ -298,6 +296,15 @@ public static partial class RawHm
                 for (var p = 0; p < 2; p++)
                     tables[p].Add(column, outputs[p]);
             }
+            var dayOutputs = new[] { new int[counts[0]], new int[counts[1]] };
+            var dayAt = new int[2];
+            for (var r = 0; r < part.Length; r++)
+            {
+                if (part[r] < 2)
+                    dayOutputs[part[r]][dayAt[part[r]]++] = days[r];
+            }
+            for (var p = 0; p < 2; p++)
+                tables[p].Add(DataFiles.DayColumn, dayOutputs[p]);
             return (new Split(tables[0], levels[0]), new Split(tables[1], levels[1]));
         }
     }

@@ -14,7 +14,7 @@ namespace TwoTower.Stages;
 public sealed class EncodeStage : Stage
 {
     public override string Name => "encode";
-    public override string CodeVersion => "encode-2";
+    public override string CodeVersion => "encode-3";
     public override IReadOnlyList<string> ConfigKeys => ["features"];
     public override IReadOnlyList<string> Upstream => ["ingest"];
 
@@ -41,6 +41,11 @@ public sealed class EncodeStage : Stage
         {
             encodedTrain.Add(column, train.Floats(column));
             encodedVal.Add(column, val.Floats(column));
+        }
+        if (train.Names.Contains(DataFiles.DayColumn))
+        {
+            encodedTrain.Add(DataFiles.DayColumn, train.Ints(DataFiles.DayColumn));
+            encodedVal.Add(DataFiles.DayColumn, val.Ints(DataFiles.DayColumn));
         }
         encodedTrain.WriteParquet(run.Output("train.parquet"));
         encodedVal.WriteParquet(run.Output("val.parquet"));

@@ -15,7 +15,7 @@ namespace TwoTower.Stages;
 public sealed class IngestStage : Stage
 {
     public override string Name => "ingest";
-    public override string CodeVersion => "ingest-3";
+    public override string CodeVersion => "ingest-4";
 
     public override IReadOnlyList<string> ConfigKeys => ["data", "raw", "features"];
 

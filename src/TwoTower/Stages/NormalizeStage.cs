@@ -13,7 +13,7 @@ namespace TwoTower.Stages;
 public sealed class NormalizeStage : Stage
 {
     public override string Name => "normalize";
-    public override string CodeVersion => "normalize-1";
+    public override string CodeVersion => "normalize-2";
     public override IReadOnlyList<string> ConfigKeys => ["normalize", "features"];
     public override IReadOnlyList<string> Upstream => ["encode"];
 
@@ -42,6 +42,11 @@ public sealed class NormalizeStage : Stage
             outVal.Add(column, stats[column].Apply(val.Floats(column)));
             if (normalize)
                 run.Log.Info($"Normalize {column}: mean {s.Mean:G6}, std {Math.Sqrt(s.Variance):G6}");
+        }
+        if (train.Names.Contains(DataFiles.DayColumn))
+        {
+            outTrain.Add(DataFiles.DayColumn, train.Ints(DataFiles.DayColumn));
+            outVal.Add(DataFiles.DayColumn, val.Ints(DataFiles.DayColumn));
         }
         File.WriteAllText(run.Output(NormalizationStats.FileName), JsonSerializer.Serialize(stats, new JsonSerializerOptions { WriteIndented = true }));
         outTrain.WriteParquet(run.Output("train.parquet"));
