@@ -9,9 +9,14 @@ namespace TwoTower.Build.Tasks;
 [IsDependentOn(typeof(NormalizeTask))]
 public sealed class TrainTask : StageTask<TrainStage>;
 
-[TaskName("Evaluate")]
-[TaskDescription("Full-catalogue top-k accuracy of the model beside popularity, buy-again and random baselines")]
+[TaskName("Blend")]
+[TaskDescription("Candidate sources (two-tower, buy-again, recent popularity, co-purchase) and the LambdaRank ranker that orders their union, learnt inside the training period")]
 [IsDependentOn(typeof(TrainTask))]
+public sealed class BlendTask : StageTask<BlendStage>;
+
+[TaskName("Evaluate")]
+[TaskDescription("Full-catalogue top-k accuracy of the model beside popularity, buy-again and random baselines; per-customer MAP@12 and recall of every source, their union and the blend")]
+[IsDependentOn(typeof(BlendTask))]
 public sealed class EvaluateTask : StageTask<EvaluateStage>;
 
 [TaskName("Package")]

@@ -52,7 +52,7 @@ public class ConfigTests
     [Fact]
     public void EveryStageFingerprintsKnownKeysAndIngestTheRawLayoutsKeys()
     {
-        Stage[] stages = [new IngestStage(), new EncodeStage(), new NormalizeStage(), new TrainStage(), new EvaluateStage(), new PackageStage()];
+        Stage[] stages = [new IngestStage(), new EncodeStage(), new NormalizeStage(), new TrainStage(), new BlendStage(), new EvaluateStage(), new PackageStage()];
         foreach (var prefix in stages.SelectMany(s => s.ConfigKeys))
             Assert.True(ConfigSchema.Find(prefix) != null || ConfigSchema.Sections.Contains(prefix), $"'{prefix}' is neither a key nor a section");
         // Ingest of the raw layout reads raw.* (split, sampling, padding): a change there must rerun it.

@@ -31,7 +31,7 @@ public sealed class PackagedPipeline : IDisposable
         Config = PipelineConfig.Parse("", "test", Overrides);
         Store = new ArtifactStore(Path.Combine(Dir, "artifacts"));
         Synthesizer.EnsureData(Config, new RecordingLog());
-        foreach (Stage stage in new Stage[] { new IngestStage(), new EncodeStage(), new NormalizeStage(), new TrainStage(), new EvaluateStage(), new PackageStage() })
+        foreach (Stage stage in new Stage[] { new IngestStage(), new EncodeStage(), new NormalizeStage(), new TrainStage(), new BlendStage(), new EvaluateStage(), new PackageStage() })
             Store.Run(stage, Config, new RecordingLog(), Store.Fingerprint(stage, Config), resume: false);
     }
 

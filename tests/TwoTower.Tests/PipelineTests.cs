@@ -79,7 +79,7 @@ public class PipelineTests : IDisposable
         var store = new ArtifactStore(Path.Combine(dir, "artifacts"));
         var config = Config("train.validate_every=1", "train.epochs=2", "train.batch_size=256");
         RunPipeline(store, config);
-        Stage[] modelStages = [new TrainStage(), new EvaluateStage()];
+        Stage[] modelStages = [new TrainStage(), new BlendStage(), new EvaluateStage()];
         foreach (var stage in modelStages)
             store.Run(stage, config, new RecordingLog(), store.Fingerprint(stage, config), resume: false);
         var history = System.Text.Json.JsonSerializer.Deserialize<List<Model.EpochStats>>(
@@ -101,7 +101,7 @@ public class PipelineTests : IDisposable
         var config = Config("train.validate_every=1", "train.epochs=4", "train.batch_size=128", "train.learning_rate=0.05",
             "train.early_stopping_metric=hit@10", "train.early_stopping_patience=1");
         RunPipeline(store, config);
-        Stage[] modelStages = [new TrainStage(), new EvaluateStage()];
+        Stage[] modelStages = [new TrainStage(), new BlendStage(), new EvaluateStage()];
         foreach (var stage in modelStages)
             store.Run(stage, config, new RecordingLog(), store.Fingerprint(stage, config), resume: false);
         var history = System.Text.Json.JsonSerializer.Deserialize<List<Model.EpochStats>>(
@@ -121,7 +121,7 @@ public class PipelineTests : IDisposable
         var config = Config("accelerator=ilgpu-cpu", "synth.scale=0.005", "train.epochs=1", "train.batch_size=256");
         RunPipeline(store, config);
         var log = new RecordingLog();
-        foreach (Stage stage in new Stage[] { new TrainStage(), new EvaluateStage() })
+        foreach (Stage stage in new Stage[] { new TrainStage(), new BlendStage(), new EvaluateStage() })
             store.Run(stage, config, log, store.Fingerprint(stage, config), resume: false);
         Assert.Contains(log.Lines, l => l.Contains("Backend: ilgpu CPU"));
         using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(store.StageDir("evaluate"), "metrics.json")));

@@ -263,6 +263,78 @@ public static class ConfigSchema
             new(new ConfigKey("opensearch.retries", ConfigType.Int, 3L, "attempts per request before giving up", Min: 1, Max: 20));
     }
 
+    public static class RetrieveTwoTower
+    {
+        public static readonly Setting<bool> Enabled =
+            new(new ConfigKey("retrieve.two_tower.enabled", ConfigType.Bool, true, "the trained model's exact top N over the catalogue"));
+        public static readonly Setting<long> Count =
+            new(new ConfigKey("retrieve.two_tower.count", ConfigType.Int, 100L, "candidates it contributes per customer", Min: 1, Max: 10000));
+    }
+
+    public static class RetrieveBuyAgain
+    {
+        public static readonly Setting<bool> Enabled =
+            new(new ConfigKey("retrieve.buy_again.enabled", ConfigType.Bool, true, "the customer's past articles, by recency-weighted purchase count"));
+        public static readonly Setting<long> Count =
+            new(new ConfigKey("retrieve.buy_again.count", ConfigType.Int, 100L, "candidates it contributes per customer", Min: 1, Max: 10000));
+        public static readonly Setting<double> HalfLifeDays =
+            new(new ConfigKey("retrieve.buy_again.half_life_days", ConfigType.Float, 60.0, "a purchase this many days old counts half", Min: 0, MinExclusive: true));
+    }
+
+    public static class RetrieveRecentPopularity
+    {
+        public static readonly Setting<bool> Enabled =
+            new(new ConfigKey("retrieve.recent_popularity.enabled", ConfigType.Bool, true, "the most bought articles of the last days, per customer segment"));
+        public static readonly Setting<long> Count =
+            new(new ConfigKey("retrieve.recent_popularity.count", ConfigType.Int, 100L, "candidates it contributes per customer", Min: 1, Max: 10000));
+        public static readonly Setting<long> WindowDays =
+            new(new ConfigKey("retrieve.recent_popularity.window_days", ConfigType.Int, 28L, "days before the cut-off that count", Min: 1));
+        public static readonly Setting<double> HalfLifeDays =
+            new(new ConfigKey("retrieve.recent_popularity.half_life_days", ConfigType.Float, 7.0, "a purchase this many days old counts half", Min: 0, MinExclusive: true));
+        public static readonly Setting<string> Segment =
+            new(new ConfigKey("retrieve.recent_popularity.segment", ConfigType.String, "none",
+                "none, or a query feature that splits customers: a categorical one by value, a numeric one in bands of segment_width"));
+        public static readonly Setting<double> SegmentWidth =
+            new(new ConfigKey("retrieve.recent_popularity.segment_width", ConfigType.Float, 10.0, "band width of a numeric segment, in its raw units", Min: 0, MinExclusive: true));
+    }
+
+    public static class RetrieveCoPurchase
+    {
+        public static readonly Setting<bool> Enabled =
+            new(new ConfigKey("retrieve.co_purchase.enabled", ConfigType.Bool, true, "articles bought by the same customers around the customer's recent ones"));
+        public static readonly Setting<long> Count =
+            new(new ConfigKey("retrieve.co_purchase.count", ConfigType.Int, 100L, "candidates it contributes per customer", Min: 1, Max: 10000));
+        public static readonly Setting<long> WindowDays =
+            new(new ConfigKey("retrieve.co_purchase.window_days", ConfigType.Int, 28L, "two purchases of a customer this close count as a pair", Min: 0));
+        public static readonly Setting<long> Neighbours =
+            new(new ConfigKey("retrieve.co_purchase.neighbours", ConfigType.Int, 50L, "neighbours kept per article", Min: 1, Max: 10000));
+        public static readonly Setting<long> RecentArticles =
+            new(new ConfigKey("retrieve.co_purchase.recent_articles", ConfigType.Int, 20L, "the customer's last distinct articles whose neighbours are proposed", Min: 1));
+        public static readonly Setting<double> HalfLifeDays =
+            new(new ConfigKey("retrieve.co_purchase.half_life_days", ConfigType.Float, 30.0, "a recent article this many days old weighs half", Min: 0, MinExclusive: true));
+    }
+
+    public static class Blend
+    {
+        public static readonly Setting<bool> Enabled =
+            new(new ConfigKey("blend.enabled", ConfigType.Bool, true, "order the union of the sources with a learned ranker (else the sources are only reported)"));
+        public static readonly Setting<long> LabelDays =
+            new(new ConfigKey("blend.label_days", ConfigType.Int, 7L,
+                "the ranker learns from the last days of the training period: sources from the days before, labels = what each customer bought in these", Min: 1));
+        public static readonly Setting<long> TrainingCustomers =
+            new(new ConfigKey("blend.training_customers", ConfigType.Int, 20000L, "customers of the label days the ranker learns from, at most (seeded sample)", Min: 1));
+        public static readonly Setting<long> Trees =
+            new(new ConfigKey("blend.trees", ConfigType.Int, 200L, "LightGBM LambdaRank boosting rounds", Min: 1, Max: 100000));
+        public static readonly Setting<long> Leaves =
+            new(new ConfigKey("blend.leaves", ConfigType.Int, 31L, "leaves per tree", Min: 2, Max: 100000));
+        public static readonly Setting<double> LearningRate =
+            new(new ConfigKey("blend.learning_rate", ConfigType.Float, 0.05, "shrinkage per tree", Min: 0, MinExclusive: true, Max: 1));
+        public static readonly Setting<long> MinRowsInLeaf =
+            new(new ConfigKey("blend.min_rows_in_leaf", ConfigType.Int, 20L, "rows a leaf must hold", Min: 1));
+        public static readonly Setting<long> Seed =
+            new(new ConfigKey("blend.seed", ConfigType.Int, 42L, "seed of the customer sample and of LightGBM", Min: 0));
+    }
+
     public static class Evaluate
     {
         public static readonly Setting<IReadOnlyList<long>> Ks =
@@ -357,6 +429,31 @@ public static class ConfigSchema
         OpenSearch.Index.Key,
         OpenSearch.Field.Key,
         OpenSearch.Retries.Key,
+        RetrieveTwoTower.Enabled.Key,
+        RetrieveTwoTower.Count.Key,
+        RetrieveBuyAgain.Enabled.Key,
+        RetrieveBuyAgain.Count.Key,
+        RetrieveBuyAgain.HalfLifeDays.Key,
+        RetrieveRecentPopularity.Enabled.Key,
+        RetrieveRecentPopularity.Count.Key,
+        RetrieveRecentPopularity.WindowDays.Key,
+        RetrieveRecentPopularity.HalfLifeDays.Key,
+        RetrieveRecentPopularity.Segment.Key,
+        RetrieveRecentPopularity.SegmentWidth.Key,
+        RetrieveCoPurchase.Enabled.Key,
+        RetrieveCoPurchase.Count.Key,
+        RetrieveCoPurchase.WindowDays.Key,
+        RetrieveCoPurchase.Neighbours.Key,
+        RetrieveCoPurchase.RecentArticles.Key,
+        RetrieveCoPurchase.HalfLifeDays.Key,
+        Blend.Enabled.Key,
+        Blend.LabelDays.Key,
+        Blend.TrainingCustomers.Key,
+        Blend.Trees.Key,
+        Blend.Leaves.Key,
+        Blend.LearningRate.Key,
+        Blend.MinRowsInLeaf.Key,
+        Blend.Seed.Key,
         Evaluate.Ks.Key,
     ];
 

@@ -15,7 +15,7 @@ public static class CatalogueRanks
     public static long[] Compute(TwoTowerModel model, IKernels kernels, TrainingColumns train, TrainingColumns val,
         FeatureSet features, out int catalogue)
     {
-        var candidateRows = CatalogueRows(train.Ints[features.CandidateId]);
+        var candidateRows = Catalogue.Rows(train.Ints[features.CandidateId]);
         catalogue = candidateRows.Length;
         var dim = model.Candidate.OutputDim;
         var candidates = TwoTowerModel.Embed(model.Candidate, kernels, train, candidateRows);
@@ -33,14 +33,5 @@ public static class CatalogueRanks
         }
         // A NaN or infinite positive score (count −1) is a miss, never a hit.
         return counts.Select(c => c < 0 ? RankMetrics.Miss : c + 1L).ToArray();
-    }
-
-    /// <summary>The candidate set: the first training row of each distinct article (the notebook's drop_duplicates), in row order.</summary>
-    public static int[] CatalogueRows(int[] trainItems)
-    {
-        var firstRow = new Dictionary<int, int>();
-        for (var r = 0; r < trainItems.Length; r++)
-            firstRow.TryAdd(trainItems[r], r);
-        return firstRow.Values.Order().ToArray();
     }
 }

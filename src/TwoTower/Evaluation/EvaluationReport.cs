@@ -6,7 +6,8 @@ namespace TwoTower.Evaluation;
 /// <summary>Evaluate's figures (metrics.json) and their markdown table (report.md).</summary>
 public sealed record EvaluationReport(
     string ModelFingerprint, int ValidationRows, int Candidates, double ScoringSeconds,
-    IReadOnlyList<int> Ks, IReadOnlyList<MethodScores> Methods, IReadOnlyList<MethodScores> ModelBySubset)
+    IReadOnlyList<int> Ks, IReadOnlyList<MethodScores> Methods, IReadOnlyList<MethodScores> ModelBySubset,
+    IReadOnlyList<BasketMetrics.Result> PerCustomer)
 {
     public string MarkdownTable()
     {
@@ -29,7 +30,23 @@ public sealed record EvaluationReport(
                   "A row is a hit at k when fewer than k candidates score strictly higher than its positive (TFRS FactorizedTopK).\n");
         Table("Model vs baselines", Methods);
         Table("Model by subset", ModelBySubset);
+        if (PerCustomer.Count > 0)
+            PerCustomerTable(sb);
         return sb.ToString();
+    }
+
+    /// <summary>The H&amp;M competition's metrics per customer: every source alone, their union, the blend and a baseline.</summary>
+    void PerCustomerTable(StringBuilder sb)
+    {
+        string F(double v) => v.ToString("F4", CultureInfo.InvariantCulture);
+        sb.Append($"\n### Per customer (H&M competition metrics)\n\n{PerCustomer[0].Customers:N0} validation customers seen in training; " +
+                  "MAP@12 and recall@k over each customer's basket (distinct articles bought in the validation period); row hit@100: share of their " +
+                  "validation purchases in their top 100; list recall: of the whole list (for the union, the candidate recall).\n\n");
+        sb.Append("| | MAP@12 | ").Append(string.Join(" | ", Ks.Select(k => $"recall@{k}"))).Append(" | row hit@100 | list recall | list length |\n");
+        sb.Append("|---|").Append(string.Concat(Enumerable.Repeat("---:|", Ks.Count + 4))).Append('\n');
+        foreach (var r in PerCustomer)
+            sb.Append($"| {r.Method} | {F(r.Map12)} | ").Append(string.Join(" | ", Ks.Select(k => F(r.RecallAt[k]))))
+              .Append($" | {F(r.RowHitAt100)} | {F(r.ListRecall)} | {r.MeanListLength:F0} |\n");
     }
 }
 

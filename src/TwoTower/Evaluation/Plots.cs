@@ -45,6 +45,24 @@ public static class Plots
         Save(plot, path);
     }
 
+    public static void RecallAtK(string path, IReadOnlyList<int> ks, IReadOnlyList<BasketMetrics.Result> methods)
+    {
+        var plot = new ScottPlot.Plot();
+        var xs = ks.Select(k => Math.Log10(k)).ToArray();
+        foreach (var m in methods)
+        {
+            var line = plot.Add.Scatter(xs, ks.Select(k => m.RecallAt[k]).ToArray());
+            line.LegendText = $"{m.Method} (MAP@12 {m.Map12:F4})";
+            line.MarkerSize = 7;
+        }
+        plot.Title("Recall of each validation customer's basket in their top k");
+        plot.XLabel("k (log scale)");
+        plot.YLabel("recall@k");
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(xs, ks.Select(k => k.ToString()).ToArray());
+        plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
+        Save(plot, path);
+    }
+
     static void Save(ScottPlot.Plot plot, string path)
     {
         var tmp = path + ".tmp.png";

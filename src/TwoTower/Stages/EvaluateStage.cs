@@ -17,9 +17,9 @@ namespace TwoTower.Stages;
 public sealed class EvaluateStage : Stage
 {
     public override string Name => "evaluate";
-    public override string CodeVersion => "evaluate-1";
+    public override string CodeVersion => "evaluate-2";
     public override IReadOnlyList<string> ConfigKeys => ["evaluate", "threads", "features"];
-    public override IReadOnlyList<string> Upstream => ["train"];
+    public override IReadOnlyList<string> Upstream => ["blend"];
 
     public override void Execute(StageRun run)
     {
@@ -60,7 +60,10 @@ public sealed class EvaluateStage : Stage
             new("articles seen in training", RankMetrics.Compute(Subset(r => valItems[r] != Vocabulary.OutOfVocabulary), ks)),
             new("articles not seen in training", RankMetrics.Compute(Subset(r => valItems[r] == Vocabulary.OutOfVocabulary), ks)),
         };
-        var report = new EvaluationReport(run.Store.ReadManifest("train")!.Fingerprint, val.RowCount, catalogue, seconds, ks, methods, subsets);
+        var perCustomer = train.Ints.ContainsKey(DataFiles.DayColumn)
+            ? PerCustomerEvaluation.Run(run.Store, config, model, kernels, train, val, features, ks, run.Log)
+            : [];
+        var report = new EvaluationReport(run.Store.ReadManifest("train")!.Fingerprint, val.RowCount, catalogue, seconds, ks, methods, subsets, perCustomer);
 
         var options = new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
         ArtifactStore.WriteAtomic(run.Output("metrics.json"), JsonSerializer.Serialize(report, options));
@@ -69,6 +72,8 @@ public sealed class EvaluateStage : Stage
         var history = JsonSerializer.Deserialize<List<EpochStats>>(File.ReadAllText(run.Input("train", TrainedModel.HistoryFile)))!;
         Plots.Loss(run.Output("loss.png"), history);
         Plots.HitAtK(run.Output("hit_at_k.png"), ks, methods);
+        if (perCustomer.Count > 0)
+            Plots.RecallAtK(run.Output("recall_at_k.png"), ks, perCustomer);
         run.Log.Info(table);
     }
 }

@@ -37,7 +37,7 @@ public sealed class PackageStage : Stage
 
         CopyModelFiles(run, features);
         // Candidates: each distinct training article with its first row's features, as Evaluate scores them.
-        var rows = CatalogueRanks.CatalogueRows(train.Ints[features.CandidateId]);
+        var rows = Catalogue.Rows(train.Ints[features.CandidateId]);
         var dim = model.Candidate.OutputDim;
         var embeddings = TwoTowerModel.Embed(model.Candidate, kernels, train, rows);
         var candidates = WriteCandidates(run, features, vocabularies, train, rows, embeddings, dim);

@@ -1,0 +1,77 @@
+namespace TwoTower.Retrieval;
+
+/// <summary>
+/// The ranker's features for one (customer, candidate): each source's score and rank (NaN where it
+/// did not propose the candidate), the two-tower dot product, the customer's purchase count and days
+/// since their last purchase, how often and how long ago they bought this article, and the article's
+/// popularity in the last 7 and 28 days and overall, with its days since first and last sale.
+/// Everything is computed from the source set's purchases, i.e. as of its day.
+/// </summary>
+public sealed class BlendFeatures
+{
+    readonly SourceSet sources;
+    readonly int[] sales7, sales28, salesAll, firstDay, lastDay;
+
+    public BlendFeatures(SourceSet sources)
+    {
+        this.sources = sources;
+        var p = sources.Purchases;
+        (sales7, sales28, salesAll) = (new int[p.ArticleCount], new int[p.ArticleCount], new int[p.ArticleCount]);
+        firstDay = Enumerable.Repeat(int.MaxValue, p.ArticleCount).ToArray();
+        lastDay = Enumerable.Repeat(int.MinValue, p.ArticleCount).ToArray();
+        for (var r = 0; r < p.RowCount; r++)
+        {
+            var (a, d) = (p.Articles[r], p.Days[r]);
+            salesAll[a]++;
+            if (d >= p.AsOfDay - 28)
+                sales28[a]++;
+            if (d >= p.AsOfDay - 7)
+                sales7[a]++;
+            firstDay[a] = Math.Min(firstDay[a], d);
+            lastDay[a] = Math.Max(lastDay[a], d);
+        }
+        Names = [.. sources.Sources.SelectMany(s => new[] { s.Name + "_score", s.Name + "_rank" }), "two_tower_dot",
+            "customer_purchases", "customer_days_since_last", "bought_count", "bought_days_since_last",
+            "article_sales_7d", "article_sales_28d", "article_sales_all", "article_days_since_first", "article_days_since_last"];
+    }
+
+    public IReadOnlyList<string> Names { get; }
+    public int Count => Names.Count;
+
+    /// <summary>features[i·Count ..] for each candidate of the customer, in the union's order.</summary>
+    public float[] Compute(int customer, IReadOnlyList<UnionCandidate> union)
+    {
+        var p = sources.Purchases;
+        var articles = p.ArticlesOf(customer);
+        var days = p.DaysOf(customer);
+        var bought = new Dictionary<int, (int Count, int LastDay)>();
+        for (var i = 0; i < articles.Length; i++)
+            bought[articles[i]] = (bought.GetValueOrDefault(articles[i]).Count + 1, days[i]);
+        var customerLast = days.Length > 0 ? p.AsOfDay - days[^1] : float.NaN;
+        var features = new float[union.Count * Count];
+        for (var i = 0; i < union.Count; i++)
+        {
+            var row = features.AsSpan(i * Count, Count);
+            var c = union[i];
+            var f = 0;
+            for (var s = 0; s < sources.Sources.Count; s++)
+            {
+                row[f++] = c.Scores[s];
+                row[f++] = c.Ranks[s];
+            }
+            var a = c.Article;
+            row[f++] = sources.TwoTower?.Score(customer, a) ?? float.NaN;
+            row[f++] = articles.Length;
+            row[f++] = customerLast;
+            var mine = bought.GetValueOrDefault(a);
+            row[f++] = mine.Count;
+            row[f++] = mine.Count > 0 ? p.AsOfDay - mine.LastDay : float.NaN;
+            row[f++] = sales7[a];
+            row[f++] = sales28[a];
+            row[f++] = salesAll[a];
+            row[f++] = salesAll[a] > 0 ? p.AsOfDay - firstDay[a] : float.NaN;
+            row[f++] = salesAll[a] > 0 ? p.AsOfDay - lastDay[a] : float.NaN;
+        }
+        return features;
+    }
+}

@@ -1,0 +1,31 @@
+namespace TwoTower.Retrieval;
+
+/// <summary>One proposed article for a customer and the source's score for it (higher is better).</summary>
+public readonly record struct Candidate(int Article, float Score);
+
+/// <summary>
+/// A candidate source: from the training purchases as of a day, up to `count` articles per
+/// customer, best first. Sources are built from training data only.
+/// </summary>
+public interface ICandidateSource
+{
+    /// <summary>The config name of the source (retrieve.&lt;name&gt;), also its name in reports and features.</summary>
+    string Name { get; }
+
+    /// <summary>How many candidates it contributes per customer.</summary>
+    int Count { get; }
+
+    /// <summary>Clears `output` and fills it with the customer's best candidates, best first, at most Count, distinct articles.</summary>
+    void Candidates(int customer, List<Candidate> output);
+}
+
+/// <summary>The top `count` of a score table, best first, ties to the lower article id: the one order every source uses.</summary>
+public static class TopScores
+{
+    public static void Take(IEnumerable<KeyValuePair<int, double>> scores, int count, List<Candidate> output)
+    {
+        output.Clear();
+        foreach (var (article, score) in scores.OrderByDescending(s => s.Value).ThenBy(s => s.Key).Take(count))
+            output.Add(new Candidate(article, (float)score));
+    }
+}

@@ -1,0 +1,107 @@
+using TwoTower.Config;
+using TwoTower.Data;
+using TwoTower.Kernels;
+using TwoTower.Model;
+
+namespace TwoTower.Retrieval;
+
+/// <summary>A candidate in the union of the sources: each source's score and rank for it (NaN where the source did not propose it).</summary>
+public sealed record UnionCandidate(int Article, float[] Scores, float[] Ranks);
+
+/// <summary>
+/// The enabled candidate sources (retrieve.* in pipeline.yaml), built from the purchases as of one
+/// day, and the union of their candidates per customer. The same code builds them for the blend's
+/// training (as of the first label day) and for evaluation and serving (as of the end of training).
+/// </summary>
+public sealed class SourceSet
+{
+    public Purchases Purchases { get; }
+    public IReadOnlyList<ICandidateSource> Sources { get; }
+    /// <summary>The model's source when enabled (its dot products are also a blend feature).</summary>
+    public TwoTowerSource? TwoTower { get; }
+
+    SourceSet(Purchases purchases, IReadOnlyList<ICandidateSource> sources) =>
+        (Purchases, Sources, TwoTower) = (purchases, sources, sources.OfType<TwoTowerSource>().FirstOrDefault());
+
+    /// <param name="customers">The customers the two-tower source will be asked about (it embeds them in one batch).</param>
+    public static SourceSet Build(PipelineConfig config, Purchases purchases, TrainingColumns train, FeatureSet features,
+        IReadOnlyDictionary<string, NormalizationStats> normalization, TwoTowerModel model, IKernels kernels, IReadOnlyList<int> customers)
+    {
+        var sources = new List<ICandidateSource>();
+        if (config.Get(ConfigSchema.RetrieveTwoTower.Enabled))
+            sources.Add(new TwoTowerSource(model, kernels, train, features, purchases, customers, (int)config.Get(ConfigSchema.RetrieveTwoTower.Count)));
+        if (config.Get(ConfigSchema.RetrieveBuyAgain.Enabled))
+            sources.Add(new BuyAgainSource(purchases, (int)config.Get(ConfigSchema.RetrieveBuyAgain.Count), config.Get(ConfigSchema.RetrieveBuyAgain.HalfLifeDays)));
+        if (config.Get(ConfigSchema.RetrieveRecentPopularity.Enabled))
+            sources.Add(new PopularitySource(purchases, (int)config.Get(ConfigSchema.RetrieveRecentPopularity.Count),
+                (int)config.Get(ConfigSchema.RetrieveRecentPopularity.WindowDays), config.Get(ConfigSchema.RetrieveRecentPopularity.HalfLifeDays),
+                Segments(config, purchases, train, features, normalization)));
+        if (config.Get(ConfigSchema.RetrieveCoPurchase.Enabled))
+            sources.Add(new CoPurchaseSource(purchases, (int)config.Get(ConfigSchema.RetrieveCoPurchase.Count),
+                (int)config.Get(ConfigSchema.RetrieveCoPurchase.WindowDays), (int)config.Get(ConfigSchema.RetrieveCoPurchase.Neighbours),
+                (int)config.Get(ConfigSchema.RetrieveCoPurchase.RecentArticles), config.Get(ConfigSchema.RetrieveCoPurchase.HalfLifeDays)));
+        if (sources.Count == 0)
+            throw config.ErrorAt(ConfigSchema.RetrieveTwoTower.Enabled.Key, "every candidate source is disabled: enable at least one under retrieve.*");
+        return new SourceSet(purchases, sources);
+    }
+
+    /// <summary>
+    /// Each customer's segment for recent_popularity, from their last row before the as-of day: a
+    /// categorical query feature's id, or a numeric one's band (raw value / segment_width); null for none.
+    /// </summary>
+    static int[]? Segments(PipelineConfig config, Purchases purchases, TrainingColumns train, FeatureSet features,
+        IReadOnlyDictionary<string, NormalizationStats> normalization)
+    {
+        var column = config.Get(ConfigSchema.RetrieveRecentPopularity.Segment);
+        if (column == "none")
+            return null;
+        var feature = features.Query.FirstOrDefault(f => f.Column == column)
+            ?? throw config.ErrorAt(ConfigSchema.RetrieveRecentPopularity.Segment.Key,
+                $"'{column}' is not a query feature; expected none or one of: {string.Join(", ", features.Query.Select(f => f.Column))}");
+        var width = config.Get(ConfigSchema.RetrieveRecentPopularity.SegmentWidth);
+        var customers = train.Ints[features.QueryId];
+        var days = train.Ints[DataFiles.DayColumn];
+        var segment = Enumerable.Repeat(-1, purchases.CustomerCount).ToArray();
+        var lastDay = Enumerable.Repeat(int.MinValue, purchases.CustomerCount).ToArray();
+        for (var r = 0; r < customers.Length; r++)
+        {
+            var c = customers[r];
+            if (days[r] >= purchases.AsOfDay || days[r] < lastDay[c])
+                continue;
+            lastDay[c] = days[r];
+            if (feature.IsCategorical)
+                segment[c] = train.Ints[column][r];
+            else
+            {
+                var stats = normalization[column];
+                var raw = train.Floats[column][r] * stats.Std + stats.Mean;
+                segment[c] = double.IsFinite(raw) ? (int)Math.Floor(Math.Max(0, raw) / width) : -1;
+            }
+        }
+        return segment;
+    }
+
+    /// <summary>The distinct articles all sources propose for the customer, in the order they first appear (sources in config order).</summary>
+    public List<UnionCandidate> Union(int customer)
+    {
+        var union = new List<UnionCandidate>();
+        var index = new Dictionary<int, int>();
+        var list = new List<Candidate>();
+        for (var s = 0; s < Sources.Count; s++)
+        {
+            Sources[s].Candidates(customer, list);
+            for (var r = 0; r < list.Count; r++)
+            {
+                if (!index.TryGetValue(list[r].Article, out var at))
+                {
+                    index[list[r].Article] = at = union.Count;
+                    union.Add(new UnionCandidate(list[r].Article, Enumerable.Repeat(float.NaN, Sources.Count).ToArray(),
+                        Enumerable.Repeat(float.NaN, Sources.Count).ToArray()));
+                }
+                union[at].Scores[s] = list[r].Score;
+                union[at].Ranks[s] = r + 1;
+            }
+        }
+        return union;
+    }
+}

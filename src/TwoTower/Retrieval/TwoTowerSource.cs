@@ -1,0 +1,96 @@
+using TwoTower.Data;
+using TwoTower.Kernels;
+using TwoTower.Model;
+
+namespace TwoTower.Retrieval;
+
+/// <summary>
+/// two_tower: the trained model's exact top `count` over the catalogue (every distinct training
+/// article). A customer's query is their last training row before the as-of day, with the month
+/// features (month_sin, month_cos) of the as-of day: the week being predicted. Computed in one
+/// batch for the customers it will be asked about; <see cref="Score"/> gives the model's dot
+/// product for any (customer, catalogue article), a feature of the blend.
+/// </summary>
+public sealed class TwoTowerSource : ICandidateSource
+{
+    readonly int count, dim;
+    readonly Dictionary<int, int> queryOfCustomer = new();
+    readonly Dictionary<int, int> rowOfArticle = new();
+    readonly float[] queries, articles;
+    readonly int[] topArticles;
+    readonly float[] topScores;
+
+    public TwoTowerSource(TwoTowerModel model, IKernels kernels, TrainingColumns train, FeatureSet features, Purchases purchases,
+        IReadOnlyList<int> customers, int count)
+    {
+        dim = model.Query.OutputDim;
+        var trainArticles = train.Ints[features.CandidateId];
+        var catalogueRows = Catalogue.Rows(trainArticles);
+        this.count = Math.Min(count, catalogueRows.Length);
+        for (var i = 0; i < catalogueRows.Length; i++)
+            rowOfArticle[trainArticles[catalogueRows[i]]] = i;
+        articles = TwoTowerModel.Embed(model.Candidate, kernels, train, catalogueRows);
+
+        var queryColumns = QueryRows(train, features, purchases.AsOfDay, customers);
+        for (var i = 0; i < customers.Count; i++)
+            queryOfCustomer[customers[i]] = i;
+        queries = TwoTowerModel.Embed(model.Query, kernels, queryColumns, Enumerable.Range(0, customers.Count).ToArray());
+        (topArticles, topScores) = (new int[customers.Count * this.count], new float[customers.Count * this.count]);
+        if (customers.Count == 0)
+            return;
+        using var q = kernels.Upload(queries);
+        using var c = kernels.Upload(articles);
+        using var top = kernels.Allocate<int>(topArticles.Length);
+        using var scores = kernels.Allocate<float>(topScores.Length);
+        kernels.TopK(q, customers.Count, c, catalogueRows.Length, dim, this.count, top, scores);
+        kernels.CopyToHost(top, topArticles);
+        kernels.CopyToHost(scores, topScores);
+        for (var i = 0; i < topArticles.Length; i++)
+            topArticles[i] = trainArticles[catalogueRows[topArticles[i]]];
+    }
+
+    public string Name => "two_tower";
+    public int Count => count;
+
+    /// <summary>Each customer's last training row before the as-of day, the month features set to the as-of day's month.</summary>
+    static TrainingColumns QueryRows(TrainingColumns train, FeatureSet features, int asOfDay, IReadOnlyList<int> customers)
+    {
+        var customerIds = train.Ints[features.QueryId];
+        var days = train.Ints[DataFiles.DayColumn];
+        var lastRow = new Dictionary<int, int>();
+        for (var r = 0; r < customerIds.Length; r++)
+        {
+            if (days[r] < asOfDay && (!lastRow.TryGetValue(customerIds[r], out var last) || days[last] <= days[r]))
+                lastRow[customerIds[r]] = r;
+        }
+        var rows = customers.Select(c => lastRow.GetValueOrDefault(c, -1)).ToArray();
+        var month = DateOnly.FromDayNumber(asOfDay).Month;
+        var ints = features.Query.Where(f => f.IsCategorical).Select(f => f.Column).Append(features.QueryId).Distinct()
+            .ToDictionary(c => c, c => rows.Select((r, i) => c == features.QueryId ? customers[i] : r < 0 ? 0 : train.Ints[c][r]).ToArray());
+        var floats = features.Query.Where(f => !f.IsCategorical).Select(f => f.Column).Distinct().ToDictionary(c => c, c => c switch
+        {
+            "month_sin" => rows.Select(_ => MonthEncoding.Sin[month]).ToArray(),
+            "month_cos" => rows.Select(_ => MonthEncoding.Cos[month]).ToArray(),
+            // A customer without a row takes the normalized mean, 0.
+            _ => rows.Select(r => r < 0 ? 0f : train.Floats[c][r]).ToArray(),
+        });
+        return new TrainingColumns(customers.Count, ints, floats);
+    }
+
+    public void Candidates(int customer, List<Candidate> output)
+    {
+        output.Clear();
+        if (!queryOfCustomer.TryGetValue(customer, out var q))
+            return;
+        for (var r = 0; r < count; r++)
+            output.Add(new Candidate(topArticles[q * count + r], topScores[q * count + r]));
+    }
+
+    /// <summary>The model's score q·c for a prepared customer and a catalogue article; NaN otherwise.</summary>
+    public float Score(int customer, int article)
+    {
+        if (!queryOfCustomer.TryGetValue(customer, out var q) || !rowOfArticle.TryGetValue(article, out var a))
+            return float.NaN;
+        return Kernels.Simd.SimdKernels.ScoreDot(queries.AsSpan(q * dim, dim), articles.AsSpan(a * dim, dim));
+    }
+}

@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using System.Text.Json;
+using TwoTower.Config;
+using TwoTower.Data;
+using TwoTower.Kernels;
+using TwoTower.Model;
+using TwoTower.Pipeline;
+using TwoTower.Retrieval;
+
+namespace TwoTower.Stages;
+
+/// <summary>
+/// Blend: trains the ranker that orders the candidate sources' union, on a time split inside the
+/// training period: the sources are built from the purchases before the last blend.label_days of
+/// training, and the labels are what each customer bought in those days. Nothing of the validation
+/// period is read. Writes ranker.zip (when blend.enabled) and blend.json (the split, the rows, each
+/// source's and the union's recall of the label days' purchases).
+/// </summary>
+public sealed class BlendStage : Stage
+{
+    public override string Name => "blend";
+    public override string CodeVersion => "blend-1";
+    public override IReadOnlyList<string> ConfigKeys => ["retrieve", "blend", "features", "model", "seed", "threads", "accelerator"];
+    public override IReadOnlyList<string> Upstream => ["train"];
+
+    public sealed record SourceRecall(string Source, double LabelRecall, double MeanCandidates);
+
+    public sealed record Summary(string FirstLabelDay, string LastLabelDay, int LabelCustomers, int TrainingCustomers, int CustomersWithoutPositive,
+        int Rows, int Positives, IReadOnlyList<SourceRecall> Sources, double UnionRecall, double MeanUnionSize, IReadOnlyList<string> Features,
+        double Seconds);
+
+    public override void Execute(StageRun run)
+    {
+        var config = run.Config;
+        var watch = Stopwatch.StartNew();
+        var features = FeatureSet.From(config);
+        var train = TrainingColumns.Read(run.Store, "train");
+        if (!train.Ints.ContainsKey(DataFiles.DayColumn))
+        {
+            run.Log.Warning("Blend: the data has no purchase dates (t_dat), so there are no candidate sources or blend; Evaluate reports the model alone");
+            ArtifactStore.WriteAtomic(run.Output(BlendArtifacts.SummaryFile), "{\"skipped\": \"no purchase dates (t_dat) in the data\"}\n");
+            return;
+        }
+        var columns = BlendArtifacts.Columns.From(train, features, TrainedModel.VocabularySizes(run.Store, features));
+        var firstLabelDay = columns.LastDay - (int)config.Get(ConfigSchema.Blend.LabelDays) + 1;
+        var history = columns.AsOf(firstLabelDay);
+        var labels = LabelBaskets(columns, firstLabelDay);
+        var customers = SampleCustomers(labels.Keys.Where(c => history.ArticlesOf(c).Length > 0),
+            (int)config.Get(ConfigSchema.Blend.TrainingCustomers), (int)config.Get(ConfigSchema.Blend.Seed));
+        run.Log.Info($"Blend: sources from the purchases before {DateOnly.FromDayNumber(firstLabelDay):yyyy-MM-dd}, labels from then to " +
+                     $"{DateOnly.FromDayNumber(columns.LastDay):yyyy-MM-dd}: {labels.Count:N0} customers bought, {customers.Count:N0} of them with history learn");
+
+        var model = TrainedModel.Load(run.Store, config);
+        using var kernels = Backend.Create(config.Get(ConfigSchema.Accelerator), config.Threads, run.Log);
+        var sources = SourceSet.Build(config, history, train, features, NormalizationStats.ReadAll(run.Store.StageDir("normalize")), model, kernels, customers);
+        var blendFeatures = new BlendFeatures(sources);
+        var (rows, summary) = TrainingRows(sources, blendFeatures, customers, labels, run.Log);
+        if (config.Get(ConfigSchema.Blend.Enabled))
+        {
+            run.Log.Info($"Blend: training the LambdaRank ranker on {rows.Groups.Length:N0} rows ({rows.Labels.Count(l => l > 0):N0} positives), " +
+                         $"{blendFeatures.Count} features");
+            BlendRanker.Train(rows.Features, blendFeatures.Count, rows.Labels, rows.Groups, new BlendRanker.Settings(
+                (int)config.Get(ConfigSchema.Blend.Trees), (int)config.Get(ConfigSchema.Blend.Leaves), config.Get(ConfigSchema.Blend.LearningRate),
+                (int)config.Get(ConfigSchema.Blend.MinRowsInLeaf), (int)config.Get(ConfigSchema.Blend.Seed))).Save(run.Output(BlendArtifacts.RankerFile));
+        }
+        summary = summary with
+        {
+            FirstLabelDay = $"{DateOnly.FromDayNumber(firstLabelDay):yyyy-MM-dd}",
+            LastLabelDay = $"{DateOnly.FromDayNumber(columns.LastDay):yyyy-MM-dd}",
+            LabelCustomers = labels.Count,
+            Features = blendFeatures.Names,
+            Seconds = watch.Elapsed.TotalSeconds,
+        };
+        ArtifactStore.WriteAtomic(run.Output(BlendArtifacts.SummaryFile),
+            JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+        foreach (var s in summary.Sources)
+            run.Log.Info($"  {s.Source,-18} recall of the label days' purchases {s.LabelRecall:F4} ({s.MeanCandidates:F0} candidates per customer)");
+        run.Log.Info($"  {"union",-18} recall {summary.UnionRecall:F4} ({summary.MeanUnionSize:F0} candidates per customer); {watch.Elapsed.TotalSeconds:F1} s");
+    }
+
+    /// <summary>Each customer's distinct articles bought on or after the first label day.</summary>
+    static Dictionary<int, HashSet<int>> LabelBaskets(BlendArtifacts.Columns columns, int firstLabelDay)
+    {
+        var baskets = new Dictionary<int, HashSet<int>>();
+        for (var r = 0; r < columns.Days.Length; r++)
+        {
+            if (columns.Days[r] < firstLabelDay)
+                continue;
+            if (!baskets.TryGetValue(columns.Customers[r], out var basket))
+                baskets[columns.Customers[r]] = basket = [];
+            basket.Add(columns.Articles[r]);
+        }
+        return baskets;
+    }
+
+    /// <summary>At most `limit` customers, a seeded sample, in id order.</summary>
+    static List<int> SampleCustomers(IEnumerable<int> candidates, int limit, int seed)
+    {
+        var all = candidates.Order().ToArray();
+        var rng = new Rng((ulong)seed);
+        rng.Shuffle(all.AsSpan());
+        return all.Take(limit).Order().ToList();
+    }
+
+    public sealed record Rows(float[] Features, float[] Labels, int[] Groups);
+
+    /// <summary>
+    /// Every (customer, candidate of the union) with its features and label; customers whose union
+    /// holds none of their label-day purchases teach a ranker nothing and are left out (counted).
+    /// </summary>
+    static (Rows Rows, Summary Summary) TrainingRows(SourceSet sources, BlendFeatures blendFeatures, IReadOnlyList<int> customers,
+        Dictionary<int, HashSet<int>> labels, IPipelineLog log)
+    {
+        var features = new List<float>();
+        var rowLabels = new List<float>();
+        var groups = new List<int>();
+        var sourceHits = new double[sources.Sources.Count];
+        var sourceSizes = new double[sources.Sources.Count];
+        double unionHits = 0, unionSize = 0;
+        var skipped = 0;
+        var last = Stopwatch.StartNew();
+        for (var i = 0; i < customers.Count; i++)
+        {
+            var customer = customers[i];
+            var basket = labels[customer];
+            var union = sources.Union(customer);
+            for (var s = 0; s < sources.Sources.Count; s++)
+            {
+                var proposed = union.Where(c => !float.IsNaN(c.Ranks[s])).ToArray();
+                sourceHits[s] += proposed.Count(c => basket.Contains(c.Article)) / (double)basket.Count;
+                sourceSizes[s] += proposed.Length;
+            }
+            var positives = union.Count(c => basket.Contains(c.Article));
+            unionHits += positives / (double)basket.Count;
+            unionSize += union.Count;
+            if (positives == 0)
+            {
+                skipped++;
+                continue;
+            }
+            features.AddRange(blendFeatures.Compute(customer, union));
+            foreach (var c in union)
+            {
+                rowLabels.Add(basket.Contains(c.Article) ? 1 : 0);
+                groups.Add(customer);
+            }
+            if (last.Elapsed.TotalSeconds > 10)
+            {
+                log.Info($"  Blend: candidates and features for {i + 1:N0} of {customers.Count:N0} customers");
+                last.Restart();
+            }
+        }
+        var n = Math.Max(1, customers.Count);
+        var summary = new Summary("", "", 0, customers.Count, skipped, groups.Count, (int)rowLabels.Sum(),
+            sources.Sources.Select((s, i) => new SourceRecall(s.Name, sourceHits[i] / n, sourceSizes[i] / n)).ToArray(),
+            unionHits / n, unionSize / n, [], 0);
+        return (new Rows(features.ToArray(), rowLabels.ToArray(), groups.ToArray()), summary);
+    }
+}
