@@ -37,7 +37,8 @@ public static class PerCustomerEvaluation
                 return list.Select(x => x.Article).ToList();
             }, ks));
         results.Add(BasketMetrics.Compute("union of the sources", baskets, rows, c => blended.Sources.Union(c).Select(x => x.Article).ToList(), ks));
-        results.Add(BasketMetrics.Compute("blend", baskets, rows, c => blended.Recommend(c, length), ks));
+        var blendLists = blended.RecommendMany(customers, length);
+        results.Add(BasketMetrics.Compute("blend", baskets, rows, c => blendLists[c], ks));
         var popular = AllTimePopular(train.Ints[features.CandidateId], length);
         results.Add(BasketMetrics.Compute("popularity (all time)", baskets, rows, _ => popular, ks));
         return results;

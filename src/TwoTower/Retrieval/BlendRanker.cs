@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Trainers.LightGbm;
@@ -65,10 +66,28 @@ public sealed class BlendRanker
         return new BlendRanker(ml, pipeline.Fit(data), featureCount);
     }
 
+    /// <summary>
+    /// ML.NET's zip, rewritten with every entry's time fixed: ML.NET stamps the entries with the
+    /// clock, and the same ranker must be the same bytes (caching, kill-and-rerun checks).
+    /// </summary>
     public void Save(string path)
     {
-        using var stream = File.Create(path);
-        ml.Model.Save(model, ml.Data.LoadFromEnumerable(Array.Empty<Row>(), Schema(featureCount)).Schema, stream);
+        using var saved = new MemoryStream();
+        ml.Model.Save(model, ml.Data.LoadFromEnumerable(Array.Empty<Row>(), Schema(featureCount)).Schema, saved);
+        saved.Position = 0;
+        using var source = new ZipArchive(saved, ZipArchiveMode.Read);
+        Pipeline.ArtifactStore.WriteAtomic(path, stream =>
+        {
+            using var target = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
+            foreach (var entry in source.Entries)
+            {
+                var copy = target.CreateEntry(entry.FullName, CompressionLevel.Optimal);
+                copy.LastWriteTime = new DateTimeOffset(1980, 1, 1, 0, 0, 0, TimeSpan.Zero);
+                using var from = entry.Open();
+                using var to = copy.Open();
+                from.CopyTo(to);
+            }
+        });
     }
 
     public static BlendRanker Load(string path, int featureCount)

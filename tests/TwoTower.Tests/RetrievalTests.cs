@@ -1,0 +1,182 @@
+using TwoTower.Evaluation;
+using TwoTower.Retrieval;
+
+namespace TwoTower.Tests;
+
+/// <summary>Each candidate source on small random purchases against a brute-force computation over the raw rows, and MAP@12 on hand-computed cases.</summary>
+public class RetrievalTests
+{
+    /// <summary>Random purchases of 40 customers (ids 1..40) over 60 articles (ids 1..60) and 100 days, with repeats.</summary>
+    static (int[] Customers, int[] Articles, int[] Days) RandomRows(int seed, int rows = 1500)
+    {
+        var rng = new Rng((ulong)seed);
+        var customers = new int[rows];
+        var articles = new int[rows];
+        var days = new int[rows];
+        for (var r = 0; r < rows; r++)
+        {
+            customers[r] = 1 + rng.NextInt(40);
+            articles[r] = 1 + (rng.NextDouble() < 0.5 ? rng.NextInt(10) : rng.NextInt(60));
+            days[r] = 1000 + rng.NextInt(100);
+        }
+        return (customers, articles, days);
+    }
+
+    const int AsOf = 1080;
+
+    static Purchases Build((int[] Customers, int[] Articles, int[] Days) rows) =>
+        Purchases.From(rows.Customers, rows.Articles, rows.Days, 41, 61, AsOf);
+
+    /// <summary>The brute-force top list: all scores, best first, ties to the lower article id.</summary>
+    static List<int> Top(Dictionary<int, double> scores, int count) =>
+        scores.OrderByDescending(s => s.Value).ThenBy(s => s.Key).Take(count).Select(s => s.Key).ToList();
+
+    [Fact]
+    public void PurchasesHoldEachCustomersRowsBeforeTheCutOffInDayOrder()
+    {
+        var rows = RandomRows(1);
+        var p = Build(rows);
+        for (var c = 0; c <= 40; c++)
+        {
+            var expected = Enumerable.Range(0, rows.Customers.Length).Where(r => rows.Customers[r] == c && rows.Days[r] < AsOf)
+                .OrderBy(r => rows.Days[r]).ThenBy(r => r).Select(r => (rows.Articles[r], rows.Days[r])).ToArray();
+            Assert.Equal(expected, p.ArticlesOf(c).ToArray().Zip(p.DaysOf(c).ToArray()).ToArray());
+        }
+    }
+
+    [Fact]
+    public void BuyAgainScoresPastArticlesByRecencyWeightedCounts()
+    {
+        var rows = RandomRows(2);
+        var source = new BuyAgainSource(Build(rows), count: 5, halfLifeDays: 20);
+        var list = new List<Candidate>();
+        for (var c = 1; c <= 40; c++)
+        {
+            var scores = new Dictionary<int, double>();
+            for (var r = 0; r < rows.Customers.Length; r++)
+            {
+                if (rows.Customers[r] == c && rows.Days[r] < AsOf)
+                    scores[rows.Articles[r]] = scores.GetValueOrDefault(rows.Articles[r]) + Math.Pow(0.5, (AsOf - rows.Days[r]) / 20.0);
+            }
+            source.Candidates(c, list);
+            Assert.Equal(Top(scores, 5), list.Select(x => x.Article).ToList());
+        }
+    }
+
+    [Fact]
+    public void RecentPopularityCountsTheWindowPerSegmentAndTopsUpFromEveryone()
+    {
+        var rows = RandomRows(3);
+        var segments = Enumerable.Range(0, 41).Select(c => c == 0 ? -1 : c % 3).ToArray();
+        var source = new PopularitySource(Build(rows), count: 8, windowDays: 30, halfLifeDays: 10, segments);
+        Dictionary<int, double> Scores(Func<int, bool> customer)
+        {
+            var scores = new Dictionary<int, double>();
+            for (var r = 0; r < rows.Customers.Length; r++)
+            {
+                if (customer(rows.Customers[r]) && rows.Days[r] < AsOf && rows.Days[r] >= AsOf - 30)
+                    scores[rows.Articles[r]] = scores.GetValueOrDefault(rows.Articles[r]) + Math.Pow(0.5, (AsOf - rows.Days[r]) / 10.0);
+            }
+            return scores;
+        }
+        var overall = Top(Scores(_ => true), 8);
+        var list = new List<Candidate>();
+        foreach (var c in new[] { 1, 2, 3 })
+        {
+            var own = Top(Scores(x => x % 3 == c % 3), 8);
+            source.Candidates(c, list);
+            Assert.Equal(own.Concat(overall.Where(a => !own.Contains(a))).Take(8).ToList(), list.Select(x => x.Article).ToList());
+        }
+        source.Candidates(0, list);   // no segment: the overall list
+        Assert.Equal(overall, list.Select(x => x.Article).ToList());
+    }
+
+    [Theory]
+    [InlineData(20_000_000L)]
+    [InlineData(50L)]   // many shards: the same neighbours, counted a shard of articles at a time
+    public void CoPurchaseNeighboursAreConditionalPairRatesOfCustomers(long maxPairsInMemory)
+    {
+        var rows = RandomRows(4);
+        var p = Build(rows);
+        var source = new CoPurchaseSource(p, count: 6, windowDays: 10, neighbours: 4, recentArticles: 3, halfLifeDays: 15, maxPairsInMemory);
+
+        // Brute force over each customer's rows in day order: pairs (i, j), i ≠ j, at most 30 rows and 10 days apart, once per customer.
+        var pairCustomers = new Dictionary<(int, int), HashSet<int>>();
+        var buyers = new Dictionary<int, HashSet<int>>();
+        for (var c = 1; c <= 40; c++)
+        {
+            var a = p.ArticlesOf(c).ToArray();
+            var d = p.DaysOf(c).ToArray();
+            for (var x = 0; x < a.Length; x++)
+            {
+                buyers.TryAdd(a[x], []);
+                buyers[a[x]].Add(c);
+                for (var y = x + 1; y < a.Length && y <= x + 30 && d[y] - d[x] <= 10; y++)
+                {
+                    if (a[x] == a[y])
+                        continue;
+                    foreach (var pair in new[] { (a[x], a[y]), (a[y], a[x]) })
+                    {
+                        pairCustomers.TryAdd(pair, []);
+                        pairCustomers[pair].Add(c);
+                    }
+                }
+            }
+        }
+        for (var i = 1; i <= 60; i++)
+        {
+            var expected = pairCustomers.Where(kv => kv.Key.Item1 == i).OrderByDescending(kv => kv.Value.Count).ThenBy(kv => kv.Key.Item2).Take(4)
+                .Select(kv => (kv.Key.Item2, kv.Value.Count / (float)buyers[i].Count)).ToArray();
+            var actual = Enumerable.Range(source.NeighbourStart[i], source.NeighbourStart[i + 1] - source.NeighbourStart[i])
+                .Select(n => (source.NeighbourArticles[n], source.NeighbourWeights[n])).ToArray();
+            Assert.Equal(expected, actual);
+        }
+
+        var list = new List<Candidate>();
+        for (var c = 1; c <= 40; c++)
+        {
+            var a = p.ArticlesOf(c).ToArray();
+            var d = p.DaysOf(c).ToArray();
+            var scores = new Dictionary<int, double>();
+            var used = new HashSet<int>();
+            for (var x = a.Length - 1; x >= 0 && used.Count < 3; x--)
+            {
+                if (!used.Add(a[x]))
+                    continue;
+                var weight = Math.Pow(0.5, (AsOf - d[x]) / 15.0);
+                for (var n = source.NeighbourStart[a[x]]; n < source.NeighbourStart[a[x] + 1]; n++)
+                    scores[source.NeighbourArticles[n]] = scores.GetValueOrDefault(source.NeighbourArticles[n]) + weight * source.NeighbourWeights[n];
+            }
+            source.Candidates(c, list);
+            Assert.Equal(Top(scores, 6), list.Select(x => x.Article).ToList());
+        }
+    }
+
+    [Fact]
+    public void AveragePrecisionAt12OnHandComputedCases()
+    {
+        // Basket {1, 2, 3}; hits at ranks 1 and 3: (1/1 + 2/3) / 3.
+        Assert.Equal((1.0 + 2.0 / 3) / 3, BasketMetrics.AveragePrecision([1, 9, 2, 8], new HashSet<int> { 1, 2, 3 }), 12);
+        // A repeated prediction counts once: [5, 5, 6] for {5, 6} is (1/1 + 2/3) / 2.
+        Assert.Equal((1.0 + 2.0 / 3) / 2, BasketMetrics.AveragePrecision([5, 5, 6], new HashSet<int> { 5, 6 }), 12);
+        // More than 12 bought: the denominator is 12; only the first 12 predictions count.
+        var basket = Enumerable.Range(1, 20).ToHashSet();
+        Assert.Equal(1.0, BasketMetrics.AveragePrecision(Enumerable.Range(1, 20).ToList(), basket), 12);
+        Assert.Equal(0.0, BasketMetrics.AveragePrecision(Enumerable.Range(100, 12).Append(1).ToList(), basket), 12);
+        Assert.Equal(0.0, BasketMetrics.AveragePrecision([], new HashSet<int> { 1 }), 12);
+    }
+
+    [Fact]
+    public void BasketMetricsAverageOverCustomersWithAPurchase()
+    {
+        var baskets = new Dictionary<int, HashSet<int>> { [1] = [10, 11], [2] = [20] };
+        (int, int)[] rows = [(1, 10), (1, 11), (1, 10), (2, 20)];
+        var lists = new Dictionary<int, IReadOnlyList<int>> { [1] = [11, 99], [2] = [98, 97, 20] };
+        var r = BasketMetrics.Compute("m", baskets, rows, c => lists[c], [1, 2, 3]);
+        Assert.Equal(2, r.Customers);
+        Assert.Equal(((1.0 / 1) / 2 + (1.0 / 3) / 1) / 2, r.Map12, 12);
+        Assert.Equal((0.5 + 0) / 2, r.RecallAt[1], 12);
+        Assert.Equal((0.5 + 1) / 2, r.RecallAt[3], 12);
+        Assert.Equal(2.0 / 4, r.RowHitAt100, 12);   // rows (1, 11) and (2, 20) are in their lists; (1, 10) twice is not
+    }
+}
