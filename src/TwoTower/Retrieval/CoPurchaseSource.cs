@@ -6,8 +6,9 @@ namespace TwoTower.Retrieval;
 /// within the window) / (customers who bought i). Each article keeps its top `neighbours`. A
 /// customer's candidates: Σ over their last `recentArticles` distinct articles i of
 /// 0.5^(age_i / half-life) · P(j | i).
-/// Built with bounded memory: pairs are counted for one shard of articles i at a time (as many
-/// shards as it takes to keep the pair table under `maxPairsInMemory`), each pass over all customers.
+/// Built with bounded memory: each customer's distinct pairs become 8-byte keys, sorted and counted
+/// in runs, for one shard of articles i at a time (as many shards as it takes to keep the keys under
+/// `maxPairsInMemory`), each shard one pass over all customers.
 /// </summary>
 public sealed class CoPurchaseSource : ICandidateSource
 {
@@ -23,28 +24,14 @@ public sealed class CoPurchaseSource : ICandidateSource
     public float[] NeighbourWeights { get; }
 
     public CoPurchaseSource(Purchases purchases, int count, int windowDays, int neighbours, int recentArticles, double halfLifeDays,
-        long maxPairsInMemory = 20_000_000)
+        long maxPairsInMemory = 100_000_000)
     {
         (this.purchases, this.count, this.recentArticles, this.halfLifeDays) = (purchases, count, recentArticles, halfLifeDays);
-        var buyers = new int[purchases.ArticleCount];
-        var seen = new HashSet<int>();
-        for (var c = 0; c < purchases.CustomerCount; c++)
-        {
-            seen.Clear();
-            foreach (var a in purchases.ArticlesOf(c))
-            {
-                if (seen.Add(a))
-                    buyers[a]++;
-            }
-        }
-        var shards = (int)Math.Max(1, (CountPairs(windowDays) + maxPairsInMemory - 1) / maxPairsInMemory);
+        var buyers = Buyers(purchases);
+        var shards = (int)Math.Max(1, (PairUpperBound(windowDays) + maxPairsInMemory - 1) / maxPairsInMemory);
         var lists = new (int Article, float Weight)[purchases.ArticleCount][];
         for (var shard = 0; shard < shards; shard++)
-        {
-            foreach (var (i, table) in PairCounts(windowDays, shards, shard))
-                lists[i] = table.OrderByDescending(p => p.Value).ThenBy(p => p.Key).Take(neighbours)
-                    .Select(p => (p.Key, (float)p.Value / buyers[i])).ToArray();
-        }
+            KeepTopNeighbours(SortedCustomerPairs(windowDays, shards, shard), neighbours, buyers, lists);
         NeighbourStart = new int[purchases.ArticleCount + 1];
         for (var i = 0; i < lists.Length; i++)
             NeighbourStart[i + 1] = NeighbourStart[i] + (lists[i]?.Length ?? 0);
@@ -60,53 +47,102 @@ public sealed class CoPurchaseSource : ICandidateSource
     public string Name => "co_purchase";
     public int Count => count;
 
-    /// <summary>The distinct (customer, i, j) pairs within the window, i ≠ j, each counted once per customer.</summary>
-    IEnumerable<(int I, int J)> CustomerPairs(int customer, int windowDays, HashSet<long> once)
+    /// <summary>Distinct customers per article.</summary>
+    static int[] Buyers(Purchases purchases)
     {
-        once.Clear();
-        var articles = purchases.ArticlesOf(customer).ToArray();
-        var days = purchases.DaysOf(customer).ToArray();
-        for (var p = 0; p < articles.Length; p++)
+        var buyers = new int[purchases.ArticleCount];
+        var seen = new HashSet<int>();
+        for (var c = 0; c < purchases.CustomerCount; c++)
         {
-            for (var q = p + 1; q < articles.Length && q <= p + PairsPerPurchase && days[q] - days[p] <= windowDays; q++)
+            seen.Clear();
+            foreach (var a in purchases.ArticlesOf(c))
             {
-                var (i, j) = (articles[p], articles[q]);
-                if (i == j)
-                    continue;
-                if (once.Add(((long)i << 32) | (uint)j))
-                    yield return (i, j);
-                if (once.Add(((long)j << 32) | (uint)i))
-                    yield return (j, i);
+                if (seen.Add(a))
+                    buyers[a]++;
             }
         }
+        return buyers;
     }
 
-    long CountPairs(int windowDays)
+    /// <summary>How many ordered pairs the window allows before removing repeats: sizes the shards.</summary>
+    long PairUpperBound(int windowDays)
     {
-        var once = new HashSet<long>();
         long pairs = 0;
         for (var c = 0; c < purchases.CustomerCount; c++)
-            pairs += CustomerPairs(c, windowDays, once).LongCount();
+        {
+            var days = purchases.DaysOf(c);
+            for (var p = 0; p < days.Length; p++)
+            {
+                for (var q = p + 1; q < days.Length && q <= p + PairsPerPurchase && days[q] - days[p] <= windowDays; q++)
+                    pairs += 2;
+            }
+        }
         return pairs;
     }
 
-    /// <summary>For the articles i with i mod shards = shard: how many customers bought each j with i within the window.</summary>
-    Dictionary<int, Dictionary<int, int>> PairCounts(int windowDays, int shards, int shard)
+    /// <summary>
+    /// Every customer's distinct ordered pairs (i, j), i ≠ j, within the window, for the articles i of
+    /// this shard, as sorted keys i·2³² + j: a run of equal keys is the number of customers of that pair.
+    /// </summary>
+    (long[] Keys, int Length) SortedCustomerPairs(int windowDays, int shards, int shard)
     {
-        var counts = new Dictionary<int, Dictionary<int, int>>();
-        var once = new HashSet<long>();
+        var keys = new long[1 << 16];
+        var length = 0;
+        var local = new List<long>();
         for (var c = 0; c < purchases.CustomerCount; c++)
         {
-            foreach (var (i, j) in CustomerPairs(c, windowDays, once))
+            local.Clear();
+            var articles = purchases.ArticlesOf(c);
+            var days = purchases.DaysOf(c);
+            for (var p = 0; p < articles.Length; p++)
             {
-                if (i % shards != shard)
+                for (var q = p + 1; q < articles.Length && q <= p + PairsPerPurchase && days[q] - days[p] <= windowDays; q++)
+                {
+                    var (i, j) = (articles[p], articles[q]);
+                    if (i == j)
+                        continue;
+                    if (i % shards == shard)
+                        local.Add(((long)i << 32) | (uint)j);
+                    if (j % shards == shard)
+                        local.Add(((long)j << 32) | (uint)i);
+                }
+            }
+            local.Sort();
+            for (var k = 0; k < local.Count; k++)
+            {
+                if (k > 0 && local[k] == local[k - 1])
                     continue;
-                if (!counts.TryGetValue(i, out var table))
-                    counts[i] = table = new Dictionary<int, int>();
-                table[j] = table.GetValueOrDefault(j) + 1;
+                if (length == keys.Length)
+                    Array.Resize(ref keys, keys.Length * 2);
+                keys[length++] = local[k];
             }
         }
-        return counts;
+        Array.Sort(keys, 0, length);
+        return (keys, length);
+    }
+
+    /// <summary>Per article i of the sorted pairs: its `neighbours` most frequent j (ties to the lower j), weighted P(j | i).</summary>
+    static void KeepTopNeighbours((long[] Keys, int Length) pairs, int neighbours, int[] buyers, (int Article, float Weight)[][] lists)
+    {
+        var (keys, length) = pairs;
+        var run = new List<(int J, int Customers)>();
+        for (var start = 0; start < length;)
+        {
+            var i = (int)(keys[start] >> 32);
+            run.Clear();
+            var at = start;
+            while (at < length && (int)(keys[at] >> 32) == i)
+            {
+                var end = at;
+                while (end < length && keys[end] == keys[at])
+                    end++;
+                run.Add(((int)(uint)keys[at], end - at));
+                at = end;
+            }
+            lists[i] = run.OrderByDescending(p => p.Customers).ThenBy(p => p.J).Take(neighbours)
+                .Select(p => (p.J, (float)p.Customers / buyers[i])).ToArray();
+            start = at;
+        }
     }
 
     public void Candidates(int customer, List<Candidate> output)
