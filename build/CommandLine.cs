@@ -26,6 +26,7 @@ public static class CommandLine
         ["month"] = "Recommend: month of the query",
         ["exact"] = "Recommend: exact scoring instead of the index",
         ["exclude-bought"] = "Recommend: drop articles the customer bought",
+        ["model-only"] = "Recommend: the two-tower model's list instead of the blend",
         ["repeats"] = "Benchmark: runs per figure",
         ["rate"] = "BenchmarkServing: requests per second",
         ["seconds"] = "BenchmarkServing: measured seconds",
@@ -85,7 +86,7 @@ public static class CommandLine
     }
 
     /// <summary>Flags are true when present; every other option takes the next word as its value.</summary>
-    static bool TakesValue(string name) => name.ToLowerInvariant() is not ("force" or "resume" or "exact" or "exclude-bought");
+    static bool TakesValue(string name) => name.ToLowerInvariant() is not ("force" or "resume" or "exact" or "exclude-bought" or "model-only");
 
     public static Verbosity ParseVerbosity(string? text) =>
         text is null ? Verbosity.Normal

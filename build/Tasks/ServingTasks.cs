@@ -4,7 +4,7 @@ using TwoTower.Serving;
 namespace TwoTower.Build.Tasks;
 
 [TaskName("Recommend")]
-[TaskDescription("Prints the top k articles for --customer=<id> [--k=10 --age=.. --month=.. --exact --exclude-bought]")]
+[TaskDescription("Prints the top k articles for --customer=<id> [--k=10 --age=.. --month=.. --exact --exclude-bought --model-only]")]
 [IsDependentOn(typeof(PackageTask))]
 public sealed class RecommendTask : FrostingTask<BuildContext>
 {
@@ -17,13 +17,15 @@ public sealed class RecommendTask : FrostingTask<BuildContext>
         RecommendResult result;
         try
         {
-            result = recommender.Recommend(customer, values, k, context.Argument("exclude-bought") == "true", context.Argument("exact") == "true");
+            result = recommender.Recommend(customer, values, k, context.Argument("exclude-bought") == "true", context.Argument("exact") == "true",
+                context.Argument("model-only") == "true");
         }
         catch (ArgumentException e)
         {
             throw new PipelineError(e.Message);
         }
-        context.Info(result.KnownCustomer ? $"Top {k} for customer {customer}:" : $"Top {k} for {customer} (not seen in training: out-of-vocabulary embedding):");
+        context.Info((result.KnownCustomer ? $"Top {k} for customer {customer}" : $"Top {k} for {customer} (not seen in training: out-of-vocabulary embedding)") +
+                     $", from the {result.Source}:");
         var rank = 0;
         foreach (var item in result.Items)
             context.Info($"{++rank,4}  {item.ArticleId}  {item.Score,8:F4}  " + string.Join("  ", item.Features.Select(f => $"{f.Key}={f.Value}")));

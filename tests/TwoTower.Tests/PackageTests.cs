@@ -107,8 +107,9 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         var vocabulary = JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(pipeline.PackageDir, Vocabulary.FileName("customer_id"))))!;
         var customer = vocabulary[3];
         var values = new Dictionary<string, string> { ["age"] = "35", ["month"] = "7" };
-        var exact = recommender.Recommend(customer, values, 20, excludeBought: false, exact: true);
+        var exact = recommender.Recommend(customer, values, 20, excludeBought: false, exact: true, modelOnly: true);
         Assert.True(exact.KnownCustomer);
+        Assert.Equal("model", exact.Source);
         Assert.Equal(20, exact.Items.Count);
         Assert.True(exact.Items.Zip(exact.Items.Skip(1)).All(p => p.First.Score >= p.Second.Score));
 
@@ -131,14 +132,49 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
             .Max(r => Enumerable.Range(0, 16).Sum(d => (double)q[d] * recommender.Embeddings[r * 16 + d]));
         Assert.Equal(best, exact.Items[0].Score, 1e-4);
 
-        var viaIndex = recommender.Recommend(customer, values, 20, excludeBought: false, exact: false);
+        var viaIndex = recommender.Recommend(customer, values, 20, excludeBought: false, exact: false, modelOnly: true);
         Assert.True(viaIndex.Items.Select(i => i.ArticleId).Intersect(exact.Items.Select(i => i.ArticleId)).Count() >= 15);
-        var fresh = recommender.Recommend(customer, values, 20, excludeBought: true, exact: true);
+        var fresh = recommender.Recommend(customer, values, 20, excludeBought: true, exact: true, modelOnly: true);
         var history = ColumnTable.ReadParquet(Path.Combine(pipeline.PackageDir, PackageLayout.HistoryFile));
         var bought = history.Strings("customer_id").Zip(history.Ints("article_row")).Where(p => p.First == customer)
             .Select(p => recommender.ArticleIds[p.Second]).ToHashSet();
         Assert.NotEmpty(bought);
         Assert.DoesNotContain(fresh.Items, i => bought.Contains(i.ArticleId));
+    }
+
+    /// <summary>
+    /// By default the package serves the blend: the ranker's scores in order, the customer's past
+    /// articles among them (buy-again is a source) unless exclude_bought, and a list of the same
+    /// articles whether the model's candidates come from the index or exact scoring when they agree.
+    /// </summary>
+    [Fact]
+    public void RecommenderServesTheBlendByDefaultAndHonoursExcludeBought()
+    {
+        using var recommender = new Recommender(pipeline.PackageDir);
+        Assert.True(recommender.HasBlend);
+        var history = ColumnTable.ReadParquet(Path.Combine(pipeline.PackageDir, PackageLayout.HistoryFile));
+        var customers = history.Strings("customer_id");
+        var customer = customers.GroupBy(c => c).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
+        var bought = customers.Zip(history.Ints("article_row")).Where(p => p.First == customer).Select(p => recommender.ArticleIds[p.Second]).ToHashSet();
+        var values = new Dictionary<string, string> { ["age"] = "35", ["month"] = "7" };
+
+        var blend = recommender.Recommend(customer, values, 12, excludeBought: false, exact: true);
+        Assert.Equal("blend", blend.Source);
+        Assert.Equal(12, blend.Items.Count);
+        Assert.Equal(12, blend.Items.Select(i => i.ArticleId).Distinct().Count());
+        Assert.True(blend.Items.Zip(blend.Items.Skip(1)).All(p => p.First.Score >= p.Second.Score));
+        Assert.Contains(blend.Items, i => bought.Contains(i.ArticleId));
+
+        var fresh = recommender.Recommend(customer, values, 12, excludeBought: true, exact: true);
+        Assert.Equal(12, fresh.Items.Count);
+        Assert.DoesNotContain(fresh.Items, i => bought.Contains(i.ArticleId));
+        // The same ranking with the past articles taken out: the fresh list is the blend's order without them.
+        var longer = recommender.Recommend(customer, values, 12 + bought.Count, excludeBought: false, exact: true);
+        Assert.Equal(longer.Items.Where(i => !bought.Contains(i.ArticleId)).Take(12).Select(i => i.ArticleId), fresh.Items.Select(i => i.ArticleId));
+
+        var unknown = recommender.Recommend("someone-new", values, 12, excludeBought: false, exact: false);
+        Assert.False(unknown.KnownCustomer);
+        Assert.Equal(12, unknown.Items.Count);
     }
 
     [Fact]

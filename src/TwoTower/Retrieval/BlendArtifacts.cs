@@ -37,7 +37,7 @@ public static class BlendArtifacts
         var columns = Columns.From(train, features, TrainedModel.VocabularySizes(store, features));
         var sources = SourceSet.Build(config, columns.AsOf(columns.LastDay + 1), train, features,
             NormalizationStats.ReadAll(store.StageDir("normalize")), model, kernels, customers);
-        var blendFeatures = new BlendFeatures(sources);
+        var blendFeatures = new BlendFeatures(sources.Purchases, sources.Sources.Select(x => x.Name).ToArray());
         var rankerPath = Path.Combine(store.StageDir("blend"), RankerFile);
         var ranker = File.Exists(rankerPath) ? BlendRanker.Load(rankerPath, blendFeatures.Count) : null;
         return new BlendedList(sources, blendFeatures, ranker);

@@ -5,17 +5,17 @@ namespace TwoTower.Retrieval;
 /// did not propose the candidate), the two-tower dot product, the customer's purchase count and days
 /// since their last purchase, how often and how long ago they bought this article, and the article's
 /// popularity in the last 7 and 28 days and overall, with its days since first and last sale.
-/// Everything is computed from the source set's purchases, i.e. as of its day.
+/// Everything is computed from the purchases the sources were built from, i.e. as of their day.
 /// </summary>
 public sealed class BlendFeatures
 {
-    readonly SourceSet sources;
+    readonly Purchases p;
     readonly int[] sales7, sales28, salesAll, firstDay, lastDay;
 
-    public BlendFeatures(SourceSet sources)
+    /// <param name="sourceNames">The sources in the order of a <see cref="SourceSet"/>'s union.</param>
+    public BlendFeatures(Purchases purchases, IReadOnlyList<string> sourceNames)
     {
-        this.sources = sources;
-        var p = sources.Purchases;
+        p = purchases;
         (sales7, sales28, salesAll) = (new int[p.ArticleCount], new int[p.ArticleCount], new int[p.ArticleCount]);
         firstDay = Enumerable.Repeat(int.MaxValue, p.ArticleCount).ToArray();
         lastDay = Enumerable.Repeat(int.MinValue, p.ArticleCount).ToArray();
@@ -30,7 +30,7 @@ public sealed class BlendFeatures
             firstDay[a] = Math.Min(firstDay[a], d);
             lastDay[a] = Math.Max(lastDay[a], d);
         }
-        Names = [.. sources.Sources.SelectMany(s => new[] { s.Name + "_score", s.Name + "_rank" }), "two_tower_dot",
+        Names = [.. sourceNames.SelectMany(s => new[] { s + "_score", s + "_rank" }), "two_tower_dot",
             "customer_purchases", "customer_days_since_last", "bought_count", "bought_days_since_last",
             "article_sales_7d", "article_sales_28d", "article_sales_all", "article_days_since_first", "article_days_since_last"];
     }
@@ -39,9 +39,8 @@ public sealed class BlendFeatures
     public int Count => Names.Count;
 
     /// <summary>features[i·Count ..] for each candidate of the customer, in the union's order.</summary>
-    public float[] Compute(int customer, IReadOnlyList<UnionCandidate> union)
+    public float[] Compute(IModelScorer? model, int customer, IReadOnlyList<UnionCandidate> union)
     {
-        var p = sources.Purchases;
         var articles = p.ArticlesOf(customer);
         var days = p.DaysOf(customer);
         var bought = new Dictionary<int, (int Count, int LastDay)>();
@@ -54,13 +53,13 @@ public sealed class BlendFeatures
             var row = features.AsSpan(i * Count, Count);
             var c = union[i];
             var f = 0;
-            for (var s = 0; s < sources.Sources.Count; s++)
+            for (var s = 0; s < c.Scores.Length; s++)
             {
                 row[f++] = c.Scores[s];
                 row[f++] = c.Ranks[s];
             }
             var a = c.Article;
-            row[f++] = sources.TwoTower?.Score(customer, a) ?? float.NaN;
+            row[f++] = model?.Score(customer, a) ?? float.NaN;
             row[f++] = articles.Length;
             row[f++] = customerLast;
             var mine = bought.GetValueOrDefault(a);

@@ -27,7 +27,7 @@ public sealed class BlendedList(SourceSet sources, BlendFeatures features, Blend
                     lists[chunk[i]] = unions[i].Take(k).Select(c => c.Article).ToList();
                 continue;
             }
-            var scores = ranker.Score(chunk.Zip(unions, features.Compute).SelectMany(f => f).ToArray());
+            var scores = ranker.Score(chunk.Zip(unions, (c, u) => features.Compute(sources.Model, c, u)).SelectMany(f => f).ToArray());
             var at = 0;
             for (var i = 0; i < chunk.Length; i++)
             {

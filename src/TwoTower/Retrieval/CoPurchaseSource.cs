@@ -44,6 +44,14 @@ public sealed class CoPurchaseSource : ICandidateSource
         }
     }
 
+    /// <summary>From neighbour tables built before (a package): the arrays of <see cref="NeighbourStart"/>, <see cref="NeighbourArticles"/>, <see cref="NeighbourWeights"/>.</summary>
+    public CoPurchaseSource(Purchases purchases, int count, int recentArticles, double halfLifeDays, int[] neighbourStart, int[] neighbourArticles,
+        float[] neighbourWeights)
+    {
+        (this.purchases, this.count, this.recentArticles, this.halfLifeDays) = (purchases, count, recentArticles, halfLifeDays);
+        (NeighbourStart, NeighbourArticles, NeighbourWeights) = (neighbourStart, neighbourArticles, neighbourWeights);
+    }
+
     public string Name => "co_purchase";
     public int Count => count;
 

@@ -19,6 +19,12 @@ public interface ICandidateSource
     void Candidates(int customer, List<Candidate> output);
 }
 
+/// <summary>The model's score for any (customer, article) it can score: the two-tower dot product, a blend feature; NaN otherwise.</summary>
+public interface IModelScorer
+{
+    float Score(int customer, int article);
+}
+
 /// <summary>The top `count` of a score table, best first, ties to the lower article id: the one order every source uses.</summary>
 public static class TopScores
 {

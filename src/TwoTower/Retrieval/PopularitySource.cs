@@ -9,6 +9,9 @@ public sealed class PopularitySource : ICandidateSource
 {
     readonly int count;
     readonly int[]? segmentOfCustomer;
+
+    /// <summary>Each customer's segment (−1: none), or null when there are no segments.</summary>
+    public int[]? SegmentOfCustomer => segmentOfCustomer;
     readonly Candidate[] overall;
     readonly Dictionary<int, Candidate[]> bySegment = new();
 
@@ -17,6 +20,7 @@ public sealed class PopularitySource : ICandidateSource
     {
         this.count = count;
         this.segmentOfCustomer = segmentOfCustomer;
+        // The window's purchases are the ones that count; the lists are built once.
         var all = new Dictionary<int, double>();
         var segments = new Dictionary<int, Dictionary<int, double>>();
         var from = purchases.AsOfDay - windowDays;

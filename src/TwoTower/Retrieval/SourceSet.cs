@@ -18,10 +18,10 @@ public sealed class SourceSet
     public Purchases Purchases { get; }
     public IReadOnlyList<ICandidateSource> Sources { get; }
     /// <summary>The model's source when enabled (its dot products are also a blend feature).</summary>
-    public TwoTowerSource? TwoTower { get; }
+    public IModelScorer? Model { get; }
 
-    SourceSet(Purchases purchases, IReadOnlyList<ICandidateSource> sources) =>
-        (Purchases, Sources, TwoTower) = (purchases, sources, sources.OfType<TwoTowerSource>().FirstOrDefault());
+    public SourceSet(Purchases purchases, IReadOnlyList<ICandidateSource> sources) =>
+        (Purchases, Sources, Model) = (purchases, sources, sources.OfType<IModelScorer>().FirstOrDefault());
 
     /// <param name="customers">The customers the two-tower source will be asked about (it embeds them in one batch).</param>
     public static SourceSet Build(PipelineConfig config, Purchases purchases, TrainingColumns train, FeatureSet features,

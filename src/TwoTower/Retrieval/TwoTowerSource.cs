@@ -11,7 +11,7 @@ namespace TwoTower.Retrieval;
 /// batch for the customers it will be asked about; <see cref="Score"/> gives the model's dot
 /// product for any (customer, catalogue article), a feature of the blend.
 /// </summary>
-public sealed class TwoTowerSource : ICandidateSource
+public sealed class TwoTowerSource : ICandidateSource, IModelScorer
 {
     readonly int count, dim;
     readonly Dictionary<int, int> queryOfCustomer = new();

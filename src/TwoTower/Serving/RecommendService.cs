@@ -21,7 +21,8 @@ public sealed record ServiceSettings(string Host, int Port, int MaxK, int MaxCon
 
 /// <summary>
 /// The recommend service (ASP.NET Core minimal API): GET /recommend?customer_id=…&amp;age=…&amp;month=…&amp;k=…
-/// (optional exclude_bought=true, exact=true) → JSON; GET /health. Bad parameters get a 400 with a
+/// (optional exclude_bought=true, exact=true, model_only=true) → JSON: the blended list by default,
+/// the model's alone with model_only; GET /health. Bad parameters get a 400 with a
 /// message; an unknown customer gets the out-of-vocabulary embedding and the response says so;
 /// k is capped at serve.max_k. Under load, ASP.NET Core's own middleware keeps it answering: at most
 /// serve.max_concurrent_requests recommendations are computed at once (one more gets a 503 at
@@ -67,18 +68,19 @@ public static class RecommendService
         var capped = k > maxK;
         k = Math.Min(k, maxK);
         bool Flag(string name) => query[name].ToString() is "true" or "1";
-        var values = query.Where(p => p.Key is not ("customer_id" or "k" or "exclude_bought" or "exact"))
+        var values = query.Where(p => p.Key is not ("customer_id" or "k" or "exclude_bought" or "exact" or "model_only"))
             .ToDictionary(p => p.Key, p => p.Value.ToString());
         // Timed out while waiting for a core: answer 503 (the timeout middleware's code) rather than compute for nobody.
         if (request.HttpContext.RequestAborted.IsCancellationRequested)
             return Results.StatusCode(StatusCodes.Status503ServiceUnavailable);
         try
         {
-            var result = recommender.Recommend(customer, values, k, Flag("exclude_bought"), Flag("exact"));
+            var result = recommender.Recommend(customer, values, k, Flag("exclude_bought"), Flag("exact"), Flag("model_only"));
             return Results.Ok(new
             {
                 customer_id = customer,
                 known_customer = result.KnownCustomer,
+                source = result.Source,
                 note = result.KnownCustomer ? null : "customer not seen in training: the out-of-vocabulary embedding was used",
                 k,
                 k_capped = capped ? $"k capped at {maxK}" : null,

@@ -11,7 +11,8 @@ namespace TwoTower.Serving;
 
 public sealed record Recommendation(string ArticleId, float Score, IReadOnlyDictionary<string, string> Features);
 
-public sealed record RecommendResult(string CustomerId, bool KnownCustomer, IReadOnlyList<Recommendation> Items);
+/// <param name="Source">"blend" (the ranked union of the candidate sources) or "model" (the two-tower model alone).</param>
+public sealed record RecommendResult(string CustomerId, bool KnownCustomer, string Source, IReadOnlyList<Recommendation> Items);
 
 /// <summary>
 /// Serving from a package folder alone (artifacts/package): the query tower, the candidate
@@ -37,6 +38,13 @@ public sealed class Recommender : IDisposable
     public int Dim { get; }
     readonly Dictionary<string, string[]> articleFeatures;
     readonly Dictionary<string, HashSet<int>> bought;
+    readonly PackagedBlend? blend;
+    /// <summary>Article vocabulary id of each catalogue row, and back.</summary>
+    readonly int[] articleIdOfRow;
+    readonly Dictionary<int, int> rowOfArticleId;
+
+    /// <summary>Whether the package holds a blend (the default list); without one every list is the model's.</summary>
+    public bool HasBlend => blend != null;
 
     public Recommender(string packageDir)
     {
@@ -65,6 +73,9 @@ public sealed class Recommender : IDisposable
         articleFeatures = candidates.Names.Where(n => n != features.CandidateId && candidates.Column(n) is string[])
             .ToDictionary(n => n, candidates.Strings);
         index = new USearchIndex(File(PackageLayout.IndexFile));
+        articleIdOfRow = ArticleIds.Select(id => vocabularies[features.CandidateId][id]).ToArray();
+        rowOfArticleId = articleIdOfRow.Select((id, row) => (id, row)).ToDictionary(x => x.id, x => x.row);
+        blend = PackagedBlend.Load(packageDir, config, vocabularies[features.QueryId].Count + 1, vocabularies[features.CandidateId].Count + 1);
 
         var history = ColumnTable.ReadParquet(File(PackageLayout.HistoryFile));
         bought = new Dictionary<string, HashSet<int>>();
@@ -79,19 +90,35 @@ public sealed class Recommender : IDisposable
     }
 
     /// <summary>
-    /// Top k articles for a customer. values: raw values of the query features by column (a
-    /// numeric feature may be absent: it takes the training mean; "month" 1..12 supplies month_sin
-    /// and month_cos). An unknown customer id gets the out-of-vocabulary embedding.
+    /// Top k articles for a customer: the blend by default (when the package has one), the model
+    /// alone with modelOnly. values: raw values of the query features by column (a numeric feature
+    /// may be absent: it takes the training mean; "month" 1..12 supplies month_sin and month_cos).
+    /// An unknown customer id gets the out-of-vocabulary embedding (and, in the blend, the sources
+    /// that need no history). exact: the model's candidates by exact scoring instead of the index.
     /// </summary>
-    public RecommendResult Recommend(string customerId, IReadOnlyDictionary<string, string> values, int k, bool excludeBought, bool exact)
+    public RecommendResult Recommend(string customerId, IReadOnlyDictionary<string, string> values, int k, bool excludeBought, bool exact,
+        bool modelOnly = false)
     {
         var query = EmbedQuery(customerId, values, out var known);
         var skip = excludeBought && bought.TryGetValue(customerId, out var set) ? set : null;
         var want = Math.Min(k, ArticleIds.Length - (skip?.Count ?? 0));
-        var hits = exact ? ExactTop(query, want, skip) : IndexTop(query, want, skip);
-        return new RecommendResult(customerId, known, hits.Select(h => new Recommendation(ArticleIds[h.Row], h.Score,
-            articleFeatures.ToDictionary(f => f.Key, f => f.Value[h.Row]))).ToList());
+        if (blend == null || modelOnly)
+        {
+            var hits = exact ? ExactTop(query, want, skip) : IndexTop(query, want, skip);
+            return new RecommendResult(customerId, known, "model", hits.Select(h => Item(h.Row, h.Score)).ToList());
+        }
+        var modelTop = blend.ModelCount == 0 ? []
+            : (exact ? ExactTop(query, blend.ModelCount, null) : IndexTop(query, blend.ModelCount, null))
+            .Select(h => new Retrieval.Candidate(articleIdOfRow[h.Row], h.Score)).ToList();
+        float ModelScore(int article) =>
+            rowOfArticleId.TryGetValue(article, out var row) ? SimdKernels.ScoreDot(query, Embeddings.AsSpan(row * Dim, Dim)) : float.NaN;
+        var customer = vocabularies[features.QueryId][customerId];
+        var blended = blend.Recommend(customer, modelTop, ModelScore, want + (skip?.Count ?? 0))
+            .Select(c => (Row: rowOfArticleId[c.Article], c.Score)).Where(c => skip == null || !skip.Contains(c.Row)).Take(want);
+        return new RecommendResult(customerId, known, "blend", blended.Select(c => Item(c.Row, c.Score)).ToList());
     }
+
+    Recommendation Item(int row, float score) => new(ArticleIds[row], score, articleFeatures.ToDictionary(f => f.Key, f => f.Value[row]));
 
     public float[] EmbedQuery(string customerId, IReadOnlyDictionary<string, string> values, out bool known)
     {

@@ -53,7 +53,7 @@ public sealed class BlendStage : Stage
         var model = TrainedModel.Load(run.Store, config);
         using var kernels = Backend.Create(config.Get(ConfigSchema.Accelerator), config.Threads, run.Log);
         var sources = SourceSet.Build(config, history, train, features, NormalizationStats.ReadAll(run.Store.StageDir("normalize")), model, kernels, customers);
-        var blendFeatures = new BlendFeatures(sources);
+        var blendFeatures = new BlendFeatures(history, sources.Sources.Select(x => x.Name).ToArray());
         var (rows, summary) = TrainingRows(sources, blendFeatures, customers, labels, run.Log);
         if (config.Get(ConfigSchema.Blend.Enabled))
         {
@@ -138,7 +138,7 @@ public sealed class BlendStage : Stage
                 skipped++;
                 continue;
             }
-            features.AddRange(blendFeatures.Compute(customer, union));
+            features.AddRange(blendFeatures.Compute(sources.Model, customer, union));
             foreach (var c in union)
             {
                 rowLabels.Add(basket.Contains(c.Article) ? 1 : 0);

@@ -7,6 +7,7 @@ using TwoTower.Evaluation;
 using TwoTower.Kernels;
 using TwoTower.Model;
 using TwoTower.Pipeline;
+using TwoTower.Retrieval;
 using TwoTower.Serving;
 
 namespace TwoTower.Stages;
@@ -45,6 +46,8 @@ public sealed class PackageStage : Stage
         var index = IndexSettings.From(config);
         WriteIndex(run, index, embeddings, rows.Length, dim);
 
+        WriteBlend(run, model, kernels, train);
+
         var normalization = NormalizationStats.ReadAll(run.Store.StageDir("normalize"));
         OnnxExport.Write(model.Query, normalization, run.Output(PackageLayout.QueryTowerFile));
         OnnxExport.Write(model.Candidate, normalization, run.Output(PackageLayout.CandidateTowerFile));
@@ -69,6 +72,19 @@ public sealed class PackageStage : Stage
         foreach (var (stage, file) in new[] { ("train", TrainedModel.WeightsFile), ("train", TrainedModel.ConfigFile), ("normalize", NormalizationStats.FileName) }
                      .Concat(features.CategoricalColumns.Select(c => ("encode", Vocabulary.FileName(c)))))
             File.Copy(run.Input(stage, file), run.Output(file));
+    }
+
+    /// <summary>
+    /// What the blend serves from (data with purchase dates only): the training purchases, the
+    /// popularity segments, the co-purchase neighbours as of the end of training, and the ranker.
+    /// </summary>
+    static void WriteBlend(StageRun run, TwoTowerModel model, IKernels kernels, TrainingColumns train)
+    {
+        if (!train.Ints.ContainsKey(DataFiles.DayColumn))
+            return;
+        PackagedBlend.Write(run.OutputDir, BlendArtifacts.AtEndOfTraining(run.Store, run.Config, model, kernels, train, []).Sources);
+        foreach (var file in new[] { BlendArtifacts.RankerFile, BlendArtifacts.SummaryFile }.Where(f => File.Exists(run.Input("blend", f))))
+            File.Copy(run.Input("blend", file), run.Output(file));
     }
 
     /// <summary>candidates.parquet: the article id, its item features (decoded) and its embedding as e0..e(dim−1).</summary>

@@ -1,0 +1,126 @@
+using TwoTower.Config;
+using TwoTower.Data;
+using TwoTower.Retrieval;
+
+namespace TwoTower.Serving;
+
+/// <summary>
+/// The blend as a package serves it: the training purchases, the co-purchase neighbours, the
+/// popularity segments and the ranker (written by Package), rebuilt into the same sources as
+/// Evaluate's. Per request the two-tower candidates come from the query just embedded (index or
+/// exact), the other sources from these tables, and the ranker orders their union.
+/// </summary>
+public sealed class PackagedBlend
+{
+    public const string PurchasesFile = "purchases.parquet";
+    public const string SegmentsFile = "segments.parquet";
+    public const string CoPurchaseFile = "co_purchase.parquet";
+
+    /// <summary>Candidates fixed for one request (the two-tower's top N of this query), with the model's score of any article.</summary>
+    sealed class RequestModelSource(int count, IReadOnlyList<Candidate> top, Func<int, float> score) : ICandidateSource, IModelScorer
+    {
+        public string Name => "two_tower";
+        public int Count => count;
+
+        public void Candidates(int customer, List<Candidate> output)
+        {
+            output.Clear();
+            output.AddRange(top);
+        }
+
+        public float Score(int customer, int article) => score(article);
+    }
+
+    readonly Purchases purchases;
+    readonly ICandidateSource?[] sources;   // null where the two-tower source goes
+    readonly BlendFeatures features;
+    readonly BlendRanker? ranker;
+    readonly object rankerLock = new();
+
+    /// <summary>How many model candidates a request brings (0 when the two-tower source is disabled).</summary>
+    public int ModelCount { get; }
+
+    PackagedBlend(Purchases purchases, ICandidateSource?[] sources, int modelCount, BlendRanker? ranker)
+    {
+        (this.purchases, this.sources, ModelCount, this.ranker) = (purchases, sources, modelCount, ranker);
+        features = new BlendFeatures(purchases, sources.Select(s => s?.Name ?? "two_tower").ToArray());
+    }
+
+    /// <summary>The package's blend, or null for a package without one (data without dates).</summary>
+    public static PackagedBlend? Load(string packageDir, PipelineConfig config, int customerCount, int articleCount)
+    {
+        string File(string name) => Path.Combine(packageDir, name);
+        if (!System.IO.File.Exists(File(PurchasesFile)))
+            return null;
+        var rows = ColumnTable.ReadParquet(File(PurchasesFile));
+        var days = rows.Ints(DataFiles.DayColumn);
+        var purchases = Purchases.From(rows.Ints("customer"), rows.Ints("article"), days, customerCount, articleCount, days.Max() + 1);
+        var list = new List<ICandidateSource?>();
+        var modelCount = 0;
+        if (config.Get(ConfigSchema.RetrieveTwoTower.Enabled))
+        {
+            list.Add(null);
+            modelCount = (int)config.Get(ConfigSchema.RetrieveTwoTower.Count);
+        }
+        if (config.Get(ConfigSchema.RetrieveBuyAgain.Enabled))
+            list.Add(new BuyAgainSource(purchases, (int)config.Get(ConfigSchema.RetrieveBuyAgain.Count), config.Get(ConfigSchema.RetrieveBuyAgain.HalfLifeDays)));
+        if (config.Get(ConfigSchema.RetrieveRecentPopularity.Enabled))
+            list.Add(new PopularitySource(purchases, (int)config.Get(ConfigSchema.RetrieveRecentPopularity.Count),
+                (int)config.Get(ConfigSchema.RetrieveRecentPopularity.WindowDays), config.Get(ConfigSchema.RetrieveRecentPopularity.HalfLifeDays),
+                System.IO.File.Exists(File(SegmentsFile)) ? ColumnTable.ReadParquet(File(SegmentsFile)).Ints("segment") : null));
+        if (config.Get(ConfigSchema.RetrieveCoPurchase.Enabled))
+        {
+            var table = ColumnTable.ReadParquet(File(CoPurchaseFile));
+            var (articles, neighbours, weights) = (table.Ints("article"), table.Ints("neighbour"), table.Floats("weight"));
+            var start = new int[articleCount + 1];
+            foreach (var a in articles)
+                start[a + 1]++;
+            for (var a = 0; a < articleCount; a++)
+                start[a + 1] += start[a];
+            list.Add(new CoPurchaseSource(purchases, (int)config.Get(ConfigSchema.RetrieveCoPurchase.Count),
+                (int)config.Get(ConfigSchema.RetrieveCoPurchase.RecentArticles), config.Get(ConfigSchema.RetrieveCoPurchase.HalfLifeDays), start, neighbours, weights));
+        }
+        var rankerPath = File(BlendArtifacts.RankerFile);
+        var blend = new PackagedBlend(purchases, list.ToArray(), modelCount, null);
+        return System.IO.File.Exists(rankerPath) ? new PackagedBlend(purchases, list.ToArray(), modelCount, BlendRanker.Load(rankerPath, blend.features.Count)) : blend;
+    }
+
+    /// <summary>Writes what <see cref="Load"/> reads, from the sources built as of the end of training.</summary>
+    public static void Write(string packageDir, SourceSet sources)
+    {
+        var p = sources.Purchases;
+        var customers = new int[p.RowCount];
+        for (var c = 0; c < p.CustomerCount; c++)
+            customers.AsSpan(p.Start[c], p.Start[c + 1] - p.Start[c]).Fill(c);
+        new ColumnTable().Add("customer", customers).Add("article", p.Articles).Add(DataFiles.DayColumn, p.Days)
+            .WriteParquet(Path.Combine(packageDir, PurchasesFile));
+        if (sources.Sources.OfType<PopularitySource>().FirstOrDefault()?.SegmentOfCustomer is { } segments)
+            new ColumnTable().Add("segment", segments).WriteParquet(Path.Combine(packageDir, SegmentsFile));
+        if (sources.Sources.OfType<CoPurchaseSource>().FirstOrDefault() is { } co)
+        {
+            var articles = new int[co.NeighbourArticles.Length];
+            for (var a = 0; a + 1 < co.NeighbourStart.Length; a++)
+                articles.AsSpan(co.NeighbourStart[a], co.NeighbourStart[a + 1] - co.NeighbourStart[a]).Fill(a);
+            new ColumnTable().Add("article", articles).Add("neighbour", co.NeighbourArticles).Add("weight", co.NeighbourWeights)
+                .WriteParquet(Path.Combine(packageDir, CoPurchaseFile));
+        }
+    }
+
+    /// <summary>
+    /// The customer's blended top k (article vocabulary ids with the ranker's score), given this
+    /// request's model candidates and the model's score of any article.
+    /// </summary>
+    public List<Candidate> Recommend(int customer, IReadOnlyList<Candidate> modelTop, Func<int, float> modelScore, int k)
+    {
+        var set = new SourceSet(purchases, sources.Select(s => s ?? new RequestModelSource(ModelCount, modelTop, modelScore)).ToArray());
+        var union = set.Union(customer);
+        if (ranker == null || union.Count == 0)
+            return union.Take(k).Select(c => new Candidate(c.Article, float.NaN)).ToList();
+        var row = features.Compute(set.Model, customer, union);
+        float[] scores;
+        lock (rankerLock)
+            scores = ranker.Score(row);
+        return Enumerable.Range(0, union.Count).OrderByDescending(i => scores[i]).ThenBy(i => i).Take(k)
+            .Select(i => new Candidate(union[i].Article, scores[i])).ToList();
+    }
+}
