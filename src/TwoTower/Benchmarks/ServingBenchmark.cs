@@ -24,7 +24,13 @@ public static class ServingBenchmark
             recommender.IndexSearch(q, 100);
         var index = Percentiles(queries.Select(q => Time(() => recommender.IndexSearch(q, 100))));
         var embed = Percentiles(queries.Select(q => Time(() => recommender.EmbedQuery("c", new Dictionary<string, string> { ["age"] = "30", ["month"] = "5" }, out _))));
-        var exact = Percentiles(queries.Take(300).Select(q => Time(() => recommender.Recommend("c", new Dictionary<string, string>(), 100, false, exact: true))));
+        var exact = Percentiles(queries.Take(300).Select(q => Time(() => recommender.Recommend("c", new Dictionary<string, string>(), 100, false, exact: true, modelOnly: true))));
+        // The blend for customers with a history: the first article ids of the customer vocabulary are real customers.
+        var known = File.ReadAllText(Path.Combine(packageDir, Data.Vocabulary.FileName(recommender.CustomerIdColumn)));
+        var customers = System.Text.Json.JsonSerializer.Deserialize<string[]>(known)!.Take(500).ToArray();
+        var blendTimes = new[] { 12, 100 }.Select(k => (K: k, Times: recommender.HasBlend
+            ? Percentiles(customers.Select(c => Time(() => recommender.Recommend(c, new Dictionary<string, string> { ["age"] = "30", ["month"] = "5" }, k, false, false))))
+            : (P50: double.NaN, P99: double.NaN))).ToArray();
 
         var port = FreePort();
         var app = RecommendService.Build(recommender, ServiceSettings.From(config) with { Host = "127.0.0.1", Port = port });
@@ -50,6 +56,8 @@ public static class ServingBenchmark
         log.Info($"  query tower (one customer)       p50 {embed.P50:F3} ms  p99 {embed.P99:F3} ms");
         log.Info($"  index search, k = 100            p50 {index.P50:F3} ms  p99 {index.P99:F3} ms");
         log.Info($"  exact scoring + top 100          p50 {exact.P50:F3} ms  p99 {exact.P99:F3} ms");
+        foreach (var (k, t) in blendTimes)
+            log.Info($"  blend (index, union, features, ranker), k = {k,-3} p50 {t.P50:F3} ms  p99 {t.P99:F3} ms");
         log.Info($"  HTTP /recommend at {rate}/s, k=100  p50 {service.P50:F3} ms  p99 {service.P99:F3} ms  ({latencies.Count:N0} requests, {errors} errors{(errors > 0 ? ": " + lastError : "")})");
         foreach (var (k, r) in separate)
             log.Info($"  HTTP, server in its own process, {Connections} connections as fast as answered, k={k}: {r.Throughput:N0} requests/s, " +

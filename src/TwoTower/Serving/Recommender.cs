@@ -43,6 +43,9 @@ public sealed class Recommender : IDisposable
     readonly int[] articleIdOfRow;
     readonly Dictionary<int, int> rowOfArticleId;
 
+    /// <summary>The query id column (customer_id): its vocabulary lists the known customers.</summary>
+    public string CustomerIdColumn => features.QueryId;
+
     /// <summary>Whether the package holds a blend (the default list); without one every list is the model's.</summary>
     public bool HasBlend => blend != null;
 
