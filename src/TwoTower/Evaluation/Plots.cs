@@ -27,37 +27,27 @@ public static class Plots
         Save(plot, path);
     }
 
-    public static void HitAtK(string path, IReadOnlyList<int> ks, IReadOnlyList<MethodScores> methods)
-    {
-        var plot = new ScottPlot.Plot();
-        var xs = ks.Select(k => Math.Log10(k)).ToArray();
-        foreach (var m in methods)
-        {
-            var line = plot.Add.Scatter(xs, ks.Select(k => m.Metrics.HitAt[k]).ToArray());
-            line.LegendText = m.Name;
-            line.MarkerSize = 7;
-        }
-        plot.Title("Top-k accuracy on validation transactions");
-        plot.XLabel("k (log scale)");
-        plot.YLabel("hit@k");
-        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(xs, ks.Select(k => k.ToString()).ToArray());
-        plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
-        Save(plot, path);
-    }
+    public static void HitAtK(string path, IReadOnlyList<int> ks, IReadOnlyList<MethodScores> methods) =>
+        AtK(path, "Top-k accuracy on validation transactions", "hit@k", ks, methods.Select(m => (m.Name, (Func<int, double>)(k => m.Metrics.HitAt[k]))));
 
-    public static void RecallAtK(string path, IReadOnlyList<int> ks, IReadOnlyList<BasketMetrics.Result> methods)
+    public static void RecallAtK(string path, IReadOnlyList<int> ks, IReadOnlyList<BasketMetrics.Result> methods) =>
+        AtK(path, "Recall of each validation customer's basket in their top k", "recall@k", ks,
+            methods.Select(m => ($"{m.Method} (MAP@12 {m.Map12:F4})", (Func<int, double>)(k => m.RecallAt[k]))));
+
+    /// <summary>One line per method over the cut-offs k (log scale).</summary>
+    static void AtK(string path, string title, string yLabel, IReadOnlyList<int> ks, IEnumerable<(string Label, Func<int, double> ValueAt)> methods)
     {
         var plot = new ScottPlot.Plot();
         var xs = ks.Select(k => Math.Log10(k)).ToArray();
-        foreach (var m in methods)
+        foreach (var (label, valueAt) in methods)
         {
-            var line = plot.Add.Scatter(xs, ks.Select(k => m.RecallAt[k]).ToArray());
-            line.LegendText = $"{m.Method} (MAP@12 {m.Map12:F4})";
+            var line = plot.Add.Scatter(xs, ks.Select(valueAt).ToArray());
+            line.LegendText = label;
             line.MarkerSize = 7;
         }
-        plot.Title("Recall of each validation customer's basket in their top k");
+        plot.Title(title);
         plot.XLabel("k (log scale)");
-        plot.YLabel("recall@k");
+        plot.YLabel(yLabel);
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(xs, ks.Select(k => k.ToString()).ToArray());
         plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
         Save(plot, path);

@@ -27,22 +27,38 @@ public sealed class SourceSet
     public static SourceSet Build(PipelineConfig config, Purchases purchases, TrainingColumns train, FeatureSet features,
         IReadOnlyDictionary<string, NormalizationStats> normalization, TwoTowerModel model, IKernels kernels, IReadOnlyList<int> customers)
     {
+        ICandidateSource[] twoTower = config.Get(ConfigSchema.RetrieveTwoTower.Enabled)
+            ? [new TwoTowerSource(model, kernels, train, features, purchases, customers, (int)config.Get(ConfigSchema.RetrieveTwoTower.Count))]
+            : [];
+        return new SourceSet(purchases, [.. twoTower, .. HistorySources(config, purchases, Segments(config, purchases, train, features, normalization), null)]);
+    }
+
+    /// <summary>
+    /// The enabled sources that need only the purchases, in config order after two_tower (which,
+    /// when enabled, always comes first): buy_again, recent_popularity, co_purchase. Co-purchase
+    /// neighbours are built from the purchases unless given (a package holds them).
+    /// </summary>
+    public static List<ICandidateSource> HistorySources(PipelineConfig config, Purchases purchases, int[]? segments,
+        (int[] Start, int[] Articles, float[] Weights)? coPurchaseNeighbours)
+    {
         var sources = new List<ICandidateSource>();
-        if (config.Get(ConfigSchema.RetrieveTwoTower.Enabled))
-            sources.Add(new TwoTowerSource(model, kernels, train, features, purchases, customers, (int)config.Get(ConfigSchema.RetrieveTwoTower.Count)));
         if (config.Get(ConfigSchema.RetrieveBuyAgain.Enabled))
             sources.Add(new BuyAgainSource(purchases, (int)config.Get(ConfigSchema.RetrieveBuyAgain.Count), config.Get(ConfigSchema.RetrieveBuyAgain.HalfLifeDays)));
         if (config.Get(ConfigSchema.RetrieveRecentPopularity.Enabled))
             sources.Add(new PopularitySource(purchases, (int)config.Get(ConfigSchema.RetrieveRecentPopularity.Count),
-                (int)config.Get(ConfigSchema.RetrieveRecentPopularity.WindowDays), config.Get(ConfigSchema.RetrieveRecentPopularity.HalfLifeDays),
-                Segments(config, purchases, train, features, normalization)));
+                (int)config.Get(ConfigSchema.RetrieveRecentPopularity.WindowDays), config.Get(ConfigSchema.RetrieveRecentPopularity.HalfLifeDays), segments));
         if (config.Get(ConfigSchema.RetrieveCoPurchase.Enabled))
-            sources.Add(new CoPurchaseSource(purchases, (int)config.Get(ConfigSchema.RetrieveCoPurchase.Count),
-                (int)config.Get(ConfigSchema.RetrieveCoPurchase.WindowDays), (int)config.Get(ConfigSchema.RetrieveCoPurchase.Neighbours),
-                (int)config.Get(ConfigSchema.RetrieveCoPurchase.RecentArticles), config.Get(ConfigSchema.RetrieveCoPurchase.HalfLifeDays)));
-        if (sources.Count == 0)
+        {
+            var (count, recent, halfLife) = ((int)config.Get(ConfigSchema.RetrieveCoPurchase.Count),
+                (int)config.Get(ConfigSchema.RetrieveCoPurchase.RecentArticles), config.Get(ConfigSchema.RetrieveCoPurchase.HalfLifeDays));
+            sources.Add(coPurchaseNeighbours is var (start, articles, weights)
+                ? new CoPurchaseSource(purchases, count, recent, halfLife, start, articles, weights)
+                : new CoPurchaseSource(purchases, count, (int)config.Get(ConfigSchema.RetrieveCoPurchase.WindowDays),
+                    (int)config.Get(ConfigSchema.RetrieveCoPurchase.Neighbours), recent, halfLife));
+        }
+        if (sources.Count == 0 && !config.Get(ConfigSchema.RetrieveTwoTower.Enabled))
             throw config.ErrorAt(ConfigSchema.RetrieveTwoTower.Enabled.Key, "every candidate source is disabled: enable at least one under retrieve.*");
-        return new SourceSet(purchases, sources);
+        return sources;
     }
 
     /// <summary>

@@ -55,34 +55,23 @@ public sealed class PackagedBlend
         var rows = ColumnTable.ReadParquet(File(PurchasesFile));
         var days = rows.Ints(DataFiles.DayColumn);
         var purchases = Purchases.From(rows.Ints("customer"), rows.Ints("article"), days, customerCount, articleCount, days.Max() + 1);
-        var list = new List<ICandidateSource?>();
-        var modelCount = 0;
-        if (config.Get(ConfigSchema.RetrieveTwoTower.Enabled))
-        {
-            list.Add(null);
-            modelCount = (int)config.Get(ConfigSchema.RetrieveTwoTower.Count);
-        }
-        if (config.Get(ConfigSchema.RetrieveBuyAgain.Enabled))
-            list.Add(new BuyAgainSource(purchases, (int)config.Get(ConfigSchema.RetrieveBuyAgain.Count), config.Get(ConfigSchema.RetrieveBuyAgain.HalfLifeDays)));
-        if (config.Get(ConfigSchema.RetrieveRecentPopularity.Enabled))
-            list.Add(new PopularitySource(purchases, (int)config.Get(ConfigSchema.RetrieveRecentPopularity.Count),
-                (int)config.Get(ConfigSchema.RetrieveRecentPopularity.WindowDays), config.Get(ConfigSchema.RetrieveRecentPopularity.HalfLifeDays),
-                System.IO.File.Exists(File(SegmentsFile)) ? ColumnTable.ReadParquet(File(SegmentsFile)).Ints("segment") : null));
-        if (config.Get(ConfigSchema.RetrieveCoPurchase.Enabled))
+        var segments = System.IO.File.Exists(File(SegmentsFile)) ? ColumnTable.ReadParquet(File(SegmentsFile)).Ints("segment") : null;
+        (int[], int[], float[])? neighbours = null;
+        if (System.IO.File.Exists(File(CoPurchaseFile)))
         {
             var table = ColumnTable.ReadParquet(File(CoPurchaseFile));
-            var (articles, neighbours, weights) = (table.Ints("article"), table.Ints("neighbour"), table.Floats("weight"));
             var start = new int[articleCount + 1];
-            foreach (var a in articles)
+            foreach (var a in table.Ints("article"))
                 start[a + 1]++;
             for (var a = 0; a < articleCount; a++)
                 start[a + 1] += start[a];
-            list.Add(new CoPurchaseSource(purchases, (int)config.Get(ConfigSchema.RetrieveCoPurchase.Count),
-                (int)config.Get(ConfigSchema.RetrieveCoPurchase.RecentArticles), config.Get(ConfigSchema.RetrieveCoPurchase.HalfLifeDays), start, neighbours, weights));
+            neighbours = (start, table.Ints("neighbour"), table.Floats("weight"));
         }
+        var modelCount = config.Get(ConfigSchema.RetrieveTwoTower.Enabled) ? (int)config.Get(ConfigSchema.RetrieveTwoTower.Count) : 0;
+        ICandidateSource?[] list = [.. modelCount > 0 ? new ICandidateSource?[] { null } : [], .. SourceSet.HistorySources(config, purchases, segments, neighbours)];
         var rankerPath = File(BlendArtifacts.RankerFile);
-        var blend = new PackagedBlend(purchases, list.ToArray(), modelCount, null);
-        return System.IO.File.Exists(rankerPath) ? new PackagedBlend(purchases, list.ToArray(), modelCount, BlendRanker.Load(rankerPath, blend.features.Count)) : blend;
+        var blend = new PackagedBlend(purchases, list, modelCount, null);
+        return System.IO.File.Exists(rankerPath) ? new PackagedBlend(purchases, list, modelCount, BlendRanker.Load(rankerPath, blend.features.Count)) : blend;
     }
 
     /// <summary>Writes what <see cref="Load"/> reads, from the sources built as of the end of training.</summary>
