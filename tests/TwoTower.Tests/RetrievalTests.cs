@@ -180,3 +180,28 @@ public class RetrievalTests
         Assert.Equal(2.0 / 4, r.RowHitAt100, 12);   // rows (1, 11) and (2, 20) are in their lists; (1, 10) twice is not
     }
 }
+
+public class BlendRankerTests
+{
+    /// <summary>The per-request path (prediction engines) scores exactly as the batch path (a data view), NaN features included.</summary>
+    [Fact]
+    public void ScoringFewRowsEqualsScoringInBulk()
+    {
+        const int features = 5, rows = 600;
+        var rng = new Rng(9);
+        var x = new float[rows * features];
+        var labels = new float[rows];
+        var groups = new int[rows];
+        for (var r = 0; r < rows; r++)
+        {
+            for (var f = 0; f < features; f++)
+                x[r * features + f] = rng.NextDouble() < 0.1 ? float.NaN : (float)rng.NextDouble();
+            labels[r] = x[r * features] + 0.3 * rng.NextDouble() > 0.8 ? 1 : 0;
+            groups[r] = r / 20;
+        }
+        var ranker = BlendRanker.Train(x, features, labels, groups, new BlendRanker.Settings(Trees: 20, Leaves: 8, LearningRate: 0.1, MinRowsInLeaf: 5, Seed: 1));
+        var bulk = ranker.Score(x);
+        Assert.Equal(bulk, ranker.ScoreFew(x));
+        Assert.True(bulk.Distinct().Count() > 10, "the ranker learnt something");
+    }
+}

@@ -35,7 +35,6 @@ public sealed class PackagedBlend
     readonly ICandidateSource?[] sources;   // null where the two-tower source goes
     readonly BlendFeatures features;
     readonly BlendRanker? ranker;
-    readonly object rankerLock = new();
 
     /// <summary>How many model candidates a request brings (0 when the two-tower source is disabled).</summary>
     public int ModelCount { get; }
@@ -106,9 +105,7 @@ public sealed class PackagedBlend
         if (ranker == null || union.Count == 0)
             return union.Take(k).Select(c => new Candidate(c.Article, float.NaN)).ToList();
         var row = features.Compute(set.Model, customer, union);
-        float[] scores;
-        lock (rankerLock)
-            scores = ranker.Score(row);
+        var scores = ranker.ScoreFew(row);
         return Enumerable.Range(0, union.Count).OrderByDescending(i => scores[i]).ThenBy(i => i).Take(k)
             .Select(i => new Candidate(union[i].Article, scores[i])).ToList();
     }
