@@ -24,7 +24,7 @@ public sealed class CoPurchaseSource : ICandidateSource
     public float[] NeighbourWeights { get; }
 
     public CoPurchaseSource(Purchases purchases, int count, int windowDays, int neighbours, int recentArticles, double halfLifeDays,
-        long maxPairsInMemory = 100_000_000)
+        long maxPairsInMemory = 40_000_000)
     {
         (this.purchases, this.count, this.recentArticles, this.halfLifeDays) = (purchases, count, recentArticles, halfLifeDays);
         var buyers = Buyers(purchases);
