@@ -1,3 +1,5 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
 using TwoTower.Evaluation;
 using TwoTower.Retrieval;
 
@@ -152,6 +154,37 @@ public class RetrievalTests
         }
     }
 
+    /// <summary>The ranker's features on a hand-made history, each against its plain definition.</summary>
+    [Fact]
+    public void BlendFeaturesFollowTheirDefinitions()
+    {
+        // Customer 1 bought article 5 on days 90 and 98 and article 6 on day 70; customer 2 bought article 5 on day 95. As of day 100.
+        var p = Purchases.From([1, 1, 1, 2], [5, 6, 5, 5], [90, 70, 98, 95], customerCount: 3, articleCount: 8, asOfDay: 100);
+        var features = new BlendFeatures(p, ["a", "b"]);
+        UnionCandidate[] union = [new(5, [0.5f, float.NaN], [1, float.NaN]), new(7, [float.NaN, 2f], [float.NaN, 3])];
+        var x = features.Compute(null, 1, union);
+        var names = features.Names;
+        float At(int row, string name) => x[row * features.Count + names.ToList().IndexOf(name)];
+        var absent = BlendFeatures.Absent;
+        Assert.Equal([0.5f, 1, absent, absent], new[] { At(0, "a_score"), At(0, "a_rank"), At(0, "b_score"), At(0, "b_rank") });
+        Assert.Equal([absent, absent, 2f, 3], new[] { At(1, "a_score"), At(1, "a_rank"), At(1, "b_score"), At(1, "b_rank") });
+        Assert.Equal(absent, At(0, "two_tower_dot"));   // no model
+        Assert.Equal(3, At(0, "customer_purchases"));
+        Assert.Equal(2, At(0, "customer_days_since_last"));   // day 98
+        Assert.Equal(2, At(0, "bought_count"));
+        Assert.Equal(2, At(0, "bought_days_since_last"));
+        Assert.Equal(0, At(1, "bought_count"));
+        Assert.Equal(absent, At(1, "bought_days_since_last"));
+        Assert.Equal(2, At(0, "article_sales_7d"));    // days 95 and 98 (≥ 93)
+        Assert.Equal(3, At(0, "article_sales_28d"));   // days 90, 95, 98 (≥ 72)
+        Assert.Equal(3, At(0, "article_sales_all"));
+        Assert.Equal(10, At(0, "article_days_since_first"));
+        Assert.Equal(2, At(0, "article_days_since_last"));
+        Assert.Equal(0, At(1, "article_sales_all"));
+        Assert.Equal(absent, At(1, "article_days_since_first"));
+        Assert.DoesNotContain(x, float.IsNaN);
+    }
+
     [Fact]
     public void AveragePrecisionAt12OnHandComputedCases()
     {
@@ -183,9 +216,9 @@ public class RetrievalTests
 
 public class BlendRankerTests
 {
-    /// <summary>The per-request path (prediction engines) scores exactly as the batch path (a data view), NaN features included.</summary>
+    /// <summary>The ranker's own tree walk scores exactly as ML.NET's scoring pipeline on the saved model, absent features included.</summary>
     [Fact]
-    public void ScoringFewRowsEqualsScoringInBulk()
+    public void TreeWalkScoresEqualMlNetScores()
     {
         const int features = 5, rows = 600;
         var rng = new Rng(9);
@@ -195,13 +228,44 @@ public class BlendRankerTests
         for (var r = 0; r < rows; r++)
         {
             for (var f = 0; f < features; f++)
-                x[r * features + f] = rng.NextDouble() < 0.1 ? float.NaN : (float)rng.NextDouble();
+                x[r * features + f] = rng.NextDouble() < 0.1 ? BlendFeatures.Absent : (float)rng.NextDouble();
             labels[r] = x[r * features] + 0.3 * rng.NextDouble() > 0.8 ? 1 : 0;
             groups[r] = r / 20;
         }
         var ranker = BlendRanker.Train(x, features, labels, groups, new BlendRanker.Settings(Trees: 20, Leaves: 8, LearningRate: 0.1, MinRowsInLeaf: 5, Seed: 1));
-        var bulk = ranker.Score(x);
-        Assert.Equal(bulk, ranker.ScoreFew(x));
-        Assert.True(bulk.Distinct().Count() > 10, "the ranker learnt something");
+        var path = Path.GetTempFileName();
+        try
+        {
+            ranker.Save(path);
+            var ml = new MLContext(0);
+            using var stream = File.OpenRead(path);
+            var model = ml.Model.Load(stream, out var schema);
+            var data = ml.Data.LoadFromEnumerable(Enumerable.Range(0, rows).Select(r => new MlRow
+            {
+                Features = x.AsSpan(r * features, features).ToArray(),
+            }), MlRow.Schema(features));
+            var expected = model.Transform(data).GetColumn<float>("Score").ToArray();
+            var actual = BlendRanker.Load(path, features).Score(x);
+            Assert.Equal(expected, actual);
+            Assert.True(actual.Distinct().Count() > 10, "the ranker learnt something");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    sealed class MlRow
+    {
+        public float[] Features { get; set; } = [];
+        public float Label { get; set; }
+        public uint Group { get; set; }
+
+        public static SchemaDefinition Schema(int features)
+        {
+            var schema = SchemaDefinition.Create(typeof(MlRow));
+            schema[nameof(Features)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, features);
+            return schema;
+        }
     }
 }

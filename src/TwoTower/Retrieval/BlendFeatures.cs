@@ -1,14 +1,22 @@
 namespace TwoTower.Retrieval;
 
 /// <summary>
-/// The ranker's features for one (customer, candidate): each source's score and rank (NaN where it
-/// did not propose the candidate), the two-tower dot product, the customer's purchase count and days
+/// The ranker's features for one (customer, candidate): each source's score and rank (<see cref="Absent"/>
+/// where it did not propose the candidate), the two-tower dot product, the customer's purchase count and days
 /// since their last purchase, how often and how long ago they bought this article, and the article's
 /// popularity in the last 7 and 28 days and overall, with its days since first and last sale.
 /// Everything is computed from the purchases the sources were built from, i.e. as of their day.
 /// </summary>
 public sealed class BlendFeatures
 {
+    /// <summary>
+    /// The value of a feature that does not exist for the pair (a source that did not propose it, a
+    /// purchase that never happened): far below every real value, never NaN, so that the trees see
+    /// one ordinary value and every scorer of them (LightGBM's missing-value rules differ between
+    /// implementations) agrees.
+    /// </summary>
+    public const float Absent = -1e30f;
+
     readonly Purchases p;
     readonly int[] sales7, sales28, salesAll, firstDay, lastDay;
 
@@ -46,7 +54,7 @@ public sealed class BlendFeatures
         var bought = new Dictionary<int, (int Count, int LastDay)>();
         for (var i = 0; i < articles.Length; i++)
             bought[articles[i]] = (bought.GetValueOrDefault(articles[i]).Count + 1, days[i]);
-        var customerLast = days.Length > 0 ? p.AsOfDay - days[^1] : float.NaN;
+        var customerLast = days.Length > 0 ? p.AsOfDay - days[^1] : Absent;
         var features = new float[union.Count * Count];
         for (var i = 0; i < union.Count; i++)
         {
@@ -55,21 +63,22 @@ public sealed class BlendFeatures
             var f = 0;
             for (var s = 0; s < c.Scores.Length; s++)
             {
-                row[f++] = c.Scores[s];
-                row[f++] = c.Ranks[s];
+                row[f++] = float.IsNaN(c.Ranks[s]) ? Absent : c.Scores[s];
+                row[f++] = float.IsNaN(c.Ranks[s]) ? Absent : c.Ranks[s];
             }
             var a = c.Article;
-            row[f++] = model?.Score(customer, a) ?? float.NaN;
+            var dot = model?.Score(customer, a) ?? float.NaN;
+            row[f++] = float.IsNaN(dot) ? Absent : dot;
             row[f++] = articles.Length;
             row[f++] = customerLast;
             var mine = bought.GetValueOrDefault(a);
             row[f++] = mine.Count;
-            row[f++] = mine.Count > 0 ? p.AsOfDay - mine.LastDay : float.NaN;
+            row[f++] = mine.Count > 0 ? p.AsOfDay - mine.LastDay : Absent;
             row[f++] = sales7[a];
             row[f++] = sales28[a];
             row[f++] = salesAll[a];
-            row[f++] = salesAll[a] > 0 ? p.AsOfDay - firstDay[a] : float.NaN;
-            row[f++] = salesAll[a] > 0 ? p.AsOfDay - lastDay[a] : float.NaN;
+            row[f++] = salesAll[a] > 0 ? p.AsOfDay - firstDay[a] : Absent;
+            row[f++] = salesAll[a] > 0 ? p.AsOfDay - lastDay[a] : Absent;
         }
         return features;
     }

@@ -22,18 +22,18 @@ public sealed class BlendRanker
         public uint Group { get; set; }
     }
 
-    sealed class ScoreRow
-    {
-        public float Score { get; set; }
-    }
-
     readonly MLContext ml;
     readonly ITransformer model;
     readonly int featureCount;
-    // Prediction engines are fast per row but not thread-safe: one per concurrent caller, kept for reuse.
-    readonly System.Collections.Concurrent.ConcurrentBag<PredictionEngine<Row, ScoreRow>> engines = [];
+    readonly TreeScorer trees;
 
-    BlendRanker(MLContext ml, ITransformer model, int featureCount) => (this.ml, this.model, this.featureCount) = (ml, model, featureCount);
+    BlendRanker(MLContext ml, ITransformer model, int featureCount)
+    {
+        (this.ml, this.model, this.featureCount) = (ml, model, featureCount);
+        // The chain's last step holds the trees (a chain just trained and a chain loaded are typed differently).
+        var ranking = (RankingPredictionTransformer<LightGbmRankingModelParameters>)((IEnumerable<ITransformer>)model).Last();
+        trees = new TreeScorer(ranking.Model.TrainedTreeEnsemble, featureCount);
+    }
 
     static SchemaDefinition Schema(int featureCount)
     {
@@ -104,39 +104,6 @@ public sealed class BlendRanker
         return new BlendRanker(ml, ml.Model.Load(stream, out _), featureCount);
     }
 
-    /// <summary>
-    /// The scores of a few rows (one request's candidates) through a prediction engine: ML.NET's
-    /// data-view pipeline costs milliseconds per call, the engine microseconds per row.
-    /// </summary>
-    public float[] ScoreFew(float[] features)
-    {
-        var rows = features.Length / featureCount;
-        if (!engines.TryTake(out var engine))
-            engine = ml.Model.CreatePredictionEngine<Row, ScoreRow>(model, inputSchemaDefinition: Schema(featureCount));
-        try
-        {
-            var scores = new float[rows];
-            var row = new Row { Features = new float[featureCount] };
-            for (var i = 0; i < rows; i++)
-            {
-                features.AsSpan(i * featureCount, featureCount).CopyTo(row.Features);
-                scores[i] = engine.Predict(row).Score;
-            }
-            return scores;
-        }
-        finally
-        {
-            engines.Add(engine);
-        }
-    }
-
-    /// <summary>The ranker's score of each row (higher: earlier in the list), many rows in one pass.</summary>
-    public float[] Score(float[] features)
-    {
-        var rows = features.Length / featureCount;
-        if (rows == 0)
-            return [];
-        var data = ml.Data.LoadFromEnumerable(Rows(features, featureCount, null, new int[rows]), Schema(featureCount));
-        return model.Transform(data).GetColumn<float>("Score").ToArray();
-    }
+    /// <summary>The ranker's score of each row (higher: earlier in the list), by walking its trees (see <see cref="TreeScorer"/>).</summary>
+    public float[] Score(float[] features) => trees.Score(features);
 }

@@ -105,7 +105,7 @@ public sealed class PackagedBlend
         if (ranker == null || union.Count == 0)
             return union.Take(k).Select(c => new Candidate(c.Article, float.NaN)).ToList();
         var row = features.Compute(set.Model, customer, union);
-        var scores = ranker.ScoreFew(row);
+        var scores = ranker.Score(row);
         return Enumerable.Range(0, union.Count).OrderByDescending(i => scores[i]).ThenBy(i => i).Take(k)
             .Select(i => new Candidate(union[i].Article, scores[i])).ToList();
     }
