@@ -95,6 +95,17 @@ public class PipelineTests : IDisposable
     }
 
     [Fact]
+    public void ResumeWithoutACheckpointSaysItStartsFromScratch()
+    {
+        var store = new ArtifactStore(Path.Combine(dir, "artifacts"));
+        var config = Config("train.epochs=1", "train.batch_size=256");
+        RunPipeline(store, config);
+        var log = new RecordingLog();
+        store.Run(new TrainStage(), config, log, store.Fingerprint(new TrainStage(), config), resume: true);
+        Assert.Contains(log.Lines, l => l.StartsWith("warning: --resume: no checkpoint of an interrupted train run") && l.EndsWith("starting from scratch"));
+    }
+
+    [Fact]
     public void EarlyStoppingKeepsTheBestEpochsWeights()
     {
         var store = new ArtifactStore(Path.Combine(dir, "artifacts"));

@@ -78,6 +78,10 @@ public static class ConfigSchema
             new(new ConfigKey("data.missing_numeric", ConfigType.Choice, "impute_mean",
                 "empty numeric cell: impute_mean (warn with a count) or error",
                 Choices: ["impute_mean", "error"]));
+        public static readonly Setting<string> NegativeNumeric =
+            new(new ConfigKey("data.negative_numeric", ConfigType.Choice, "warn",
+                "a negative value in a normalized numeric feature (an age of -3): warn (with a count), error, or clip (to 0, with a count)",
+                Choices: ["warn", "error", "clip"]));
     }
 
     public static class Raw
@@ -368,6 +372,7 @@ public static class ConfigSchema
         Data.ValFile.Key,
         Data.Synthesize.Key,
         Data.MissingNumeric.Key,
+        Data.NegativeNumeric.Key,
         Raw.TransactionsFile.Key,
         Raw.CustomersFile.Key,
         Raw.ArticlesFile.Key,

@@ -29,6 +29,8 @@ public sealed class IngestStage : Stage
         {
             var (train, val) = RawHm.Read(run.Config, features, run.Log);
             run.Log.Verbose($"Ingest: raw files read, joined and split in {watch.Elapsed.TotalSeconds:F1} s");
+            CheckNegatives(run, DataFiles.Transactions(run.Config), "train", train.Table, features);
+            CheckNegatives(run, DataFiles.Transactions(run.Config), "val", val.Table, features);
             Write(run, "train", train.Table, train.Levels, features);
             Write(run, "val", val.Table, val.Levels, features);
         }
@@ -43,11 +45,38 @@ public sealed class IngestStage : Stage
                 foreach (var (column, count) in result.InvalidTextRows.Where(m => m.Value > 0))
                     run.Log.Warning($"{path}: {count:N0} rows of '{column}' hold bytes that are not UTF-8 (read as \uFFFD); " +
                                     "save the file as UTF-8 to keep those values apart");
+                CheckNegatives(run, path, split, result.Table, features);
                 Write(run, split, result.Table, result.Levels, features);
                 run.Log.Info($"Ingest {split}: {result.Table.RowCount:N0} rows from {path}");
             }
         }
         run.Log.Verbose($"Ingest took {watch.Elapsed.TotalSeconds:F2} s");
+    }
+
+    /// <summary>
+    /// data.negative_numeric: negative values of the normalized numeric features (ages, prices) are
+    /// counted and warned about, refused, or clipped to 0. Raw features (month_sin) may be negative.
+    /// </summary>
+    static void CheckNegatives(StageRun run, string path, string split, ColumnTable table, FeatureSet features)
+    {
+        var policy = run.Config.Get(ConfigSchema.Data.NegativeNumeric);
+        foreach (var column in features.NormalizedColumns)
+        {
+            var values = table.Floats(column);
+            var first = Array.FindIndex(values, v => v < 0);
+            if (first < 0)
+                continue;
+            var count = values.Count(v => v < 0);
+            var what = $"{path} ({split}): {count:N0} rows have a negative '{column}' (the first: {values[first]:G6})";
+            if (policy == "error")
+                throw run.Config.ErrorAt(ConfigSchema.Data.NegativeNumeric.Key, $"{what}; 'warn' or 'clip' (to 0) accept them");
+            if (policy == "clip")
+            {
+                for (var r = 0; r < values.Length; r++)
+                    values[r] = Math.Max(values[r], 0);
+            }
+            run.Log.Warning(what + (policy == "clip" ? "; clipped to 0 (data.negative_numeric)" : "; kept as they are (data.negative_numeric)"));
+        }
     }
 
     static void Write(StageRun run, string split, ColumnTable table, IReadOnlyDictionary<string, IReadOnlyList<string>> levels, FeatureSet features)
