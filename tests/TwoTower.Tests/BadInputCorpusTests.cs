@@ -30,6 +30,11 @@ public class BadInputCorpusTests
         try
         {
             var args = Prepare(c, dir);
+            // "occupied-port": a port already listened on, written into the command line as {port}.
+            using var occupied = c.Special?.Contains("occupied-port") == true ? new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0) : null;
+            occupied?.Start();
+            if (occupied != null)
+                args = args.Select(a => a.Replace("{port}", ((System.Net.IPEndPoint)occupied.LocalEndpoint).Port.ToString())).ToList();
             var before = Snapshot(dir);
             var (exit, stdout, stderr) = await Run(dir, args);
             var output = stdout + stderr;
