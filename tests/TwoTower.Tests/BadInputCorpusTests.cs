@@ -48,6 +48,8 @@ public class BadInputCorpusTests
             var after = Snapshot(dir);
             foreach (var (path, hash) in before)
                 Assert.True(after.TryGetValue(path, out var now) && now == hash, $"{path} was changed or removed");
+            foreach (var full in (c.Special ?? "").Split(';').Where(x => x.StartsWith("full-disk:", StringComparison.Ordinal)))
+                Assert.False(Path.Exists(Path.Combine(dir, full["full-disk:".Length..])), "the failed write's temporary file was removed");
             if (c.Special?.Contains("bounded-output") == true)
                 Assert.True(stderr.Length < 2000, $"{stderr.Length} characters of errors");
         }
@@ -77,6 +79,10 @@ public class BadInputCorpusTests
                 case "latin1":   // the same text, saved as Latin-1: é becomes the single byte 0xE9
                     File.WriteAllBytes(path, Encoding.Latin1.GetBytes(File.ReadAllText(path)));
                     break;
+                case "full-disk":   // a write there fails with ENOSPC, as on a full disk
+                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    File.CreateSymbolicLink(path, "/dev/full");
+                    break;
                 case "ten-megabyte-line":
                     Directory.CreateDirectory(Path.GetDirectoryName(path)!);
                     File.WriteAllText(path, new string('x', 10 << 20));
@@ -98,7 +104,7 @@ public class BadInputCorpusTests
 
     static Dictionary<string, string> Snapshot(string dir) =>
         Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
-            .Where(f => !Path.GetRelativePath(dir, f).StartsWith("artifacts", StringComparison.Ordinal))
+            .Where(f => !Path.GetRelativePath(dir, f).StartsWith("artifacts", StringComparison.Ordinal) && new FileInfo(f).LinkTarget == null)
             .ToDictionary(f => Path.GetRelativePath(dir, f), f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))));
 
     static async Task<(int Exit, string Stdout, string Stderr)> Run(string dir, IEnumerable<string> args)
