@@ -39,9 +39,13 @@ public static class CsvFile
         using var text = new StreamReader(path);
         var names = (text.ReadLine() ?? "").Split(',').Select(n => n.Trim().Trim('"')).ToArray();
         var twice = names.Select((n, i) => (n, i)).GroupBy(x => x.n).FirstOrDefault(g => g.Count() > 1);
-        return twice is null
-            ? new PipelineError($"{path}: the header line cannot be read as CSV column names")
-            : new PipelineError($"{path}: the header names column '{PipelineError.Excerpt(twice.Key)}' twice " +
-                                $"(columns {string.Join(" and ", twice.Select(x => x.i + 1))}); each column needs its own name");
+        if (twice is null)
+            return new PipelineError($"{path}: the header line cannot be read as CSV column names");
+        var columns = twice.Select(x => (x.i + 1).ToString()).ToArray();
+        var where = $"columns {string.Join(", ", columns[..^1])} and {columns[^1]}";
+        return string.IsNullOrWhiteSpace(twice.Key)
+            ? new PipelineError($"{path}: the header has columns without a name ({where}); each column needs its own name")
+            : new PipelineError($"{path}: the header names column '{PipelineError.Excerpt(twice.Key)}' " +
+                                $"{(columns.Length == 2 ? "twice" : $"{columns.Length} times")} ({where}); each column needs its own name");
     }
 }
