@@ -7,37 +7,24 @@ namespace TwoTower.Retrieval;
 /// </summary>
 public sealed class BlendedList(SourceSet sources, BlendFeatures features, BlendRanker? ranker)
 {
-    /// <summary>Customers whose candidates are scored in one call of the ranker (its per-call cost is high; memory grows with the chunk).</summary>
-    const int ChunkCustomers = 2000;
-
     public SourceSet Sources => sources;
 
-    public List<int> Recommend(int customer, int k) => RecommendMany([customer], k)[customer];
+    public List<int> Recommend(int customer, int k) =>
+        Order(ranker, features, sources.Model, customer, sources.Union(customer), k).Select(c => c.Article).ToList();
 
-    /// <summary>The lists of many customers, the ranker called once per chunk of them.</summary>
-    public Dictionary<int, List<int>> RecommendMany(IReadOnlyList<int> customers, int k)
+    public Dictionary<int, List<int>> RecommendMany(IReadOnlyList<int> customers, int k) => customers.ToDictionary(c => c, c => Recommend(c, k));
+
+    /// <summary>
+    /// The first k of a customer's union in the blend's order, each with the ranker's score (NaN
+    /// without a ranker): the one ordering rule of the pipeline and of a package.
+    /// </summary>
+    public static List<Candidate> Order(BlendRanker? ranker, BlendFeatures features, IModelScorer? model, int customer,
+        List<UnionCandidate> union, int k)
     {
-        var lists = new Dictionary<int, List<int>>();
-        foreach (var chunk in customers.Chunk(ChunkCustomers))
-        {
-            var unions = chunk.Select(sources.Union).ToArray();
-            if (ranker == null)
-            {
-                for (var i = 0; i < chunk.Length; i++)
-                    lists[chunk[i]] = unions[i].Take(k).Select(c => c.Article).ToList();
-                continue;
-            }
-            var scores = ranker.Score(chunk.Zip(unions, (c, u) => features.Compute(sources.Model, c, u)).SelectMany(f => f).ToArray());
-            var at = 0;
-            for (var i = 0; i < chunk.Length; i++)
-            {
-                var union = unions[i];
-                var offset = at;
-                lists[chunk[i]] = Enumerable.Range(0, union.Count).OrderByDescending(j => scores[offset + j]).ThenBy(j => j).Take(k)
-                    .Select(j => union[j].Article).ToList();
-                at += union.Count;
-            }
-        }
-        return lists;
+        if (ranker == null || union.Count == 0)
+            return union.Take(k).Select(c => new Candidate(c.Article, float.NaN)).ToList();
+        var scores = ranker.Score(features.Compute(model, customer, union));
+        return Enumerable.Range(0, union.Count).OrderByDescending(i => scores[i]).ThenBy(i => i).Take(k)
+            .Select(i => new Candidate(union[i].Article, scores[i])).ToList();
     }
 }

@@ -39,11 +39,8 @@ public sealed class PackagedBlend
     /// <summary>How many model candidates a request brings (0 when the two-tower source is disabled).</summary>
     public int ModelCount { get; }
 
-    PackagedBlend(Purchases purchases, ICandidateSource?[] sources, int modelCount, BlendRanker? ranker)
-    {
-        (this.purchases, this.sources, ModelCount, this.ranker) = (purchases, sources, modelCount, ranker);
-        features = new BlendFeatures(purchases, sources.Select(s => s?.Name ?? "two_tower").ToArray());
-    }
+    PackagedBlend(Purchases purchases, ICandidateSource?[] sources, int modelCount, BlendFeatures features, BlendRanker? ranker) =>
+        (this.purchases, this.sources, ModelCount, this.features, this.ranker) = (purchases, sources, modelCount, features, ranker);
 
     /// <summary>The package's blend, or null for a package without one (data without dates).</summary>
     public static PackagedBlend? Load(string packageDir, PipelineConfig config, int customerCount, int articleCount)
@@ -68,9 +65,10 @@ public sealed class PackagedBlend
         }
         var modelCount = config.Get(ConfigSchema.RetrieveTwoTower.Enabled) ? (int)config.Get(ConfigSchema.RetrieveTwoTower.Count) : 0;
         ICandidateSource?[] list = [.. modelCount > 0 ? new ICandidateSource?[] { null } : [], .. SourceSet.HistorySources(config, purchases, segments, neighbours)];
+        var features = new BlendFeatures(purchases, list.Select(s => s?.Name ?? "two_tower").ToArray());
         var rankerPath = File(BlendArtifacts.RankerFile);
-        var blend = new PackagedBlend(purchases, list, modelCount, null);
-        return System.IO.File.Exists(rankerPath) ? new PackagedBlend(purchases, list, modelCount, BlendRanker.Load(rankerPath, blend.features.Count)) : blend;
+        return new PackagedBlend(purchases, list, modelCount, features,
+            System.IO.File.Exists(rankerPath) ? BlendRanker.Load(rankerPath, features.Count) : null);
     }
 
     /// <summary>Writes what <see cref="Load"/> reads, from the sources built as of the end of training.</summary>
@@ -101,12 +99,6 @@ public sealed class PackagedBlend
     public List<Candidate> Recommend(int customer, IReadOnlyList<Candidate> modelTop, Func<int, float> modelScore, int k)
     {
         var set = new SourceSet(purchases, sources.Select(s => s ?? new RequestModelSource(ModelCount, modelTop, modelScore)).ToArray());
-        var union = set.Union(customer);
-        if (ranker == null || union.Count == 0)
-            return union.Take(k).Select(c => new Candidate(c.Article, float.NaN)).ToList();
-        var row = features.Compute(set.Model, customer, union);
-        var scores = ranker.Score(row);
-        return Enumerable.Range(0, union.Count).OrderByDescending(i => scores[i]).ThenBy(i => i).Take(k)
-            .Select(i => new Candidate(union[i].Article, scores[i])).ToList();
+        return BlendedList.Order(ranker, features, set.Model, customer, set.Union(customer), k);
     }
 }
