@@ -15,7 +15,7 @@ public static class BlendArtifacts
     /// <summary>The training columns' customers, articles and days, and the vocabulary sizes: what <see cref="Purchases"/> is built from.</summary>
     public sealed record Columns(int[] Customers, int[] Articles, int[] Days, int CustomerCount, int ArticleCount)
     {
-        public int LastDay => Days.Max();
+        public int LastDay { get; } = Days.Max();
 
         public static Columns From(TrainingColumns train, FeatureSet features, IReadOnlyDictionary<string, int> vocabularySizes) =>
             new(train.Ints[features.QueryId], train.Ints[features.CandidateId],

@@ -27,10 +27,29 @@ public sealed class SourceSet
     public static SourceSet Build(PipelineConfig config, Purchases purchases, TrainingColumns train, FeatureSet features,
         IReadOnlyDictionary<string, NormalizationStats> normalization, TwoTowerModel model, IKernels kernels, IReadOnlyList<int> customers)
     {
+        var lastRow = LastRows(train, features, purchases);
         ICandidateSource[] twoTower = config.Get(ConfigSchema.RetrieveTwoTower.Enabled)
-            ? [new TwoTowerSource(model, kernels, train, features, purchases, customers, (int)config.Get(ConfigSchema.RetrieveTwoTower.Count))]
+            ? [new TwoTowerSource(model, kernels, train, features, purchases, lastRow, customers, (int)config.Get(ConfigSchema.RetrieveTwoTower.Count))]
             : [];
-        return new SourceSet(purchases, [.. twoTower, .. HistorySources(config, purchases, Segments(config, purchases, train, features, normalization), null)]);
+        return new SourceSet(purchases, [.. twoTower, .. HistorySources(config, purchases, Segments(config, train, features, normalization, lastRow), null)]);
+    }
+
+    /// <summary>
+    /// Each customer's last training row before the purchases' as-of day (the latest day; of equal
+    /// days the later row), −1 for none: where the model's query and the customer's segment come from.
+    /// </summary>
+    public static int[] LastRows(TrainingColumns train, FeatureSet features, Purchases purchases)
+    {
+        var customers = train.Ints[features.QueryId];
+        var days = train.Ints[DataFiles.DayColumn];
+        var last = Enumerable.Repeat(-1, purchases.CustomerCount).ToArray();
+        for (var r = 0; r < customers.Length; r++)
+        {
+            var c = customers[r];
+            if (days[r] < purchases.AsOfDay && (last[c] < 0 || days[last[c]] <= days[r]))
+                last[c] = r;
+        }
+        return last;
     }
 
     /// <summary>
@@ -65,8 +84,8 @@ public sealed class SourceSet
     /// Each customer's segment for recent_popularity, from their last row before the as-of day: a
     /// categorical query feature's id, or a numeric one's band (raw value / segment_width); null for none.
     /// </summary>
-    static int[]? Segments(PipelineConfig config, Purchases purchases, TrainingColumns train, FeatureSet features,
-        IReadOnlyDictionary<string, NormalizationStats> normalization)
+    static int[]? Segments(PipelineConfig config, TrainingColumns train, FeatureSet features,
+        IReadOnlyDictionary<string, NormalizationStats> normalization, int[] lastRow)
     {
         var column = config.Get(ConfigSchema.RetrieveRecentPopularity.Segment);
         if (column == "none")
@@ -75,26 +94,16 @@ public sealed class SourceSet
             ?? throw config.ErrorAt(ConfigSchema.RetrieveRecentPopularity.Segment.Key,
                 $"'{column}' is not a query feature; expected none or one of: {string.Join(", ", features.Query.Select(f => f.Column))}");
         var width = config.Get(ConfigSchema.RetrieveRecentPopularity.SegmentWidth);
-        var customers = train.Ints[features.QueryId];
-        var days = train.Ints[DataFiles.DayColumn];
-        var segment = Enumerable.Repeat(-1, purchases.CustomerCount).ToArray();
-        var lastDay = Enumerable.Repeat(int.MinValue, purchases.CustomerCount).ToArray();
-        for (var r = 0; r < customers.Length; r++)
+        return lastRow.Select(r =>
         {
-            var c = customers[r];
-            if (days[r] >= purchases.AsOfDay || days[r] < lastDay[c])
-                continue;
-            lastDay[c] = days[r];
+            if (r < 0)
+                return -1;
             if (feature.IsCategorical)
-                segment[c] = train.Ints[column][r];
-            else
-            {
-                var stats = normalization[column];
-                var raw = train.Floats[column][r] * stats.Std + stats.Mean;
-                segment[c] = double.IsFinite(raw) ? (int)Math.Floor(Math.Max(0, raw) / width) : -1;
-            }
-        }
-        return segment;
+                return train.Ints[column][r];
+            var stats = normalization[column];
+            var raw = train.Floats[column][r] * stats.Std + stats.Mean;
+            return double.IsFinite(raw) ? (int)Math.Floor(Math.Max(0, raw) / width) : -1;
+        }).ToArray();
     }
 
     /// <summary>The distinct articles all sources propose for the customer, in the order they first appear (sources in config order).</summary>

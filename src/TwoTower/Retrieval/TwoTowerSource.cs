@@ -20,8 +20,9 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
     readonly int[] topArticles;
     readonly float[] topScores;
 
+    /// <param name="lastRow">Each customer's last training row before the as-of day (−1: none), see <see cref="SourceSet.LastRows"/>.</param>
     public TwoTowerSource(TwoTowerModel model, IKernels kernels, TrainingColumns train, FeatureSet features, Purchases purchases,
-        IReadOnlyList<int> customers, int count)
+        int[] lastRow, IReadOnlyList<int> customers, int count)
     {
         dim = model.Query.OutputDim;
         var trainArticles = train.Ints[features.CandidateId];
@@ -31,7 +32,7 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
             rowOfArticle[trainArticles[catalogueRows[i]]] = i;
         articles = TwoTowerModel.Embed(model.Candidate, kernels, train, catalogueRows);
 
-        var queryColumns = QueryRows(train, features, purchases.AsOfDay, customers);
+        var queryColumns = QueryRows(train, features, purchases.AsOfDay, lastRow, customers);
         for (var i = 0; i < customers.Count; i++)
             queryOfCustomer[customers[i]] = i;
         queries = TwoTowerModel.Embed(model.Query, kernels, queryColumns, Enumerable.Range(0, customers.Count).ToArray());
@@ -53,17 +54,9 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
     public int Count => count;
 
     /// <summary>Each customer's last training row before the as-of day, the month features set to the as-of day's month.</summary>
-    static TrainingColumns QueryRows(TrainingColumns train, FeatureSet features, int asOfDay, IReadOnlyList<int> customers)
+    static TrainingColumns QueryRows(TrainingColumns train, FeatureSet features, int asOfDay, int[] lastRow, IReadOnlyList<int> customers)
     {
-        var customerIds = train.Ints[features.QueryId];
-        var days = train.Ints[DataFiles.DayColumn];
-        var lastRow = new Dictionary<int, int>();
-        for (var r = 0; r < customerIds.Length; r++)
-        {
-            if (days[r] < asOfDay && (!lastRow.TryGetValue(customerIds[r], out var last) || days[last] <= days[r]))
-                lastRow[customerIds[r]] = r;
-        }
-        var rows = customers.Select(c => lastRow.GetValueOrDefault(c, -1)).ToArray();
+        var rows = customers.Select(c => lastRow[c]).ToArray();
         var month = DateOnly.FromDayNumber(asOfDay).Month;
         var ints = features.Query.Where(f => f.IsCategorical).Select(f => f.Column).Append(features.QueryId).Distinct()
             .ToDictionary(c => c, c => rows.Select((r, i) => c == features.QueryId ? customers[i] : r < 0 ? 0 : train.Ints[c][r]).ToArray());
