@@ -26,8 +26,7 @@ public static class ServingBenchmark
         var embed = Percentiles(queries.Select(q => Time(() => recommender.EmbedQuery("c", new Dictionary<string, string> { ["age"] = "30", ["month"] = "5" }, out _))));
         var exact = Percentiles(queries.Take(300).Select(q => Time(() => recommender.Recommend("c", new Dictionary<string, string>(), 100, false, exact: true, modelOnly: true))));
         // The blend for customers with a history: the first article ids of the customer vocabulary are real customers.
-        var known = File.ReadAllText(Path.Combine(packageDir, Data.Vocabulary.FileName(recommender.CustomerIdColumn)));
-        var customers = System.Text.Json.JsonSerializer.Deserialize<string[]>(known)!.Take(5000).ToArray();
+        var customers = Data.Vocabulary.Read(packageDir, recommender.CustomerIdColumn).Values.Take(5000).ToArray();
         var blendTimes = new[] { 12, 100 }.Select(k => (K: k, Times: recommender.HasBlend
             ? Percentiles(customers.Take(500).Select(c => Time(() => recommender.Recommend(c, new Dictionary<string, string> { ["age"] = "30", ["month"] = "5" }, k, false, false))))
             : (P50: double.NaN, P99: double.NaN))).ToArray();

@@ -39,7 +39,7 @@ public static class CsvTransactions
 
         var dateIdx = header.TryIndexOf("t_dat", out var iDate) ? iDate : -1;
         var days = new List<int>(dateIdx < 0 ? 0 : 1 << 16);
-        var dayCache = new Dictionary<string, int>(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
+        var dates = new PurchaseDates(path);
         var catIdx = categorical.Select(IndexOf).ToArray();
         var numIdx = numeric.Select(IndexOf).ToArray();
         var levels = categorical.Select(_ => new Levels()).ToArray();
@@ -50,7 +50,7 @@ public static class CsvTransactions
         foreach (var row in reader)
         {
             if (dateIdx >= 0)
-                days.Add(Day(row[dateIdx].Span, dayCache, path, row.LineNumberFrom));
+                days.Add(dates.Parse(row[dateIdx].Span, row.LineNumberFrom).DayNumber);
             for (var c = 0; c < catIdx.Length; c++)
                 cats[c].Add(levels[c].Code(row[catIdx[c]].Span));
             for (var c = 0; c < numIdx.Length; c++)
@@ -89,17 +89,6 @@ public static class CsvTransactions
             categorical.Select((n, i) => (n, levels[i].Values)).ToDictionary(x => x.n, x => x.Values),
             numeric.Select((n, i) => (n, missing[i])).ToDictionary(x => x.n, x => x.Item2),
             categorical.Select((n, i) => (n, InvalidTextRows(levels[i].Values, cats[i]))).ToDictionary(x => x.n, x => x.Item2));
-    }
-
-    /// <summary>t_dat (YYYY-MM-DD) as a day number; each distinct date parsed once.</summary>
-    static int Day(ReadOnlySpan<char> text, Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> cache, string path, int line)
-    {
-        if (cache.TryGetValue(text, out var day))
-            return day;
-        if (!DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date))
-            throw new PipelineError($"{path}:{line}: column 't_dat': '{PipelineError.Excerpt(text)}' is not a date (expected YYYY-MM-DD)");
-        cache[text] = date.DayNumber;
-        return date.DayNumber;
     }
 
     /// <summary>Rows whose value contains U+FFFD, the decoder's stand-in for bytes that are not UTF-8 (a Latin-1 file, say): checked once per distinct value.</summary>

@@ -1,4 +1,3 @@
-using System.Globalization;
 using TwoTower.Config;
 using TwoTower.Pipeline;
 using nietras.SeparatedValues;
@@ -44,7 +43,7 @@ public static partial class RawHm
             var (catPlans, numPlans) = Plans(header);
             var customerLookup = customers.RowOfId.GetAlternateLookup<ReadOnlySpan<char>>();
             var articleLookup = articles.RowOfId.GetAlternateLookup<ReadOnlySpan<char>>();
-            var dayCache = new Dictionary<string, DateOnly>(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
+            var dates = new PurchaseDates(path);
             Span<char> articleBuffer = stackalloc char[64];
             foreach (var row in reader)
             {
@@ -54,13 +53,7 @@ public static partial class RawHm
                 var articleRow = articleLookup.TryGetValue(articleId, out var ar) ? ar : -1;
                 if (!Keep(customerRow, articleRow))
                     continue;
-                var date = row[iDate].Span;
-                if (!dayCache.TryGetValue(date, out var day))
-                {
-                    if (!DateOnly.TryParseExact(date, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out day))
-                        throw new PipelineError($"{path}:{row.LineNumberFrom}: column 't_dat': '{PipelineError.Excerpt(date)}' is not a date (expected YYYY-MM-DD)");
-                    dayCache[date] = day;
-                }
+                var day = dates.Parse(row[iDate].Span, row.LineNumberFrom);
                 Days.Add(day.DayNumber);
                 foreach (var plan in catPlans)
                     plan.Codes!.Add(Code(plan, row, day.Month, customerId, customerRow, articleId, articleRow));
