@@ -1,5 +1,6 @@
 using TwoTower.Config;
 using TwoTower.Serving;
+using TwoTower.Stages;
 
 namespace TwoTower.Build.Tasks;
 
@@ -28,9 +29,15 @@ public sealed class RecommendTask : FrostingTask<BuildContext>
                      $", from the {result.Source}:");
         var rank = 0;
         foreach (var item in result.Items)
-            context.Info($"{++rank,4}  {item.ArticleId}  {item.Score,8:F4}  " + string.Join("  ", item.Features.Select(f => $"{f.Key}={f.Value}")));
+            context.Info($"{++rank,4}  {item.ArticleId}  {item.Score,8:F4}  [{string.Join(", ", item.Sources)}]  " +
+                         string.Join("  ", item.Features.Select(f => $"{f.Key}={f.Value}")));
     }
 }
+
+[TaskName("RecommendAll")]
+[TaskDescription("Writes the top recommend.k of every customer to artifacts/recommend/recommendations.parquet (+ submission.csv for H&M data)")]
+[IsDependentOn(typeof(PackageTask))]
+public sealed class RecommendAllTask : StageTask<RecommendAllStage>;
 
 [TaskName("Serve")]
 [TaskDescription("Runs the recommend HTTP service on serve.host:serve.port until Ctrl-C")]

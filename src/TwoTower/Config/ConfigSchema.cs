@@ -318,6 +318,20 @@ public static class ConfigSchema
             new(new ConfigKey("retrieve.co_purchase.half_life_days", ConfigType.Float, 30.0, "a recent article this many days old weighs half", Min: 0, MinExclusive: true));
     }
 
+    public static class Recommend
+    {
+        public static readonly Setting<long> K =
+            new(new ConfigKey("recommend.k", ConfigType.Int, 12L, "articles per customer in RecommendAll's lists (H&M's competition: 12)", Min: 1, Max: 10000));
+        public static readonly Setting<string> List =
+            new(new ConfigKey("recommend.list", ConfigType.Choice, "blend",
+                "blend: the served default (the model's list where the package has no blend) | model: the two-tower model alone", Choices: ["blend", "model"]));
+        public static readonly Setting<bool> ExcludeBought =
+            new(new ConfigKey("recommend.exclude_bought", ConfigType.Bool, false, "leave out articles the customer bought in training, as serving's exclude_bought"));
+        public static readonly Setting<string> Customers =
+            new(new ConfigKey("recommend.customers", ConfigType.String, "auto",
+                "auto: every customer of raw.customers_file (data.format hm_raw), else of the training data | training | a CSV file with a customer_id column"));
+    }
+
     public static class Blend
     {
         public static readonly Setting<bool> Enabled =
@@ -430,6 +444,10 @@ public static class ConfigSchema
         Serve.MaxK.Key,
         Serve.MaxConcurrentRequests.Key,
         Serve.RequestTimeoutMs.Key,
+        Recommend.K.Key,
+        Recommend.List.Key,
+        Recommend.ExcludeBought.Key,
+        Recommend.Customers.Key,
         OpenSearch.Url.Key,
         OpenSearch.Index.Key,
         OpenSearch.Field.Key,

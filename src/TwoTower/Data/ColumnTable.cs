@@ -38,18 +38,50 @@ public sealed class ColumnTable
 
     const int RowGroupSize = 1 << 20;
 
-    public void WriteParquet(string path) =>
-        Pipeline.ArtifactStore.WriteAtomic(path, stream => WriteParquetAsync(stream).GetAwaiter().GetResult());
+    public void WriteParquet(string path) => WriteParquet(path, [this]);
 
-    async Task WriteParquetAsync(Stream stream)
+    /// <summary>
+    /// Writes tables with the same columns one after another into one Parquet file, as they come
+    /// (bounded memory for a lazy sequence: RecommendAll's blocks), under a temporary name renamed
+    /// once the last is written.
+    /// </summary>
+    public static void WriteParquet(string path, IEnumerable<ColumnTable> parts) =>
+        Pipeline.ArtifactStore.WriteAtomic(path, stream => WriteParquetAsync(stream, parts).GetAwaiter().GetResult());
+
+    static async Task WriteParquetAsync(Stream stream, IEnumerable<ColumnTable> parts)
     {
-        var fields = columns.Select(c => c.Values switch
+        ParquetWriter? writer = null;
+        DataField[] fields = [];
+        try
         {
-            int[] => (DataField)new DataField<int>(c.Name),
-            float[] => new DataField<float>(c.Name),
-            _ => new DataField<string>(c.Name),
-        }).ToArray();
-        await using var writer = await ParquetWriter.CreateAsync(new ParquetSchema(fields), stream);
+            foreach (var table in parts)
+            {
+                if (writer == null)
+                {
+                    fields = table.columns.Select(c => c.Values switch
+                    {
+                        int[] => (DataField)new DataField<int>(c.Name),
+                        float[] => new DataField<float>(c.Name),
+                        _ => new DataField<string>(c.Name),
+                    }).ToArray();
+                    writer = await ParquetWriter.CreateAsync(new ParquetSchema(fields), stream);
+                }
+                else if (!table.Names.SequenceEqual(fields.Select(f => f.Name)))
+                    throw new ArgumentException($"a part's columns ({string.Join(", ", table.Names)}) differ from the first's");
+                await table.WriteRowGroupsAsync(writer, fields);
+            }
+            if (writer == null)
+                throw new ArgumentException("no table to write");
+        }
+        finally
+        {
+            if (writer != null)
+                await writer.DisposeAsync();
+        }
+    }
+
+    async Task WriteRowGroupsAsync(ParquetWriter writer, DataField[] fields)
+    {
         var rows = Math.Max(RowCount, 0);
         for (var start = 0; start < rows || start == 0; start += RowGroupSize)
         {

@@ -309,6 +309,30 @@ public static partial class RawHm
         }
     }
 
+    /// <summary>
+    /// The ids of a file's id column in file order (an id repeated later is kept once), each as the
+    /// pipeline spells it (articles zero-padded by raw.article_id_digits) and as the file writes it.
+    /// What RecommendAll covers (customers.csv) and writes (articles.csv's spelling).
+    /// </summary>
+    public static List<(string Id, string Written)> ReadIds(string path, string idColumn, int articleIdDigits = 0)
+    {
+        using var reader = CsvFile.Open(path);
+        if (!reader.Header.TryIndexOf(idColumn, out var column))
+            throw new PipelineError($"{path}: missing column '{idColumn}'. {CsvFile.ColumnsFound(reader.Header)}");
+        var ids = new List<(string, string)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var row in reader)
+        {
+            var written = row[column].Span.Trim();
+            if (written.IsEmpty)
+                throw new PipelineError($"{path}:{row.LineNumberFrom}: column '{idColumn}' is empty; every row needs an id");
+            var id = articleIdDigits > 0 ? NormalizeArticle(written, articleIdDigits, new char[Math.Max(articleIdDigits, written.Length)]).ToString() : written.ToString();
+            if (seen.Add(id))
+                ids.Add((id, written.ToString()));
+        }
+        return ids;
+    }
+
     static SideTable ReadSide(string path, string idColumn, Func<ReadOnlySpan<char>, string> normalizeId,
         IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, IPipelineLog log)
     {

@@ -1,5 +1,8 @@
 namespace TwoTower.Retrieval;
 
+/// <summary>A candidate of a blended list: its article, the ranker's score (NaN without a ranker) and its entry in the union (which sources proposed it).</summary>
+public readonly record struct BlendedCandidate(int Article, float Score, UnionCandidate Union);
+
 /// <summary>
 /// A customer's recommendation list from the sources: the union of their candidates ordered by the
 /// ranker (higher score first; a tie keeps the union's order), or, without a ranker, the union in
@@ -18,13 +21,13 @@ public sealed class BlendedList(SourceSet sources, BlendFeatures features, Blend
     /// The first k of a customer's union in the blend's order, each with the ranker's score (NaN
     /// without a ranker): the one ordering rule of the pipeline and of a package.
     /// </summary>
-    public static List<Candidate> Order(BlendRanker? ranker, BlendFeatures features, IModelScorer? model, int customer,
+    public static List<BlendedCandidate> Order(BlendRanker? ranker, BlendFeatures features, IModelScorer? model, int customer,
         List<UnionCandidate> union, int k)
     {
         if (ranker == null || union.Count == 0)
-            return union.Take(k).Select(c => new Candidate(c.Article, float.NaN)).ToList();
+            return union.Take(k).Select(c => new BlendedCandidate(c.Article, float.NaN, c)).ToList();
         var scores = ranker.Score(features.Compute(model, customer, union));
         return Enumerable.Range(0, union.Count).OrderByDescending(i => scores[i]).ThenBy(i => i).Take(k)
-            .Select(i => new Candidate(union[i].Article, scores[i])).ToList();
+            .Select(i => new BlendedCandidate(union[i].Article, scores[i], union[i])).ToList();
     }
 }

@@ -27,7 +27,7 @@ public sealed class SourceSet
     public static SourceSet Build(PipelineConfig config, Purchases purchases, TrainingColumns train, FeatureSet features,
         IReadOnlyDictionary<string, NormalizationStats> normalization, TwoTowerModel model, IKernels kernels, IReadOnlyList<int> customers)
     {
-        var lastRow = LastRows(train, features, purchases);
+        var lastRow = LastRows(train, features, purchases.CustomerCount, purchases.AsOfDay);
         ICandidateSource[] twoTower = config.Get(ConfigSchema.RetrieveTwoTower.Enabled)
             ? [new TwoTowerSource(model, kernels, train, features, purchases, lastRow, customers, (int)config.Get(ConfigSchema.RetrieveTwoTower.Count))]
             : [];
@@ -35,18 +35,20 @@ public sealed class SourceSet
     }
 
     /// <summary>
-    /// Each customer's last training row before the purchases' as-of day (the latest day; of equal
-    /// days the later row), −1 for none: where the model's query and the customer's segment come from.
+    /// Each customer's last training row before `beforeDay` (the latest day; of equal days, or in
+    /// data without days, the later row), −1 for none: where the model's query, the customer's
+    /// segment and a package's customer features come from.
     /// </summary>
-    public static int[] LastRows(TrainingColumns train, FeatureSet features, Purchases purchases)
+    public static int[] LastRows(TrainingColumns train, FeatureSet features, int customerCount, int beforeDay = int.MaxValue)
     {
         var customers = train.Ints[features.QueryId];
-        var days = train.Ints[DataFiles.DayColumn];
-        var last = Enumerable.Repeat(-1, purchases.CustomerCount).ToArray();
+        var days = train.Ints.GetValueOrDefault(DataFiles.DayColumn);
+        var last = Enumerable.Repeat(-1, customerCount).ToArray();
         for (var r = 0; r < customers.Length; r++)
         {
             var c = customers[r];
-            if (days[r] < purchases.AsOfDay && (last[c] < 0 || days[last[c]] <= days[r]))
+            var day = days?[r] ?? 0;
+            if (day < beforeDay && (last[c] < 0 || (days?[last[c]] ?? 0) <= day))
                 last[c] = r;
         }
         return last;

@@ -50,7 +50,8 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
             topArticles[i] = trainArticles[catalogueRows[topArticles[i]]];
     }
 
-    public string Name => "two_tower";
+    public const string SourceName = "two_tower";
+    public string Name => SourceName;
     public int Count => count;
 
     /// <summary>Each customer's last training row before the as-of day, the month features set to the as-of day's month.</summary>

@@ -19,7 +19,7 @@ public sealed class PackagedBlend
     /// <summary>Candidates fixed for one request (the two-tower's top N of this query), with the model's score of any article.</summary>
     sealed class RequestModelSource(int count, IReadOnlyList<Candidate> top, Func<int, float> score) : ICandidateSource, IModelScorer
     {
-        public string Name => "two_tower";
+        public string Name => TwoTowerSource.SourceName;
         public int Count => count;
 
         public void Candidates(int customer, List<Candidate> output)
@@ -36,11 +36,18 @@ public sealed class PackagedBlend
     readonly BlendFeatures features;
     readonly BlendRanker? ranker;
 
+    /// <summary>The day after the last training day: the sources' as-of day.</summary>
+    public int AsOfDay => purchases.AsOfDay;
+
+    /// <summary>The sources in the union's order (a candidate's <see cref="UnionCandidate.Ranks"/> are in this order).</summary>
+    public IReadOnlyList<string> SourceNames { get; }
+
     /// <summary>How many model candidates a request brings (0 when the two-tower source is disabled).</summary>
     public int ModelCount { get; }
 
     PackagedBlend(Purchases purchases, ICandidateSource?[] sources, int modelCount, BlendFeatures features, BlendRanker? ranker) =>
-        (this.purchases, this.sources, ModelCount, this.features, this.ranker) = (purchases, sources, modelCount, features, ranker);
+        (this.purchases, this.sources, ModelCount, this.features, this.ranker, SourceNames) =
+        (purchases, sources, modelCount, features, ranker, sources.Select(s => s?.Name ?? TwoTowerSource.SourceName).ToArray());
 
     /// <summary>The package's blend, or null for a package without one (data without dates).</summary>
     public static PackagedBlend? Load(string packageDir, PipelineConfig config, int customerCount, int articleCount)
@@ -65,7 +72,7 @@ public sealed class PackagedBlend
         }
         var modelCount = config.Get(ConfigSchema.RetrieveTwoTower.Enabled) ? (int)config.Get(ConfigSchema.RetrieveTwoTower.Count) : 0;
         ICandidateSource?[] list = [.. modelCount > 0 ? new ICandidateSource?[] { null } : [], .. SourceSet.HistorySources(config, purchases, segments, neighbours)];
-        var features = new BlendFeatures(purchases, list.Select(s => s?.Name ?? "two_tower").ToArray());
+        var features = new BlendFeatures(purchases, list.Select(s => s?.Name ?? TwoTowerSource.SourceName).ToArray());
         var rankerPath = File(BlendArtifacts.RankerFile);
         return new PackagedBlend(purchases, list, modelCount, features,
             System.IO.File.Exists(rankerPath) ? BlendRanker.Load(rankerPath, features.Count) : null);
@@ -96,7 +103,7 @@ public sealed class PackagedBlend
     /// The customer's blended top k (article vocabulary ids with the ranker's score), given this
     /// request's model candidates and the model's score of any article.
     /// </summary>
-    public List<Candidate> Recommend(int customer, IReadOnlyList<Candidate> modelTop, Func<int, float> modelScore, int k)
+    public List<BlendedCandidate> Recommend(int customer, IReadOnlyList<Candidate> modelTop, Func<int, float> modelScore, int k)
     {
         var set = new SourceSet(purchases, sources.Select(s => s ?? new RequestModelSource(ModelCount, modelTop, modelScore)).ToArray());
         return BlendedList.Order(ranker, features, set.Model, customer, set.Union(customer), k);

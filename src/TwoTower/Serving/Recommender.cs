@@ -9,7 +9,8 @@ using TwoTower.Model;
 
 namespace TwoTower.Serving;
 
-public sealed record Recommendation(string ArticleId, float Score, IReadOnlyDictionary<string, string> Features);
+/// <param name="Sources">The candidate sources that proposed the article ("two_tower" for the model's own list).</param>
+public sealed record Recommendation(string ArticleId, float Score, IReadOnlyList<string> Sources, IReadOnlyDictionary<string, string> Features);
 
 /// <param name="Source">"blend" (the ranked union of the candidate sources) or "model" (the two-tower model alone).</param>
 public sealed record RecommendResult(string CustomerId, bool KnownCustomer, string Source, IReadOnlyList<Recommendation> Items);
@@ -17,13 +18,17 @@ public sealed record RecommendResult(string CustomerId, bool KnownCustomer, stri
 /// <summary>
 /// Serving from a package folder alone (artifacts/package): the query tower, the candidate
 /// embeddings and the inner-product index. Recommend(customer features, k) embeds the query and
-/// returns the top k articles, through the index or by exact scoring of the whole catalogue.
+/// returns the top k articles, through the index or by exact scoring of the whole catalogue;
+/// RecommendMany does the same for many customers at once (exact, in batches: RecommendAll).
+/// A feature the request leaves out is the customer's own as of the end of training (customers.parquet)
+/// when the package knows the customer, else the training mean (numbers) or unknown (categories).
 /// Thread-safe: the query tower's forward pass and the index search are serialized (microseconds
 /// each; concurrent searches through USearch's .NET binding failed under load).
 /// </summary>
 public sealed class Recommender : IDisposable
 {
     readonly IKernels kernels = new SimdKernels(1);
+    readonly Tower queryWeights;
     readonly DeviceTower queryTower;
     readonly FeatureSet features;
     readonly Dictionary<string, Vocabulary> vocabularies;
@@ -38,6 +43,8 @@ public sealed class Recommender : IDisposable
     public int Dim { get; }
     readonly Dictionary<string, string[]> articleFeatures;
     readonly Dictionary<string, HashSet<int>> bought;
+    readonly Dictionary<string, int> packagedCustomer;
+    readonly ColumnTable packagedFeatures;
     readonly PackagedBlend? blend;
     /// <summary>Article vocabulary id of each catalogue row, and back.</summary>
     readonly int[] articleIdOfRow;
@@ -45,6 +52,9 @@ public sealed class Recommender : IDisposable
 
     /// <summary>The query id column (customer_id): its vocabulary lists the known customers.</summary>
     public string CustomerIdColumn => features.QueryId;
+
+    /// <summary>The month after the last training day (the week being predicted), for data with purchase dates; else null.</summary>
+    public int? PredictionMonth => blend == null ? null : DateOnly.FromDayNumber(blend.AsOfDay).Month;
 
     /// <summary>Whether the package holds a blend (the default list); without one every list is the model's.</summary>
     public bool HasBlend => blend != null;
@@ -61,6 +71,7 @@ public sealed class Recommender : IDisposable
         var model = TwoTowerModel.Create(config, vocabularies.ToDictionary(v => v.Key, v => v.Value.Count));
         model.LoadWeights(File(TrainedModel.WeightsFile));
         // One query at a time (under forwardLock): a one-row tower kept for the process.
+        queryWeights = model.Query;
         queryTower = new DeviceTower(kernels, model.Query, capacity: 1, trainingFromStep: null);
         Dim = model.Candidate.OutputDim;
 
@@ -80,6 +91,9 @@ public sealed class Recommender : IDisposable
         rowOfArticleId = articleIdOfRow.Select((id, row) => (id, row)).ToDictionary(x => x.id, x => x.row);
         blend = PackagedBlend.Load(packageDir, config, vocabularies[features.QueryId].Count + 1, vocabularies[features.CandidateId].Count + 1);
 
+        packagedFeatures = ColumnTable.ReadParquet(File(PackageLayout.CustomersFile));
+        packagedCustomer = packagedFeatures.Strings(features.QueryId).Select((id, row) => (id, row)).ToDictionary(x => x.id, x => x.row);
+
         var history = ColumnTable.ReadParquet(File(PackageLayout.HistoryFile));
         bought = new Dictionary<string, HashSet<int>>();
         var customers = history.Strings(features.QueryId);
@@ -94,96 +108,172 @@ public sealed class Recommender : IDisposable
 
     /// <summary>
     /// Top k articles for a customer: the blend by default (when the package has one), the model
-    /// alone with modelOnly. values: raw values of the query features by column (a numeric feature
-    /// may be absent: it takes the training mean; "month" 1..12 supplies month_sin and month_cos).
-    /// An unknown customer id gets the out-of-vocabulary embedding (and, in the blend, the sources
-    /// that need no history). exact: the model's candidates by exact scoring instead of the index.
+    /// alone with modelOnly. values: raw values of the query features by column (a feature left out
+    /// is the customer's packaged one, else the training mean or unknown; "month" 1..12 supplies
+    /// month_sin and month_cos). An unknown customer id gets the out-of-vocabulary embedding (and, in
+    /// the blend, the sources that need no history). exact: the model's candidates by exact scoring
+    /// instead of the index.
     /// </summary>
     public RecommendResult Recommend(string customerId, IReadOnlyDictionary<string, string> values, int k, bool excludeBought, bool exact,
         bool modelOnly = false)
     {
         var query = EmbedQuery(customerId, values, out var known);
+        var ask = ModelCandidatesNeeded(customerId, k, excludeBought, modelOnly);
+        return Rank(customerId, known, query, exact ? ExactTop(query, ask) : IndexTop(query, ask), k, excludeBought, modelOnly);
+    }
+
+    /// <summary>
+    /// <see cref="Recommend"/> with exact scoring for many customers sharing the same request
+    /// values (e.g. the month): queries embedded and scored in one batch on `batchKernels`, the
+    /// blend's per-customer work in parallel. Each list equals Recommend(..., exact: true)'s.
+    /// </summary>
+    public RecommendResult[] RecommendMany(IReadOnlyList<string> customerIds, IReadOnlyDictionary<string, string> values, int k, bool excludeBought,
+        bool modelOnly, IKernels batchKernels, int threads)
+    {
+        var count = customerIds.Count;
+        var (columns, known) = QueryColumns(customerIds, values);
+        var queries = TwoTowerModel.Embed(queryWeights, batchKernels, columns, Enumerable.Range(0, count).ToArray());
+        var ask = count == 0 ? 0 : customerIds.Max(c => ModelCandidatesNeeded(c, k, excludeBought, modelOnly));
+        var (top, scores) = (new int[count * ask], new float[count * ask]);
+        if (ask > 0)
+        {
+            using var q = batchKernels.Upload(queries);
+            using var candidates = batchKernels.Upload(Embeddings);
+            using var topBuffer = batchKernels.Upload(top);
+            using var scoreBuffer = batchKernels.Upload(scores);
+            batchKernels.TopK(q, count, candidates, ArticleIds.Length, Dim, ask, topBuffer, scoreBuffer);
+            batchKernels.CopyToHost(topBuffer, top);
+            batchKernels.CopyToHost(scoreBuffer, scores);
+        }
+        var results = new RecommendResult[count];
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
+        {
+            var hits = Enumerable.Range(i * ask, ask).Select(r => new Hit(top[r], scores[r])).ToList();
+            results[i] = Rank(customerIds[i], known[i], queries.AsSpan(i * Dim, Dim).ToArray(), hits, k, excludeBought, modelOnly);
+        });
+        return results;
+    }
+
+    /// <summary>How many of the model's candidates a list needs: k plus the customer's bought articles (model alone), or the blend's two-tower count.</summary>
+    int ModelCandidatesNeeded(string customerId, int k, bool excludeBought, bool modelOnly)
+    {
+        if (blend != null && !modelOnly)
+            return Math.Min(ArticleIds.Length, blend.ModelCount);
+        var skip = excludeBought && bought.TryGetValue(customerId, out var set) ? set.Count : 0;
+        return Math.Min(ArticleIds.Length, k + skip);
+    }
+
+    /// <summary>The customer's list from their query and the model's candidates for it (best first): the model's alone, or the blend's.</summary>
+    RecommendResult Rank(string customerId, bool known, float[] query, IReadOnlyList<Hit> modelHits, int k, bool excludeBought, bool modelOnly)
+    {
         var skip = excludeBought && bought.TryGetValue(customerId, out var set) ? set : null;
         var want = Math.Min(k, ArticleIds.Length - (skip?.Count ?? 0));
         if (blend == null || modelOnly)
         {
-            var hits = exact ? ExactTop(query, want, skip) : IndexTop(query, want, skip);
-            return new RecommendResult(customerId, known, "model", hits.Select(h => Item(h.Row, h.Score)).ToList());
+            var items = modelHits.Where(h => skip == null || !skip.Contains(h.Row)).Take(want).Select(h => Item(h.Row, h.Score, ModelOnly));
+            return new RecommendResult(customerId, known, "model", items.ToList());
         }
-        var modelTop = blend.ModelCount == 0 ? []
-            : (exact ? ExactTop(query, blend.ModelCount, null) : IndexTop(query, blend.ModelCount, null))
-            .Select(h => new Retrieval.Candidate(articleIdOfRow[h.Row], h.Score)).ToList();
+        var modelTop = modelHits.Select(h => new Retrieval.Candidate(articleIdOfRow[h.Row], h.Score)).ToList();
         float ModelScore(int article) =>
             rowOfArticleId.TryGetValue(article, out var row) ? SimdKernels.ScoreDot(query, Embeddings.AsSpan(row * Dim, Dim)) : float.NaN;
         var customer = vocabularies[features.QueryId][customerId];
         var blended = blend.Recommend(customer, modelTop, ModelScore, want + (skip?.Count ?? 0))
-            .Select(c => (Row: rowOfArticleId[c.Article], c.Score)).Where(c => skip == null || !skip.Contains(c.Row)).Take(want);
-        return new RecommendResult(customerId, known, "blend", blended.Select(c => Item(c.Row, c.Score)).ToList());
+            .Select(c => (Row: rowOfArticleId[c.Article], c.Score, c.Union)).Where(c => skip == null || !skip.Contains(c.Row)).Take(want)
+            .Select(c => Item(c.Row, c.Score, blend.SourceNames.Where((_, s) => !float.IsNaN(c.Union.Ranks[s])).ToArray()));
+        return new RecommendResult(customerId, known, "blend", blended.ToList());
     }
 
-    Recommendation Item(int row, float score) => new(ArticleIds[row], score, articleFeatures.ToDictionary(f => f.Key, f => f.Value[row]));
+    static readonly string[] ModelOnly = [Retrieval.TwoTowerSource.SourceName];
+
+    Recommendation Item(int row, float score, IReadOnlyList<string> sources) =>
+        new(ArticleIds[row], score, sources, articleFeatures.ToDictionary(f => f.Key, f => f.Value[row]));
+
+    /// <summary>month_sin and month_cos: features of the request's date ("month"), not of the customer.</summary>
+    public static bool IsRequestMonth(string column) => column is "month_sin" or "month_cos";
 
     public float[] EmbedQuery(string customerId, IReadOnlyDictionary<string, string> values, out bool known)
     {
-        var ints = new Dictionary<string, int[]>();
-        var floats = new Dictionary<string, float[]>();
-        known = vocabularies[features.QueryId][customerId] != Vocabulary.OutOfVocabulary;
-        foreach (var f in features.Query)
-        {
-            if (f.IsCategorical)
-            {
-                var value = f.Column == features.QueryId ? customerId : values.GetValueOrDefault(f.Column, "");
-                ints[f.Column] = [vocabularies[f.Column][value]];
-                continue;
-            }
-            var raw = float.NaN;
-            if (values.TryGetValue(f.Column, out var text) && text.Length > 0)
-            {
-                if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out raw) || !float.IsFinite(raw))
-                    throw new ArgumentException($"'{f.Column}' must be a number; got '{text}'");
-            }
-            else if (f.Column is "month_sin" or "month_cos" && values.TryGetValue("month", out var monthText))
-            {
-                if (!int.TryParse(monthText, out var month) || month is < 1 or > 12)
-                    throw new ArgumentException($"'month' must be an integer 1..12; got '{monthText}'");
-                raw = f.Column == "month_sin" ? MonthEncoding.Sin[month] : MonthEncoding.Cos[month];
-            }
-            floats[f.Column] = normalization.TryGetValue(f.Column, out var stats) ? stats.Apply([raw]) : [raw];
-        }
-        var data = new TrainingColumns(1, ints, floats);
+        var (data, knownOne) = QueryColumns([customerId], values);
+        known = knownOne[0];
         lock (forwardLock)
             return queryTower.Embed(data, [0]);
     }
 
+    /// <summary>The query tower's input columns for the customers, one row each, and whether each is known.</summary>
+    (TrainingColumns Columns, bool[] Known) QueryColumns(IReadOnlyList<string> customerIds, IReadOnlyDictionary<string, string> values)
+    {
+        var count = customerIds.Count;
+        var known = customerIds.Select(c => vocabularies[features.QueryId][c] != Vocabulary.OutOfVocabulary).ToArray();
+        var packagedRow = customerIds.Select(c => packagedCustomer.GetValueOrDefault(c, -1)).ToArray();
+        var ints = new Dictionary<string, int[]>();
+        var floats = new Dictionary<string, float[]>();
+        foreach (var f in features.Query)
+        {
+            var stored = packagedFeatures.Names.Contains(f.Column) ? packagedFeatures.Column(f.Column) : null;
+            if (f.IsCategorical)
+            {
+                var ids = new int[count];
+                for (var i = 0; i < count; i++)
+                    ids[i] = f.Column == features.QueryId ? vocabularies[f.Column][customerIds[i]]
+                        : values.TryGetValue(f.Column, out var value) ? vocabularies[f.Column][value]
+                        : stored is int[] packaged && packagedRow[i] >= 0 ? packaged[packagedRow[i]]
+                        : vocabularies[f.Column][""];
+                ints[f.Column] = ids;
+                continue;
+            }
+            var requested = RequestedNumber(f.Column, values);
+            var stats = normalization.GetValueOrDefault(f.Column);
+            var normalizedRequest = stats != null ? stats.Apply([requested])[0] : requested;
+            var column = new float[count];
+            for (var i = 0; i < count; i++)
+                column[i] = float.IsNaN(requested) && stored is float[] packaged && packagedRow[i] >= 0 ? packaged[packagedRow[i]] : normalizedRequest;
+            floats[f.Column] = column;
+        }
+        return (new TrainingColumns(count, ints, floats), known);
+    }
+
+    /// <summary>A numeric feature's raw value from the request (NaN when it is left out); "month" 1..12 gives month_sin and month_cos.</summary>
+    static float RequestedNumber(string column, IReadOnlyDictionary<string, string> values)
+    {
+        if (values.TryGetValue(column, out var text) && text.Length > 0)
+        {
+            if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var raw) || !float.IsFinite(raw))
+                throw new ArgumentException($"'{column}' must be a number; got '{text}'");
+            return raw;
+        }
+        if (IsRequestMonth(column) && values.TryGetValue("month", out var monthText))
+        {
+            if (!int.TryParse(monthText, out var month) || month is < 1 or > 12)
+                throw new ArgumentException($"'month' must be an integer 1..12; got '{monthText}'");
+            return column == "month_sin" ? MonthEncoding.Sin[month] : MonthEncoding.Cos[month];
+        }
+        return float.NaN;
+    }
+
     readonly record struct Hit(int Row, float Score);
 
-    IEnumerable<Hit> ExactTop(float[] query, int k, HashSet<int>? skip)
+    /// <summary>The model's exact top `ask` rows for the query, best first.</summary>
+    List<Hit> ExactTop(float[] query, int ask)
     {
-        var ask = Math.Min(ArticleIds.Length, k + (skip?.Count ?? 0));
         var (indices, scores) = (new int[ask], new float[ask]);
         using (var q = kernels.Upload(query))
         using (var candidates = kernels.Upload(Embeddings))
         using (var i = kernels.Upload(indices))
         using (var s = kernels.Upload(scores))
             kernels.TopK(q, 1, candidates, ArticleIds.Length, Dim, ask, i, s);
-        return indices.Zip(scores, (row, score) => new Hit(row, score)).Where(h => skip == null || !skip.Contains(h.Row)).Take(k);
+        return indices.Zip(scores, (row, score) => new Hit(row, score)).ToList();
     }
 
-    IEnumerable<Hit> IndexTop(float[] query, int k, HashSet<int>? skip)
+    /// <summary>The index's top `ask` rows for the query (approximate), each with its exact score.</summary>
+    List<Hit> IndexTop(float[] query, int ask)
     {
-        var ask = Math.Min(ArticleIds.Length, k + (skip?.Count ?? 0));
+        if (ask == 0)
+            return [];
         ulong[] keys;
         int found;
         lock (indexLock)
             found = index.Search(MaximumInnerProduct.Query(query), ask, out keys, out _);
-        var hits = new List<Hit>(k);
-        for (var i = 0; i < found && hits.Count < k; i++)
-        {
-            var row = (int)keys[i];
-            if (skip == null || !skip.Contains(row))
-                hits.Add(new Hit(row, SimdKernels.ScoreDot(query, Embeddings.AsSpan(row * Dim, Dim))));
-        }
-        return hits;
+        return keys.Take(found).Select(key => new Hit((int)key, SimdKernels.ScoreDot(query, Embeddings.AsSpan((int)key * Dim, Dim)))).ToList();
     }
 
     /// <summary>Top k rows by the index alone (recall measurement and benchmarks).</summary>

@@ -17,13 +17,14 @@ namespace TwoTower.Stages;
 /// package.json (format, fingerprints, config, validation metrics, index recall), the weights,
 /// vocabularies and normalization statistics, candidates.parquet (article id, item features, the
 /// embedding as e0..e15), index.usearch (HNSW, inner product), history.parquet (training
-/// purchases, for "exclude already bought"), query_tower.onnx / candidate_tower.onnx and the
+/// purchases, for "exclude already bought"), customers.parquet (each customer's query features
+/// as of the end of training), query_tower.onnx / candidate_tower.onnx and the
 /// OpenSearch k-NN mapping and _bulk file.
 /// </summary>
 public sealed class PackageStage : Stage
 {
     public override string Name => "package";
-    public override string CodeVersion => "package-1";
+    public override string CodeVersion => "package-2";
     public override IReadOnlyList<string> ConfigKeys => ["package", "opensearch", "features"];
     public override IReadOnlyList<string> Upstream => ["evaluate"];
 
@@ -43,6 +44,7 @@ public sealed class PackageStage : Stage
         var embeddings = TwoTowerModel.Embed(model.Candidate, kernels, train, rows);
         var candidates = WriteCandidates(run, features, vocabularies, train, rows, embeddings, dim);
         WriteHistory(run, features, vocabularies, train, rows);
+        WriteCustomers(run, features, vocabularies, train);
         var index = IndexSettings.From(config);
         WriteIndex(run, index, embeddings, rows.Length, dim);
 
@@ -118,6 +120,20 @@ public sealed class PackageStage : Stage
             .Add(features.QueryId, pairs.Select(p => vocabularies[features.QueryId].Decode(p.Item1)).ToArray())
             .Add("article_row", pairs.Select(p => p.Item2).ToArray())
             .WriteParquet(run.Output(PackageLayout.HistoryFile));
+    }
+
+    /// <summary>
+    /// customers.parquet: each training customer's query features from their last training row, as
+    /// the towers see them (categorical ids, normalized numbers): what a request that leaves a feature
+    /// out is served with. The month features are the request's own (its month), not stored.
+    /// </summary>
+    static void WriteCustomers(StageRun run, FeatureSet features, Dictionary<string, Vocabulary> vocabularies, TrainingColumns train)
+    {
+        var last = SourceSet.LastRows(train, features, vocabularies[features.QueryId].Count + 1).Where(r => r >= 0).ToArray();
+        var table = new ColumnTable().Add(features.QueryId, last.Select(r => vocabularies[features.QueryId].Decode(train.Ints[features.QueryId][r])).ToArray());
+        foreach (var f in features.Query.Where(f => f.Column != features.QueryId && !Recommender.IsRequestMonth(f.Column)).DistinctBy(f => f.Column))
+            table.Add(f.Column, f.IsCategorical ? last.Select(r => train.Ints[f.Column][r]).ToArray() : last.Select(r => train.Floats[f.Column][r]).ToArray());
+        table.WriteParquet(run.Output(PackageLayout.CustomersFile));
     }
 
     /// <summary>The configured HNSW parameters of the inner-product index.</summary>

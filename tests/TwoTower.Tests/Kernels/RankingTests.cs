@@ -28,6 +28,8 @@ public class SimdRankingTests
     [InlineData(1, 1, 30, 30)]
     [InlineData(2, 7, 500, 100)]
     [InlineData(2, 3, 64, 1)]
+    [InlineData(2, 37, 1001, 12)]   // register blocks of 4 queries × 16 candidates, with a query tail and a candidate tail
+    [InlineData(1, 8, 200, 40)]     // the heap fills inside a block
     public void TopKEqualsBruteForceSortWithTiesToTheLowerIndex(int threads, int queries, int candidates, int k)
     {
         const int dim = 16;

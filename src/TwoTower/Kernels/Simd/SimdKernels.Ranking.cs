@@ -44,34 +44,117 @@ public sealed unsafe partial class SimdKernels
         }
     }
 
+    /// <summary>
+    /// Top k per query by a bounded heap over the candidates in index order (see <see cref="TopKHeap"/>).
+    /// Four or more 16-wide queries are scored in register blocks against the transposed candidates
+    /// (the same fused multiply-add chain as <see cref="ScoreDot"/>, so the same scores): a block of
+    /// 16 candidates touches the heap only where a score beats its root. One query (a request) is
+    /// scored row by row, with no transposed copy of the catalogue.
+    /// </summary>
     public void TopK(DeviceBuffer<float> queriesBuffer, int queryCount, DeviceBuffer<float> candidatesBuffer, int candidateCount, int dim, int k,
         DeviceBuffer<int> indicesBuffer, DeviceBuffer<float> scoresBuffer)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(k, candidateCount);
-        if (k == 0)
+        if (k == 0 || queryCount == 0)
             return;
-        var (queries, candidates) = (((HostBuffer<float>)queriesBuffer).Array, ((HostBuffer<float>)candidatesBuffer).Array);
-        var (q0, c0) = (((HostBuffer<float>)queriesBuffer).Start, ((HostBuffer<float>)candidatesBuffer).Start);
-        var (indices, scores) = ((HostBuffer<int>)indicesBuffer, (HostBuffer<float>)scoresBuffer);
-        Parallel.For(0, queryCount, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
+        var queries = S(queriesBuffer)[..(queryCount * dim)];
+        var candidates = S(candidatesBuffer)[..(candidateCount * dim)];
+        var blocked = dim == 16 && queryCount >= RowBlock && Vector256.IsHardwareAccelerated;
+        // A local copy, not a field: the serving path calls TopK from concurrent requests.
+        var transposedCandidates = blocked ? new float[candidateCount * dim] : [];
+        for (var j = 0; j < (blocked ? candidateCount : 0); j++)
+        for (var d = 0; d < dim; d++)
+            transposedCandidates[d * candidateCount + j] = candidates[j * dim + d];
+        const int QueriesPerTask = 16;
+        fixed (float* pq = queries, pc = candidates, pct = transposedCandidates, ps = S(scoresBuffer))
+        fixed (int* pi = S(indicesBuffer))
         {
-            var query = queries.AsSpan(q0 + i * dim, dim);
-            var candidateSpan = candidates.AsSpan(c0, candidateCount * dim);
-            var heapScores = scores.Span.Slice(i * k, k);
-            var heapIndices = indices.Span.Slice(i * k, k);
-            for (var j = 0; j < candidateCount; j++)
+            var job = new TopKJob { Q = pq, C = pc, CT = pct, Scores = ps, Indices = pi, Candidates = candidateCount, Dim = dim, K = k, Blocked = blocked };
+            var tasks = (queryCount + QueriesPerTask - 1) / QueriesPerTask;
+            Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = threads },
+                t => job.Run(t * QueriesPerTask, Math.Min(queryCount, (t + 1) * QueriesPerTask)));
+        }
+    }
+
+    sealed class TopKJob
+    {
+        public float* Q, C, CT, Scores;
+        public int* Indices;
+        public int Candidates, Dim, K;
+        public bool Blocked;
+
+        Span<float> HeapScores(int i) => new(Scores + (long)i * K, K);
+        Span<int> HeapIndices(int i) => new(Indices + (long)i * K, K);
+
+        /// <summary>Offers candidate j to query i's heap, which holds min(j, K) entries (candidates come in index order).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void Offer(int i, int j, float score)
+        {
+            if (float.IsNaN(score))
+                score = float.NegativeInfinity;
+            if (j < K)
+                TopKHeap.Push(HeapScores(i), HeapIndices(i), j, score, j);
+            // An equal score never beats the root: it has the higher index.
+            else if (score > Scores[(long)i * K])
+                TopKHeap.ReplaceRoot(HeapScores(i), HeapIndices(i), K, score, j);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Run(int start, int end)
+        {
+            var i = start;
+            if (Blocked)
             {
-                var score = ScoreDot(query, candidateSpan.Slice(j * dim, dim));
-                if (float.IsNaN(score))
-                    score = float.NegativeInfinity;
-                if (j < k)
-                    TopKHeap.Push(heapScores, heapIndices, j, score, j);
-                // Candidates come in index order, so an equal score never beats the root (it has the higher index).
-                else if (score > heapScores[0])
-                    TopKHeap.ReplaceRoot(heapScores, heapIndices, k, score, j);
+                var block = stackalloc float[16];
+                for (; i + RowBlock <= end; i += RowBlock)
+                {
+                    var j = 0;
+                    for (; j + 16 <= Candidates; j += 16)
+                    {
+                        var a = Block4x16.Dot(Q + (long)i * 16, CT, Candidates, j);
+                        OfferBlock(i, j, a.R00, a.R01, block);
+                        OfferBlock(i + 1, j, a.R10, a.R11, block);
+                        OfferBlock(i + 2, j, a.R20, a.R21, block);
+                        OfferBlock(i + 3, j, a.R30, a.R31, block);
+                    }
+                    for (var r = i; r < i + RowBlock; r++)
+                        OfferRows(r, j);
+                }
             }
-            TopKHeap.SortBestFirst(heapScores, heapIndices, k);
-        });
+            for (; i < end; i++)
+                OfferRows(i, 0);
+            for (i = start; i < end; i++)
+                TopKHeap.SortBestFirst(HeapScores(i), HeapIndices(i), K);
+        }
+
+        /// <summary>Candidates j..j+16 of query i, scored in a register block: only those above the heap's root are offered once it is full.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        void OfferBlock(int i, int j, Vector256<float> low, Vector256<float> high, float* block)
+        {
+            var above = 0xFFFFu;
+            if (j >= K)
+            {
+                var root = Vector256.Create(Scores[(long)i * K]);
+                above = Vector256.GreaterThan(low, root).ExtractMostSignificantBits() | (Vector256.GreaterThan(high, root).ExtractMostSignificantBits() << 8);
+                if (above == 0)
+                    return;
+            }
+            low.Store(block);
+            high.Store(block + 8);
+            for (; above != 0; above &= above - 1)
+            {
+                var b = BitOperations.TrailingZeroCount(above);
+                Offer(i, j + b, block[b]);
+            }
+        }
+
+        /// <summary>Candidates from index `from` on for query i, scored row by row.</summary>
+        void OfferRows(int i, int from)
+        {
+            var q = new ReadOnlySpan<float>(Q + (long)i * Dim, Dim);
+            for (var j = from; j < Candidates; j++)
+                Offer(i, j, ScoreDot(q, new ReadOnlySpan<float>(C + (long)j * Dim, Dim)));
+        }
     }
 
     sealed class CountJob
