@@ -100,7 +100,8 @@ public class RetrievalTests
     {
         var rows = RandomRows(4);
         var p = Build(rows);
-        var source = new CoPurchaseSource(p, count: 6, windowDays: 10, neighbours: 4, recentArticles: 3, halfLifeDays: 15, maxPairsInMemory);
+        var table = CoPurchase.Neighbours(p, windowDays: 10, neighbours: 4, CoPurchase.Weighting.Conditional, maxPairsInMemory);
+        var source = new NeighbourSource("co_purchase", p, count: 6, recentArticles: 3, halfLifeDays: 15, table);
 
         // Brute force over each customer's rows in day order: pairs (i, j), i ≠ j, at most 30 rows and 10 days apart, once per customer.
         var pairCustomers = new Dictionary<(int, int), HashSet<int>>();
@@ -129,8 +130,7 @@ public class RetrievalTests
         {
             var expected = pairCustomers.Where(kv => kv.Key.Item1 == i).OrderByDescending(kv => kv.Value.Count).ThenBy(kv => kv.Key.Item2).Take(4)
                 .Select(kv => (kv.Key.Item2, kv.Value.Count / (float)buyers[i].Count)).ToArray();
-            var actual = Enumerable.Range(source.NeighbourStart[i], source.NeighbourStart[i + 1] - source.NeighbourStart[i])
-                .Select(n => (source.NeighbourArticles[n], source.NeighbourWeights[n])).ToArray();
+            var actual = Enumerable.Range(table.Start[i], table.Start[i + 1] - table.Start[i]).Select(n => (table.Articles[n], table.Weights[n])).ToArray();
             Assert.Equal(expected, actual);
         }
 
@@ -146,9 +146,146 @@ public class RetrievalTests
                 if (!used.Add(a[x]))
                     continue;
                 var weight = Math.Pow(0.5, (AsOf - d[x]) / 15.0);
-                for (var n = source.NeighbourStart[a[x]]; n < source.NeighbourStart[a[x] + 1]; n++)
-                    scores[source.NeighbourArticles[n]] = scores.GetValueOrDefault(source.NeighbourArticles[n]) + weight * source.NeighbourWeights[n];
+                for (var n = table.Start[a[x]]; n < table.Start[a[x] + 1]; n++)
+                    scores[table.Articles[n]] = scores.GetValueOrDefault(table.Articles[n]) + weight * table.Weights[n];
             }
+            source.Candidates(c, list);
+            Assert.Equal(Top(scores, 6), list.Select(x => x.Article).ToList());
+        }
+    }
+
+    /// <summary>Distinct customers of each article before the cut-off: the article's binary column of X.</summary>
+    static Dictionary<int, HashSet<int>> CustomersOf((int[] Customers, int[] Articles, int[] Days) rows)
+    {
+        var customers = new Dictionary<int, HashSet<int>>();
+        for (var r = 0; r < rows.Customers.Length; r++)
+        {
+            if (rows.Days[r] < AsOf)
+                (customers.TryGetValue(rows.Articles[r], out var set) ? set : customers[rows.Articles[r]] = []).Add(rows.Customers[r]);
+        }
+        return customers;
+    }
+
+    /// <summary>The brute-force scores of a binary customer row: Σ over their distinct articles i of weight(i, j).</summary>
+    static Dictionary<int, double> RowScores(IEnumerable<int> articles, Func<int, IEnumerable<(int J, double Weight)>> weights)
+    {
+        var scores = new Dictionary<int, double>();
+        foreach (var i in articles.Distinct())
+        foreach (var (j, w) in weights(i))
+            scores[j] = scores.GetValueOrDefault(j) + w;
+        return scores;
+    }
+
+    [Fact]
+    public void ItemKnnNeighboursAreCosinesOfTheArticlesCustomerColumns()
+    {
+        var rows = RandomRows(5, rows: 500);   // about 10 purchases per customer: under the 30-apart pairing bound, so every co-occurrence counts
+        var p = Build(rows);
+        var table = CoPurchase.Neighbours(p, int.MaxValue, neighbours: 5, CoPurchase.Weighting.Cosine, maxPairsInMemory: 100);
+        var source = new NeighbourSource("item_knn", p, count: 8, int.MaxValue, double.PositiveInfinity, table);
+
+        var columns = CustomersOf(rows);
+        (int J, float Cosine, int Both)[] Expected(int i) => columns.Keys.Where(j => j != i && columns.ContainsKey(i))
+            .Select(j => (J: j, Both: columns[i].Intersect(columns[j]).Count()))
+            .Where(x => x.Both > 0)
+            .Select(x => (x.J, Cosine: (float)(x.Both / Math.Sqrt((double)columns[i].Count * columns[x.J].Count)), x.Both))
+            .OrderByDescending(x => x.Cosine).ThenByDescending(x => x.Both).ThenBy(x => x.J).Take(5).ToArray();
+        for (var i = 1; i <= 60; i++)
+        {
+            var actual = Enumerable.Range(table.Start[i], table.Start[i + 1] - table.Start[i]).Select(n => (table.Articles[n], table.Weights[n])).ToArray();
+            Assert.Equal(Expected(i).Select(x => (x.J, x.Cosine)), actual);
+        }
+        var list = new List<Candidate>();
+        for (var c = 1; c <= 40; c++)
+        {
+            var mine = Enumerable.Range(0, rows.Customers.Length).Where(r => rows.Customers[r] == c && rows.Days[r] < AsOf).Select(r => rows.Articles[r]);
+            var expected = Top(RowScores(mine, i => Expected(i).Select(x => (x.J, (double)x.Cosine))), 8);
+            source.Candidates(c, list);
+            Assert.Equal(expected, list.Select(x => x.Article).ToList());
+        }
+    }
+
+    /// <summary>Plain Gauss–Jordan inverse in float64 (the test's own, independent of MathNet).</summary>
+    static double[,] Inverse(double[,] a)
+    {
+        var n = a.GetLength(0);
+        var m = new double[n, 2 * n];
+        for (var i = 0; i < n; i++)
+        {
+            for (var j = 0; j < n; j++)
+                m[i, j] = a[i, j];
+            m[i, n + i] = 1;
+        }
+        for (var col = 0; col < n; col++)
+        {
+            var pivot = Enumerable.Range(col, n - col).MaxBy(r => Math.Abs(m[r, col]));
+            for (var j = 0; j < 2 * n; j++)
+                (m[col, j], m[pivot, j]) = (m[pivot, j], m[col, j]);
+            var d = m[col, col];
+            for (var j = 0; j < 2 * n; j++)
+                m[col, j] /= d;
+            for (var r = 0; r < n; r++)
+            {
+                if (r == col)
+                    continue;
+                var f = m[r, col];
+                for (var j = 0; j < 2 * n; j++)
+                    m[r, j] -= f * m[col, j];
+            }
+        }
+        var inverse = new double[n, n];
+        for (var i = 0; i < n; i++)
+        for (var j = 0; j < n; j++)
+            inverse[i, j] = m[i, n + j];
+        return inverse;
+    }
+
+    [Fact]
+    public void EaseWeightsSatisfyTheClosedFormAgainstAFloat64Reference()
+    {
+        var rows = RandomRows(6, rows: 400);
+        var p = Build(rows);
+        const double lambda = 3.0;
+        var articles = Ease.MostBought(p, 12);
+        var columns = CustomersOf(rows);
+        // Plain loops: G = XᵀX over the 12 articles, its regularized inverse, B = I − P·diag(1/diag P).
+        var n = articles.Length;
+        var g = new double[n, n];
+        for (var x = 0; x < n; x++)
+        for (var y = 0; y < n; y++)
+            g[x, y] = columns[articles[x]].Intersect(columns[articles[y]]).Count();
+        var regularized = (double[,])g.Clone();
+        for (var x = 0; x < n; x++)
+            regularized[x, x] += lambda;
+        var inverse = Inverse(regularized);
+
+        Assert.Equal(g, Ease.Gram(p, articles).ToArray());
+        var b = Ease.Weights(Ease.Gram(p, articles), lambda);
+        for (var i = 0; i < n; i++)
+        {
+            Assert.Equal(0.0, b[i, i]);
+            for (var j = 0; j < n; j++)
+            {
+                if (i != j)
+                    Assert.Equal(-inverse[i, j] / inverse[j, j], b[i, j], 1e-12);
+            }
+        }
+        // The closed form: (G + λI)(I − B) = diag(1 / diag P): zero off the diagonal.
+        for (var i = 0; i < n; i++)
+        for (var j = 0; j < n; j++)
+        {
+            var product = Enumerable.Range(0, n).Sum(k => regularized[i, k] * ((k == j ? 1 : 0) - b[k, j]));
+            Assert.Equal(i == j ? 1 / inverse[j, j] : 0, product, 1e-9);
+        }
+
+        // With every weight kept, the source's scores are x_u·B over the modelled articles.
+        var source = new NeighbourSource("ease", p, count: 6, int.MaxValue, double.PositiveInfinity, Ease.Neighbours(p, 12, lambda, neighbours: 11));
+        var list = new List<Candidate>();
+        for (var c = 1; c <= 40; c++)
+        {
+            var mine = Enumerable.Range(0, rows.Customers.Length).Where(r => rows.Customers[r] == c && rows.Days[r] < AsOf)
+                .Select(r => Array.IndexOf(articles, rows.Articles[r])).Where(k => k >= 0);
+            var scores = RowScores(mine, i => Enumerable.Range(0, n).Where(j => j != i).Select(j => (articles[j], (double)(float)(-inverse[i, j] / inverse[j, j]))));
             source.Candidates(c, list);
             Assert.Equal(Top(scores, 6), list.Select(x => x.Article).ToList());
         }

@@ -318,6 +318,31 @@ public static class ConfigSchema
             new(new ConfigKey("retrieve.co_purchase.half_life_days", ConfigType.Float, 30.0, "a recent article this many days old weighs half", Min: 0, MinExclusive: true));
     }
 
+    public static class RetrieveEase
+    {
+        public static readonly Setting<bool> Enabled =
+            new(new ConfigKey("retrieve.ease.enabled", ConfigType.Bool, true, "EASE: closed-form item-item weights over the most bought articles"));
+        public static readonly Setting<long> Count =
+            new(new ConfigKey("retrieve.ease.count", ConfigType.Int, 100L, "candidates it contributes per customer", Min: 1, Max: 10000));
+        public static readonly Setting<long> Articles =
+            new(new ConfigKey("retrieve.ease.articles", ConfigType.Int, 1000L,
+                "the N most bought articles it models (memory 3 x 8·N² bytes, time ~N³)", Min: 1, Max: 40000));
+        public static readonly Setting<double> Lambda =
+            new(new ConfigKey("retrieve.ease.lambda", ConfigType.Float, 200.0, "L2 regularization λ of B", Min: 0, MinExclusive: true));
+        public static readonly Setting<long> Neighbours =
+            new(new ConfigKey("retrieve.ease.neighbours", ConfigType.Int, 200L, "largest weights kept per article (articles − 1: exact x_u·B)", Min: 1, Max: 40000));
+    }
+
+    public static class RetrieveItemKnn
+    {
+        public static readonly Setting<bool> Enabled =
+            new(new ConfigKey("retrieve.item_knn.enabled", ConfigType.Bool, true, "item-kNN: cosine similarity of the articles' customer columns"));
+        public static readonly Setting<long> Count =
+            new(new ConfigKey("retrieve.item_knn.count", ConfigType.Int, 100L, "candidates it contributes per customer", Min: 1, Max: 10000));
+        public static readonly Setting<long> Neighbours =
+            new(new ConfigKey("retrieve.item_knn.neighbours", ConfigType.Int, 50L, "most similar articles kept per article", Min: 1, Max: 10000));
+    }
+
     public static class Recommend
     {
         public static readonly Setting<long> K =
@@ -469,6 +494,14 @@ public static class ConfigSchema
         RetrieveCoPurchase.Neighbours.Key,
         RetrieveCoPurchase.RecentArticles.Key,
         RetrieveCoPurchase.HalfLifeDays.Key,
+        RetrieveEase.Enabled.Key,
+        RetrieveEase.Count.Key,
+        RetrieveEase.Articles.Key,
+        RetrieveEase.Lambda.Key,
+        RetrieveEase.Neighbours.Key,
+        RetrieveItemKnn.Enabled.Key,
+        RetrieveItemKnn.Count.Key,
+        RetrieveItemKnn.Neighbours.Key,
         Blend.Enabled.Key,
         Blend.LabelDays.Key,
         Blend.TrainingCustomers.Key,

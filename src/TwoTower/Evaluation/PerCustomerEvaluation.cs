@@ -15,7 +15,8 @@ namespace TwoTower.Evaluation;
 /// </summary>
 public static class PerCustomerEvaluation
 {
-    public static IReadOnlyList<BasketMetrics.Result> Run(ArtifactStore store, PipelineConfig config, TwoTowerModel model, IKernels kernels,
+    /// <returns>The metrics of every method, and the sources (for per-row figures of the item-to-item baselines).</returns>
+    public static (IReadOnlyList<BasketMetrics.Result> Results, SourceSet Sources) Run(ArtifactStore store, PipelineConfig config, TwoTowerModel model, IKernels kernels,
         TrainingColumns train, TrainingColumns val, FeatureSet features, IReadOnlyList<int> ks, IPipelineLog log)
     {
         var valCustomers = val.Ints[features.QueryId];
@@ -41,7 +42,7 @@ public static class PerCustomerEvaluation
         results.Add(BasketMetrics.Compute("blend", baskets, rows, c => blendLists[c], ks));
         var popular = AllTimePopular(train.Ints[features.CandidateId], length);
         results.Add(BasketMetrics.Compute("popularity (all time)", baskets, rows, _ => popular, ks));
-        return results;
+        return (results, blended.Sources);
     }
 
     static List<int> AllTimePopular(int[] articles, int count) =>

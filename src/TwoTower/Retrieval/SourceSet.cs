@@ -56,11 +56,11 @@ public sealed class SourceSet
 
     /// <summary>
     /// The enabled sources that need only the purchases, in config order after two_tower (which,
-    /// when enabled, always comes first): buy_again, recent_popularity, co_purchase. Co-purchase
-    /// neighbours are built from the purchases unless given (a package holds them).
+    /// when enabled, always comes first): buy_again, recent_popularity, co_purchase, ease, item_knn.
+    /// The item-to-item tables are built from the purchases unless given by source name (a package holds them).
     /// </summary>
     public static List<ICandidateSource> HistorySources(PipelineConfig config, Purchases purchases, int[]? segments,
-        (int[] Start, int[] Articles, float[] Weights)? coPurchaseNeighbours)
+        IReadOnlyDictionary<string, ItemNeighbours>? builtNeighbours)
     {
         var sources = new List<ICandidateSource>();
         if (config.Get(ConfigSchema.RetrieveBuyAgain.Enabled))
@@ -68,19 +68,29 @@ public sealed class SourceSet
         if (config.Get(ConfigSchema.RetrieveRecentPopularity.Enabled))
             sources.Add(new PopularitySource(purchases, (int)config.Get(ConfigSchema.RetrieveRecentPopularity.Count),
                 (int)config.Get(ConfigSchema.RetrieveRecentPopularity.WindowDays), config.Get(ConfigSchema.RetrieveRecentPopularity.HalfLifeDays), segments));
+        ItemNeighbours Neighbours(string name, Func<ItemNeighbours> build) => builtNeighbours?.GetValueOrDefault(name) ?? build();
         if (config.Get(ConfigSchema.RetrieveCoPurchase.Enabled))
-        {
-            var (count, recent, halfLife) = ((int)config.Get(ConfigSchema.RetrieveCoPurchase.Count),
-                (int)config.Get(ConfigSchema.RetrieveCoPurchase.RecentArticles), config.Get(ConfigSchema.RetrieveCoPurchase.HalfLifeDays));
-            sources.Add(coPurchaseNeighbours is var (start, articles, weights)
-                ? new CoPurchaseSource(purchases, count, recent, halfLife, start, articles, weights)
-                : new CoPurchaseSource(purchases, count, (int)config.Get(ConfigSchema.RetrieveCoPurchase.WindowDays),
-                    (int)config.Get(ConfigSchema.RetrieveCoPurchase.Neighbours), recent, halfLife));
-        }
+            sources.Add(new NeighbourSource(CoPurchaseName, purchases, (int)config.Get(ConfigSchema.RetrieveCoPurchase.Count),
+                (int)config.Get(ConfigSchema.RetrieveCoPurchase.RecentArticles), config.Get(ConfigSchema.RetrieveCoPurchase.HalfLifeDays),
+                Neighbours(CoPurchaseName, () => CoPurchase.Neighbours(purchases, (int)config.Get(ConfigSchema.RetrieveCoPurchase.WindowDays),
+                    (int)config.Get(ConfigSchema.RetrieveCoPurchase.Neighbours), CoPurchase.Weighting.Conditional))));
+        // EASE and item-kNN score the customer's binary row: every distinct article, unweighted by age.
+        if (config.Get(ConfigSchema.RetrieveEase.Enabled))
+            sources.Add(new NeighbourSource(EaseName, purchases, (int)config.Get(ConfigSchema.RetrieveEase.Count), int.MaxValue, double.PositiveInfinity,
+                Neighbours(EaseName, () => Ease.Neighbours(purchases, (int)config.Get(ConfigSchema.RetrieveEase.Articles),
+                    config.Get(ConfigSchema.RetrieveEase.Lambda), (int)config.Get(ConfigSchema.RetrieveEase.Neighbours)))));
+        if (config.Get(ConfigSchema.RetrieveItemKnn.Enabled))
+            sources.Add(new NeighbourSource(ItemKnnName, purchases, (int)config.Get(ConfigSchema.RetrieveItemKnn.Count), int.MaxValue, double.PositiveInfinity,
+                Neighbours(ItemKnnName, () => CoPurchase.Neighbours(purchases, int.MaxValue, (int)config.Get(ConfigSchema.RetrieveItemKnn.Neighbours),
+                    CoPurchase.Weighting.Cosine))));
         if (sources.Count == 0 && !config.Get(ConfigSchema.RetrieveTwoTower.Enabled))
             throw config.ErrorAt(ConfigSchema.RetrieveTwoTower.Enabled.Key, "every candidate source is disabled: enable at least one under retrieve.*");
         return sources;
     }
+
+    public const string CoPurchaseName = "co_purchase";
+    public const string EaseName = "ease";
+    public const string ItemKnnName = "item_knn";
 
     /// <summary>
     /// Each customer's segment for recent_popularity, from their last row before the as-of day: a

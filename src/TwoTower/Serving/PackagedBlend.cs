@@ -5,7 +5,7 @@ using TwoTower.Retrieval;
 namespace TwoTower.Serving;
 
 /// <summary>
-/// The blend as a package serves it: the training purchases, the co-purchase neighbours, the
+/// The blend as a package serves it: the training purchases, the item-to-item tables (co-purchase, EASE, item-kNN), the
 /// popularity segments and the ranker (written by Package), rebuilt into the same sources as
 /// Evaluate's. Per request the two-tower candidates come from the query just embedded (index or
 /// exact), the other sources from these tables, and the ranker orders their union.
@@ -14,7 +14,9 @@ public sealed class PackagedBlend
 {
     public const string PurchasesFile = "purchases.parquet";
     public const string SegmentsFile = "segments.parquet";
-    public const string CoPurchaseFile = "co_purchase.parquet";
+
+    /// <summary>An item-to-item source's table (co_purchase.parquet, ease.parquet, item_knn.parquet).</summary>
+    public static string NeighboursFile(string source) => source + ".parquet";
 
     /// <summary>Candidates fixed for one request (the two-tower's top N of this query), with the model's score of any article.</summary>
     sealed class RequestModelSource(int count, IReadOnlyList<Candidate> top, Func<int, float> score) : ICandidateSource, IModelScorer
@@ -59,17 +61,9 @@ public sealed class PackagedBlend
         var days = rows.Ints(DataFiles.DayColumn);
         var purchases = Purchases.From(rows.Ints("customer"), rows.Ints("article"), days, customerCount, articleCount, days.Max() + 1);
         var segments = System.IO.File.Exists(File(SegmentsFile)) ? ColumnTable.ReadParquet(File(SegmentsFile)).Ints("segment") : null;
-        (int[], int[], float[])? neighbours = null;
-        if (System.IO.File.Exists(File(CoPurchaseFile)))
-        {
-            var table = ColumnTable.ReadParquet(File(CoPurchaseFile));
-            var start = new int[articleCount + 1];
-            foreach (var a in table.Ints("article"))
-                start[a + 1]++;
-            for (var a = 0; a < articleCount; a++)
-                start[a + 1] += start[a];
-            neighbours = (start, table.Ints("neighbour"), table.Floats("weight"));
-        }
+        var neighbours = new[] { SourceSet.CoPurchaseName, SourceSet.EaseName, SourceSet.ItemKnnName }
+            .Where(name => System.IO.File.Exists(File(NeighboursFile(name))))
+            .ToDictionary(name => name, name => ItemNeighbours.FromTable(ColumnTable.ReadParquet(File(NeighboursFile(name))), articleCount));
         var modelCount = config.Get(ConfigSchema.RetrieveTwoTower.Enabled) ? (int)config.Get(ConfigSchema.RetrieveTwoTower.Count) : 0;
         ICandidateSource?[] list = [.. modelCount > 0 ? new ICandidateSource?[] { null } : [], .. SourceSet.HistorySources(config, purchases, segments, neighbours)];
         var features = new BlendFeatures(purchases, list.Select(s => s?.Name ?? TwoTowerSource.SourceName).ToArray());
@@ -89,14 +83,8 @@ public sealed class PackagedBlend
             .WriteParquet(Path.Combine(packageDir, PurchasesFile));
         if (sources.Sources.OfType<PopularitySource>().FirstOrDefault()?.SegmentOfCustomer is { } segments)
             new ColumnTable().Add("segment", segments).WriteParquet(Path.Combine(packageDir, SegmentsFile));
-        if (sources.Sources.OfType<CoPurchaseSource>().FirstOrDefault() is { } co)
-        {
-            var articles = new int[co.NeighbourArticles.Length];
-            for (var a = 0; a + 1 < co.NeighbourStart.Length; a++)
-                articles.AsSpan(co.NeighbourStart[a], co.NeighbourStart[a + 1] - co.NeighbourStart[a]).Fill(a);
-            new ColumnTable().Add("article", articles).Add("neighbour", co.NeighbourArticles).Add("weight", co.NeighbourWeights)
-                .WriteParquet(Path.Combine(packageDir, CoPurchaseFile));
-        }
+        foreach (var source in sources.Sources.OfType<NeighbourSource>())
+            source.Neighbours.ToTable().WriteParquet(Path.Combine(packageDir, NeighboursFile(source.Name)));
     }
 
     /// <summary>

@@ -84,7 +84,8 @@ public static class RecommendService
                 note = result.KnownCustomer ? null : "customer not seen in training: the out-of-vocabulary embedding was used",
                 k,
                 k_capped = capped ? $"k capped at {maxK}" : null,
-                items = result.Items.Select(i => new { article_id = i.ArticleId, score = i.Score, sources = i.Sources, features = i.Features }),
+                // A blend without a ranker (blend.enabled: false) orders the union without scores: null, not NaN (not JSON).
+                items = result.Items.Select(i => new { article_id = i.ArticleId, score = float.IsNaN(i.Score) ? (float?)null : i.Score, sources = i.Sources, features = i.Features }),
             });
         }
         catch (ArgumentException e)

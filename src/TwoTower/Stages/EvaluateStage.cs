@@ -6,6 +6,7 @@ using TwoTower.Evaluation;
 using TwoTower.Kernels;
 using TwoTower.Model;
 using TwoTower.Pipeline;
+using TwoTower.Retrieval;
 
 namespace TwoTower.Stages;
 
@@ -17,7 +18,7 @@ namespace TwoTower.Stages;
 public sealed class EvaluateStage : Stage
 {
     public override string Name => "evaluate";
-    public override string CodeVersion => "evaluate-2";
+    public override string CodeVersion => "evaluate-3";
     public override IReadOnlyList<string> ConfigKeys => ["evaluate", "threads", "features"];
     public override IReadOnlyList<string> Upstream => ["blend"];
 
@@ -60,9 +61,14 @@ public sealed class EvaluateStage : Stage
             new("articles seen in training", RankMetrics.Compute(Subset(r => valItems[r] != Vocabulary.OutOfVocabulary), ks)),
             new("articles not seen in training", RankMetrics.Compute(Subset(r => valItems[r] == Vocabulary.OutOfVocabulary), ks)),
         };
-        var perCustomer = train.Ints.ContainsKey(DataFiles.DayColumn)
-            ? PerCustomerEvaluation.Run(run.Store, config, model, kernels, train, val, features, ks, run.Log)
-            : [];
+        IReadOnlyList<BasketMetrics.Result> perCustomer = [];
+        if (train.Ints.ContainsKey(DataFiles.DayColumn))
+        {
+            (perCustomer, var sources) = PerCustomerEvaluation.Run(run.Store, config, model, kernels, train, val, features, ks, run.Log);
+            // EASE and item-kNN beside the model per row too: the practitioner's first comparison.
+            foreach (var source in sources.Sources.Where(s => s.Name is SourceSet.EaseName or SourceSet.ItemKnnName))
+                methods.Add(new($"{source.Name} (its top {source.Count})", RankMetrics.Compute(ListRanks(source, valCustomers, valItems), ks)));
+        }
         var report = new EvaluationReport(run.Store.ReadManifest("train")!.Fingerprint, val.RowCount, catalogue, seconds, ks, methods, subsets, perCustomer);
 
         var options = new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
@@ -75,5 +81,23 @@ public sealed class EvaluateStage : Stage
         if (perCustomer.Count > 0)
             Plots.RecallAtK(run.Output("recall_at_k.png"), ks, perCustomer);
         run.Log.Info(table);
+    }
+
+    /// <summary>Each validation row's rank of its article in the source's list for the customer (1-based), or a miss when not in it.</summary>
+    static long[] ListRanks(ICandidateSource source, int[] customers, int[] articles)
+    {
+        var lists = new Dictionary<int, Dictionary<int, int>>();
+        var list = new List<Candidate>();
+        var ranks = new long[customers.Length];
+        for (var r = 0; r < customers.Length; r++)
+        {
+            if (!lists.TryGetValue(customers[r], out var rankOf))
+            {
+                source.Candidates(customers[r], list);
+                lists[customers[r]] = rankOf = list.Select((c, i) => (c.Article, Rank: i + 1)).ToDictionary(x => x.Article, x => x.Rank);
+            }
+            ranks[r] = rankOf.TryGetValue(articles[r], out var rank) ? rank : RankMetrics.Miss;
+        }
+        return ranks;
     }
 }

@@ -1,62 +1,39 @@
 namespace TwoTower.Retrieval;
 
 /// <summary>
-/// co_purchase (item-to-item): article j is a neighbour of i when customers bought both within
-/// `windowDays` of each other; its weight is P(j | i) = (customers who bought i then j, or j then i,
-/// within the window) / (customers who bought i). Each article keeps its top `neighbours`. A
-/// customer's candidates: Σ over their last `recentArticles` distinct articles i of
-/// 0.5^(age_i / half-life) · P(j | i).
+/// Item-to-item neighbours from pair counts: article j is a neighbour of i when customers bought both
+/// within `windowDays` of each other (at most <see cref="PairsPerPurchase"/> purchases apart). Two
+/// weightings of the count n(i, j) of such customers: co_purchase's P(j | i) = n(i, j) / buyers(i),
+/// and item_knn's cosine of the two articles' customer columns, n(i, j) / √(buyers(i) · buyers(j))
+/// (with the window the whole history). Each article keeps its top `neighbours` by weight.
 /// Built with bounded memory: each customer's distinct pairs become 8-byte keys, sorted and counted
 /// in runs, for one shard of articles i at a time (as many shards as it takes to keep the keys under
 /// `maxPairsInMemory`), each shard one pass over all customers.
 /// </summary>
-public sealed class CoPurchaseSource : ICandidateSource
+public sealed class CoPurchase
 {
     /// <summary>Later purchases paired with each purchase, at most: a customer with thousands of rows in a window would otherwise cost n².</summary>
-    const int PairsPerPurchase = 30;
+    public const int PairsPerPurchase = 30;
+
+    public enum Weighting { Conditional, Cosine }
 
     readonly Purchases purchases;
-    readonly int count, recentArticles;
-    readonly double halfLifeDays;
-    /// <summary>Neighbours of article i: NeighbourArticles[NeighbourStart[i]..NeighbourStart[i+1]], weights beside them, best first.</summary>
-    public int[] NeighbourStart { get; }
-    public int[] NeighbourArticles { get; }
-    public float[] NeighbourWeights { get; }
 
-    public CoPurchaseSource(Purchases purchases, int count, int windowDays, int neighbours, int recentArticles, double halfLifeDays,
-        long maxPairsInMemory = 40_000_000)
+    CoPurchase(Purchases purchases) => this.purchases = purchases;
+
+    public static ItemNeighbours Neighbours(Purchases purchases, int windowDays, int neighbours, Weighting weighting, long maxPairsInMemory = 40_000_000)
     {
-        (this.purchases, this.count, this.recentArticles, this.halfLifeDays) = (purchases, count, recentArticles, halfLifeDays);
+        var builder = new CoPurchase(purchases);
         var buyers = Buyers(purchases);
-        var shards = (int)Math.Max(1, (PairUpperBound(windowDays) + maxPairsInMemory - 1) / maxPairsInMemory);
+        var shards = (int)Math.Max(1, (builder.PairUpperBound(windowDays) + maxPairsInMemory - 1) / maxPairsInMemory);
         var lists = new (int Article, float Weight)[purchases.ArticleCount][];
         for (var shard = 0; shard < shards; shard++)
-            KeepTopNeighbours(SortedCustomerPairs(windowDays, shards, shard), neighbours, buyers, lists);
-        NeighbourStart = new int[purchases.ArticleCount + 1];
-        for (var i = 0; i < lists.Length; i++)
-            NeighbourStart[i + 1] = NeighbourStart[i] + (lists[i]?.Length ?? 0);
-        NeighbourArticles = new int[NeighbourStart[^1]];
-        NeighbourWeights = new float[NeighbourStart[^1]];
-        for (var i = 0; i < lists.Length; i++)
-        {
-            for (var n = 0; n < (lists[i]?.Length ?? 0); n++)
-                (NeighbourArticles[NeighbourStart[i] + n], NeighbourWeights[NeighbourStart[i] + n]) = lists[i][n];
-        }
+            KeepTopNeighbours(builder.SortedCustomerPairs(windowDays, shards, shard), neighbours, buyers, weighting, lists);
+        return ItemNeighbours.FromLists(lists);
     }
-
-    /// <summary>From neighbour tables built before (a package): the arrays of <see cref="NeighbourStart"/>, <see cref="NeighbourArticles"/>, <see cref="NeighbourWeights"/>.</summary>
-    public CoPurchaseSource(Purchases purchases, int count, int recentArticles, double halfLifeDays, int[] neighbourStart, int[] neighbourArticles,
-        float[] neighbourWeights)
-    {
-        (this.purchases, this.count, this.recentArticles, this.halfLifeDays) = (purchases, count, recentArticles, halfLifeDays);
-        (NeighbourStart, NeighbourArticles, NeighbourWeights) = (neighbourStart, neighbourArticles, neighbourWeights);
-    }
-
-    public string Name => "co_purchase";
-    public int Count => count;
 
     /// <summary>Distinct customers per article.</summary>
-    static int[] Buyers(Purchases purchases)
+    public static int[] Buyers(Purchases purchases)
     {
         var buyers = new int[purchases.ArticleCount];
         var seen = new HashSet<int>();
@@ -129,8 +106,8 @@ public sealed class CoPurchaseSource : ICandidateSource
         return (keys, length);
     }
 
-    /// <summary>Per article i of the sorted pairs: its `neighbours` most frequent j (ties to the lower j), weighted P(j | i).</summary>
-    static void KeepTopNeighbours((long[] Keys, int Length) pairs, int neighbours, int[] buyers, (int Article, float Weight)[][] lists)
+    /// <summary>Per article i of the sorted pairs: its `neighbours` j of the highest weight (then the higher count, then the lower j).</summary>
+    static void KeepTopNeighbours((long[] Keys, int Length) pairs, int neighbours, int[] buyers, Weighting weighting, (int Article, float Weight)[][] lists)
     {
         var (keys, length) = pairs;
         var run = new List<(int J, int Customers)>();
@@ -147,27 +124,12 @@ public sealed class CoPurchaseSource : ICandidateSource
                 run.Add(((int)(uint)keys[at], end - at));
                 at = end;
             }
-            lists[i] = run.OrderByDescending(p => p.Customers).ThenBy(p => p.J).Take(neighbours)
-                .Select(p => (p.J, (float)p.Customers / buyers[i])).ToArray();
+            float Weight((int J, int Customers) p) => weighting == Weighting.Conditional
+                ? (float)p.Customers / buyers[i]
+                : (float)(p.Customers / Math.Sqrt((double)buyers[i] * buyers[p.J]));
+            lists[i] = run.Select(p => (p.J, p.Customers, Weight: Weight(p))).OrderByDescending(p => p.Weight).ThenByDescending(p => p.Customers)
+                .ThenBy(p => p.J).Take(neighbours).Select(p => (p.J, p.Weight)).ToArray();
             start = at;
         }
-    }
-
-    public void Candidates(int customer, List<Candidate> output)
-    {
-        var scores = new Dictionary<int, double>();
-        var articles = purchases.ArticlesOf(customer);
-        var days = purchases.DaysOf(customer);
-        var used = new HashSet<int>();
-        for (var p = articles.Length - 1; p >= 0 && used.Count < recentArticles; p--)
-        {
-            var i = articles[p];
-            if (!used.Add(i))
-                continue;
-            var weight = Purchases.Decay(purchases.AsOfDay - days[p], halfLifeDays);
-            for (var n = NeighbourStart[i]; n < NeighbourStart[i + 1]; n++)
-                scores[NeighbourArticles[n]] = scores.GetValueOrDefault(NeighbourArticles[n]) + weight * NeighbourWeights[n];
-        }
-        TopScores.Take(scores, count, output);
     }
 }
