@@ -36,16 +36,7 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
         for (var i = 0; i < customers.Count; i++)
             queryOfCustomer[customers[i]] = i;
         queries = TwoTowerModel.Embed(model.Query, kernels, queryColumns, Enumerable.Range(0, customers.Count).ToArray());
-        (topArticles, topScores) = (new int[customers.Count * this.count], new float[customers.Count * this.count]);
-        if (customers.Count == 0)
-            return;
-        using var q = kernels.Upload(queries);
-        using var c = kernels.Upload(articles);
-        using var top = kernels.Allocate<int>(topArticles.Length);
-        using var scores = kernels.Allocate<float>(topScores.Length);
-        kernels.TopK(q, customers.Count, c, catalogueRows.Length, dim, this.count, top, scores);
-        kernels.CopyToHost(top, topArticles);
-        kernels.CopyToHost(scores, topScores);
+        (topArticles, topScores) = kernels.TopK(queries, customers.Count, articles, catalogueRows.Length, dim, this.count);
         for (var i = 0; i < topArticles.Length; i++)
             topArticles[i] = trainArticles[catalogueRows[topArticles[i]]];
     }

@@ -134,17 +134,7 @@ public sealed class Recommender : IDisposable
         var (columns, known) = QueryColumns(customerIds, values);
         var queries = TwoTowerModel.Embed(queryWeights, batchKernels, columns, Enumerable.Range(0, count).ToArray());
         var ask = count == 0 ? 0 : customerIds.Max(c => ModelCandidatesNeeded(c, k, excludeBought, modelOnly));
-        var (top, scores) = (new int[count * ask], new float[count * ask]);
-        if (ask > 0)
-        {
-            using var q = batchKernels.Upload(queries);
-            using var candidates = batchKernels.Upload(Embeddings);
-            using var topBuffer = batchKernels.Upload(top);
-            using var scoreBuffer = batchKernels.Upload(scores);
-            batchKernels.TopK(q, count, candidates, ArticleIds.Length, Dim, ask, topBuffer, scoreBuffer);
-            batchKernels.CopyToHost(topBuffer, top);
-            batchKernels.CopyToHost(scoreBuffer, scores);
-        }
+        var (top, scores) = batchKernels.TopK(queries, count, Embeddings, ArticleIds.Length, Dim, ask);
         var results = new RecommendResult[count];
         Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
         {
@@ -255,12 +245,7 @@ public sealed class Recommender : IDisposable
     /// <summary>The model's exact top `ask` rows for the query, best first.</summary>
     List<Hit> ExactTop(float[] query, int ask)
     {
-        var (indices, scores) = (new int[ask], new float[ask]);
-        using (var q = kernels.Upload(query))
-        using (var candidates = kernels.Upload(Embeddings))
-        using (var i = kernels.Upload(indices))
-        using (var s = kernels.Upload(scores))
-            kernels.TopK(q, 1, candidates, ArticleIds.Length, Dim, ask, i, s);
+        var (indices, scores) = kernels.TopK(query, 1, Embeddings, ArticleIds.Length, Dim, ask);
         return indices.Zip(scores, (row, score) => new Hit(row, score)).ToList();
     }
 

@@ -189,15 +189,7 @@ public sealed class PackageStage : Stage
         rng.Shuffle(rows.AsSpan());
         var queries = TwoTowerModel.Embed(model.Query, kernels, val, rows[..sample]);
         var k = Math.Min(100, count);
-        var exact = new int[sample * k];
-        using (var q = kernels.Upload(queries))
-        using (var c = kernels.Upload(embeddings))
-        using (var top = kernels.Allocate<int>(sample * k))
-        using (var scores = kernels.Allocate<float>(sample * k))
-        {
-            kernels.TopK(q, sample, c, count, dim, k, top, scores);
-            kernels.CopyToHost(top, exact);
-        }
+        var (exact, _) = kernels.TopK(queries, sample, embeddings, count, dim, k);
         using var index = new USearchIndex(run.Output(PackageLayout.IndexFile));
         double total = 0;
         for (var q = 0; q < sample; q++)

@@ -30,9 +30,7 @@ public sealed unsafe partial class SimdKernels
         for (var i = 0; i < queryCount; i++)
             thresholds[i] = ScoreDot(queries.Slice(i * dim, dim), positives.Slice(i * dim, dim));
         Ensure(ref candidatesTransposed, candidateCount * dim);
-        for (var j = 0; j < candidateCount; j++)
-        for (var d = 0; d < dim; d++)
-            candidatesTransposed[d * candidateCount + j] = candidates[j * dim + d];
+        Transpose(candidates, candidateCount, dim, candidatesTransposed);
         const int QueriesPerTask = 64;
         fixed (float* pq = queries, pc = candidates, pct = candidatesTransposed, pt = thresholds)
         fixed (int* pCounts = counts)
@@ -62,9 +60,8 @@ public sealed unsafe partial class SimdKernels
         var blocked = dim == 16 && queryCount >= RowBlock && Vector256.IsHardwareAccelerated;
         // A local copy, not a field: the serving path calls TopK from concurrent requests.
         var transposedCandidates = blocked ? new float[candidateCount * dim] : [];
-        for (var j = 0; j < (blocked ? candidateCount : 0); j++)
-        for (var d = 0; d < dim; d++)
-            transposedCandidates[d * candidateCount + j] = candidates[j * dim + d];
+        if (blocked)
+            Transpose(candidates, candidateCount, dim, transposedCandidates);
         const int QueriesPerTask = 16;
         fixed (float* pq = queries, pc = candidates, pct = transposedCandidates, ps = S(scoresBuffer))
         fixed (int* pi = S(indicesBuffer))

@@ -53,9 +53,7 @@ public sealed unsafe partial class SimdKernels
         Ensure(ref transposed, rows * dim);
         Ensure(ref logitRows, chunks * RowBlock * rows);
         Ensure(ref dcPartials, chunks * rows * dim);
-        for (var j = 0; j < rows; j++)
-        for (var d = 0; d < dim; d++)
-            transposed[d * rows + j] = c[j * dim + d];
+        Transpose(c, rows, dim, transposed);
 
         fixed (float* pq = q, pc = c, pOffset = columnOffset, pLoss = lossPerRow, pdq = dq, pct = transposed, pl = logitRows, pdc = dcPartials)
         fixed (int* pIds = itemIds)

@@ -95,6 +95,14 @@ public sealed unsafe partial class SimdKernels(int threads) : IKernels
         return sum;
     }
 
+    /// <summary>target[d·count + j] = rows[j·dim + d]: the column layout the register blocks read (<see cref="Block4x16"/>).</summary>
+    static void Transpose(ReadOnlySpan<float> rows, int count, int dim, Span<float> target)
+    {
+        for (var j = 0; j < count; j++)
+        for (var d = 0; d < dim; d++)
+            target[d * count + j] = rows[j * dim + d];
+    }
+
     const int RowBlock = 4;
 
     /// <summary>
