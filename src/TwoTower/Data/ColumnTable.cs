@@ -52,12 +52,15 @@ public sealed class ColumnTable
     {
         ParquetWriter? writer = null;
         DataField[] fields = [];
+        ColumnTable? first = null;
+        var rowsWritten = 0L;
         try
         {
             foreach (var table in parts)
             {
                 if (writer == null)
                 {
+                    first = table;
                     fields = table.columns.Select(c => c.Values switch
                     {
                         int[] => (DataField)new DataField<int>(c.Name),
@@ -68,10 +71,15 @@ public sealed class ColumnTable
                 }
                 else if (!table.Names.SequenceEqual(fields.Select(f => f.Name)))
                     throw new ArgumentException($"a part's columns ({string.Join(", ", table.Names)}) differ from the first's");
-                await table.WriteRowGroupsAsync(writer, fields);
+                for (var start = 0; start < table.RowCount; start += RowGroupSize)
+                    await table.WriteRowGroupAsync(writer, fields, start, Math.Min(RowGroupSize, table.RowCount - start));
+                rowsWritten += Math.Max(table.RowCount, 0);
             }
             if (writer == null)
                 throw new ArgumentException("no table to write");
+            // A file of no rows still holds one (empty) row group, as readers expect.
+            if (rowsWritten == 0)
+                await first!.WriteRowGroupAsync(writer, fields, 0, 0);
         }
         finally
         {
@@ -80,30 +88,23 @@ public sealed class ColumnTable
         }
     }
 
-    async Task WriteRowGroupsAsync(ParquetWriter writer, DataField[] fields)
+    async Task WriteRowGroupAsync(ParquetWriter writer, DataField[] fields, int start, int count)
     {
-        var rows = Math.Max(RowCount, 0);
-        for (var start = 0; start < rows || start == 0; start += RowGroupSize)
+        using var group = writer.CreateRowGroup();
+        for (var i = 0; i < columns.Count; i++)
         {
-            var count = Math.Min(RowGroupSize, rows - start);
-            using var group = writer.CreateRowGroup();
-            for (var i = 0; i < columns.Count; i++)
+            switch (columns[i].Values)
             {
-                switch (columns[i].Values)
-                {
-                    case int[] v:
-                        await group.WriteAsync<int>(fields[i], v.AsMemory(start, count));
-                        break;
-                    case string[] text:
-                        await group.WriteAsync(fields[i], new ArraySegment<string>(text, start, count));
-                        break;
-                    case float[] f:
-                        await group.WriteAsync<float>(fields[i], f.AsMemory(start, count));
-                        break;
-                }
+                case int[] v:
+                    await group.WriteAsync<int>(fields[i], v.AsMemory(start, count));
+                    break;
+                case string[] text:
+                    await group.WriteAsync(fields[i], new ArraySegment<string>(text, start, count));
+                    break;
+                case float[] f:
+                    await group.WriteAsync<float>(fields[i], f.AsMemory(start, count));
+                    break;
             }
-            if (rows == 0)
-                break;
         }
     }
 
