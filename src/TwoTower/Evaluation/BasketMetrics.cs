@@ -36,21 +36,56 @@ public static class BasketMetrics
     public static Result Compute(string method, IReadOnlyDictionary<int, HashSet<int>> baskets, IReadOnlyList<(int Customer, int Article)> rows,
         Func<int, IReadOnlyList<int>> listOf, IReadOnlyList<int> ks)
     {
-        double map = 0, length = 0, whole = 0;
-        var recall = ks.ToDictionary(k => k, _ => 0.0);
-        var top100 = new Dictionary<int, HashSet<int>>();
+        var rowsOf = RowArticles(rows);
+        var means = new Means(method, ks);
         foreach (var (customer, basket) in baskets)
+            means.Add(Score(listOf(customer), basket, rowsOf[customer], ks));
+        return means.Result(rows.Count);
+    }
+
+    /// <summary>Each customer's validation row articles, duplicates included.</summary>
+    public static Dictionary<int, List<int>> RowArticles(IReadOnlyList<(int Customer, int Article)> rows)
+    {
+        var rowsOf = new Dictionary<int, List<int>>();
+        foreach (var (customer, article) in rows)
+            (rowsOf.TryGetValue(customer, out var list) ? list : rowsOf[customer] = []).Add(article);
+        return rowsOf;
+    }
+
+    /// <summary>One customer's terms of a method's means: AP@12, list length, recall of the whole list and at each k, rows in the top 100.</summary>
+    public sealed record CustomerScore(double AveragePrecision, int Length, double ListRecall, double[] RecallAt, int RowHits);
+
+    public static CustomerScore Score(IReadOnlyList<int> list, IReadOnlySet<int> basket, IReadOnlyList<int> rowArticles, IReadOnlyList<int> ks)
+    {
+        var top100 = list.Take(100).ToHashSet();
+        return new CustomerScore(AveragePrecision(list, basket), list.Count, list.Distinct().Count(basket.Contains) / (double)basket.Count,
+            ks.Select(k => list.Take(k).Distinct().Count(basket.Contains) / (double)basket.Count).ToArray(), rowArticles.Count(top100.Contains));
+    }
+
+    /// <summary>A method's means over customers, summed in the order the customers are added (the same order, the same bits).</summary>
+    public sealed class Means(string method, IReadOnlyList<int> ks)
+    {
+        double map, length, whole;
+        readonly double[] recall = new double[ks.Count];
+        long rowHits;
+        int customers;
+
+        public void Add(CustomerScore score)
         {
-            var list = listOf(customer);
-            map += AveragePrecision(list, basket);
-            length += list.Count;
-            whole += list.Distinct().Count(basket.Contains) / (double)basket.Count;
-            foreach (var k in ks)
-                recall[k] += list.Take(k).Distinct().Count(basket.Contains) / (double)basket.Count;
-            top100[customer] = list.Take(100).ToHashSet();
+            map += score.AveragePrecision;
+            length += score.Length;
+            whole += score.ListRecall;
+            for (var i = 0; i < ks.Count; i++)
+                recall[i] += score.RecallAt[i];
+            rowHits += score.RowHits;
+            customers++;
         }
-        var n = Math.Max(1, baskets.Count);
-        var rowHits = rows.Count(r => top100[r.Customer].Contains(r.Article)) / (double)Math.Max(1, rows.Count);
-        return new Result(method, baskets.Count, map / n, ks.ToDictionary(k => k, k => recall[k] / n), rowHits, whole / n, length / n);
+
+        public Result Result(int rowCount)
+        {
+            var n = Math.Max(1, customers);
+            return new Result(method, customers, map / n, ks.Select((k, i) => (k, i)).ToDictionary(x => x.k, x => recall[x.i] / n),
+                rowHits / (double)Math.Max(1, rowCount), whole / n, length / n);
+        }
     }
 }

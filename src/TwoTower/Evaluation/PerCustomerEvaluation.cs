@@ -11,13 +11,20 @@ namespace TwoTower.Evaluation;
 /// The H&amp;M competition's view: every validation customer seen in training gets one list per
 /// method (each candidate source alone, the union of the sources, the blend, all-time popularity),
 /// scored against their validation basket with <see cref="BasketMetrics"/>. Sources and blend are
-/// built from training purchases only, as of the day after the last.
+/// built from training purchases only, as of the day after the last. Each customer's union is built
+/// once and every method's list read from it; customers are scored in parallel blocks and the
+/// means summed in a fixed order (the same figures for any thread count).
 /// </summary>
 public static class PerCustomerEvaluation
 {
-    /// <returns>The metrics of every method, and the sources (for per-row figures of the item-to-item baselines).</returns>
-    public static (IReadOnlyList<BasketMetrics.Result> Results, SourceSet Sources) Run(ArtifactStore store, PipelineConfig config, TwoTowerModel model, IKernels kernels,
-        TrainingColumns train, TrainingColumns val, FeatureSet features, IReadOnlyList<int> ks, IPipelineLog log)
+    const int Block = 4096;
+
+    /// <param name="rowRankSources">Sources whose per-row ranks are wanted (the per-row table's item-to-item baselines).</param>
+    /// <returns>The metrics of every method, and for each of `rowRankSources` each validation row's rank of its article in the
+    /// customer's list (1-based; <see cref="RankMetrics.Miss"/> when not in it; customers not seen in training get the lists of the unknown id).</returns>
+    public static (IReadOnlyList<BasketMetrics.Result> Results, IReadOnlyList<(ICandidateSource Source, long[] Ranks)> RowRanks) Run(ArtifactStore store,
+        PipelineConfig config, TwoTowerModel model, IKernels kernels, TrainingColumns train, TrainingColumns val, FeatureSet features,
+        IReadOnlyList<int> ks, IReadOnlySet<string> rowRankSources, IPipelineLog log)
     {
         var valCustomers = val.Ints[features.QueryId];
         var valArticles = val.Ints[features.CandidateId];
@@ -29,20 +36,59 @@ public static class PerCustomerEvaluation
         var length = Math.Max(100, ks.Max());
         log.Info($"Per-customer evaluation: {customers.Count:N0} validation customers seen in training, {rows.Count:N0} of their purchases");
 
-        var results = new List<BasketMetrics.Result>();
-        var list = new List<Candidate>();
-        foreach (var source in blended.Sources.Sources)
-            results.Add(BasketMetrics.Compute(source.Name, baskets, rows, c =>
-            {
-                source.Candidates(c, list);
-                return list.Select(x => x.Article).ToList();
-            }, ks));
-        results.Add(BasketMetrics.Compute("union of the sources", baskets, rows, c => blended.Sources.Union(c).Select(x => x.Article).ToList(), ks));
-        var blendLists = blended.RecommendMany(customers, length);
-        results.Add(BasketMetrics.Compute("blend", baskets, rows, c => blendLists[c], ks));
+        var sources = blended.Sources.Sources;
         var popular = AllTimePopular(train.Ints[features.CandidateId], length);
-        results.Add(BasketMetrics.Compute("popularity (all time)", baskets, rows, _ => popular, ks));
-        return (results, blended.Sources);
+        var rowsOf = BasketMetrics.RowArticles(rows);
+        var valRowsOf = Enumerable.Range(0, val.RowCount).GroupBy(r => valCustomers[r]).ToDictionary(g => g.Key, g => g.ToArray());
+        var ranked = sources.Select((source, s) => (source, s)).Where(x => rowRankSources.Contains(x.source.Name)).ToArray();
+        var rowRanks = ranked.Select(_ => new long[val.RowCount]).ToArray();
+        var means = sources.Select(x => x.Name).Append("union of the sources").Append("blend").Append("popularity (all time)")
+            .Select(name => new BasketMetrics.Means(name, ks)).ToArray();
+
+        // One customer: the union once, each method's list from it, each list's terms of the means.
+        BasketMetrics.CustomerScore[] Scores(int customer)
+        {
+            var union = blended.Sources.Union(customer);
+            var lists = sources.Select((_, s) => SourceList(union, s))
+                .Append(union.Select(c => c.Article).ToList()).Append(blended.Recommend(customer, union, length)).Append(popular);
+            for (var x = 0; x < ranked.Length; x++)
+                WriteRowRanks(SourceList(union, ranked[x].s), valRowsOf[customer], valArticles, rowRanks[x]);
+            return lists.Select(list => BasketMetrics.Score(list, baskets[customer], rowsOf[customer], ks)).ToArray();
+        }
+        // In the baskets' order: the order the means have always been summed in.
+        var order = baskets.Keys.ToArray();
+        var scores = new BasketMetrics.CustomerScore[Block][];
+        for (var start = 0; start < order.Length; start += Block)
+        {
+            var count = Math.Min(Block, order.Length - start);
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = config.Threads }, i => scores[i] = Scores(order[start + i]));
+            for (var i = 0; i < count; i++)
+            {
+                for (var m = 0; m < means.Length; m++)
+                    means[m].Add(scores[i][m]);
+            }
+        }
+        // Validation rows of customers not seen in training: the lists of the unknown id.
+        if (ranked.Length > 0 && valRowsOf.TryGetValue(Vocabulary.OutOfVocabulary, out var unknownRows))
+        {
+            var union = blended.Sources.Union(Vocabulary.OutOfVocabulary);
+            for (var x = 0; x < ranked.Length; x++)
+                WriteRowRanks(SourceList(union, ranked[x].s), unknownRows, valArticles, rowRanks[x]);
+        }
+        return (means.Select(m => m.Result(rows.Count)).ToList(), ranked.Select((x, i) => (x.source, rowRanks[i])).ToList());
+    }
+
+    /// <summary>Source s's own list, read back from the union: the articles it proposed, in its order.</summary>
+    static List<int> SourceList(List<UnionCandidate> union, int s) =>
+        union.Where(c => !float.IsNaN(c.Ranks[s])).OrderBy(c => c.Ranks[s]).Select(c => c.Article).ToList();
+
+    static void WriteRowRanks(List<int> list, int[] valRows, int[] valArticles, long[] ranks)
+    {
+        foreach (var r in valRows)
+        {
+            var at = list.IndexOf(valArticles[r]);
+            ranks[r] = at < 0 ? RankMetrics.Miss : at + 1;
+        }
     }
 
     static List<int> AllTimePopular(int[] articles, int count) =>

@@ -12,10 +12,9 @@ public sealed class BlendedList(SourceSet sources, BlendFeatures features, Blend
 {
     public SourceSet Sources => sources;
 
-    public List<int> Recommend(int customer, int k) =>
-        Order(ranker, features, sources.Model, customer, sources.Union(customer), k).Select(c => c.Article).ToList();
-
-    public Dictionary<int, List<int>> RecommendMany(IReadOnlyList<int> customers, int k) => customers.ToDictionary(c => c, c => Recommend(c, k));
+    /// <summary>The first k articles of the customer's union (<see cref="SourceSet.Union"/>) in the blend's order.</summary>
+    public List<int> Recommend(int customer, List<UnionCandidate> union, int k) =>
+        Order(ranker, features, sources.Model, customer, union, k).Select(c => c.Article).ToList();
 
     /// <summary>
     /// The first k of a customer's union in the blend's order, each with the ranker's score (NaN

@@ -64,10 +64,11 @@ public sealed class EvaluateStage : Stage
         IReadOnlyList<BasketMetrics.Result> perCustomer = [];
         if (train.Ints.ContainsKey(DataFiles.DayColumn))
         {
-            (perCustomer, var sources) = PerCustomerEvaluation.Run(run.Store, config, model, kernels, train, val, features, ks, run.Log);
             // EASE and item-kNN beside the model per row too: the practitioner's first comparison.
-            foreach (var source in sources.Sources.Where(s => s.Name is SourceSet.EaseName or SourceSet.ItemKnnName))
-                methods.Add(new($"{source.Name} (its top {source.Count})", RankMetrics.Compute(ListRanks(source, valCustomers, valItems), ks)));
+            (perCustomer, var rowRanks) = PerCustomerEvaluation.Run(run.Store, config, model, kernels, train, val, features, ks,
+                new HashSet<string> { SourceSet.EaseName, SourceSet.ItemKnnName }, run.Log);
+            foreach (var (source, ranks) in rowRanks)
+                methods.Add(new($"{source.Name} (its top {source.Count})", RankMetrics.Compute(ranks, ks)));
         }
         var report = new EvaluationReport(run.Store.ReadManifest("train")!.Fingerprint, val.RowCount, catalogue, seconds, ks, methods, subsets, perCustomer);
 
@@ -81,23 +82,5 @@ public sealed class EvaluateStage : Stage
         if (perCustomer.Count > 0)
             Plots.RecallAtK(run.Output("recall_at_k.png"), ks, perCustomer);
         run.Log.Info(table);
-    }
-
-    /// <summary>Each validation row's rank of its article in the source's list for the customer (1-based), or a miss when not in it.</summary>
-    static long[] ListRanks(ICandidateSource source, int[] customers, int[] articles)
-    {
-        var lists = new Dictionary<int, Dictionary<int, int>>();
-        var list = new List<Candidate>();
-        var ranks = new long[customers.Length];
-        for (var r = 0; r < customers.Length; r++)
-        {
-            if (!lists.TryGetValue(customers[r], out var rankOf))
-            {
-                source.Candidates(customers[r], list);
-                lists[customers[r]] = rankOf = list.Select((c, i) => (c.Article, Rank: i + 1)).ToDictionary(x => x.Article, x => x.Rank);
-            }
-            ranks[r] = rankOf.TryGetValue(articles[r], out var rank) ? rank : RankMetrics.Miss;
-        }
-        return ranks;
     }
 }
