@@ -136,7 +136,9 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         Assert.True(viaIndex.Items.Select(i => i.ArticleId).Intersect(exact.Items.Select(i => i.ArticleId)).Count() >= 15);
         var fresh = recommender.Recommend(customer, values, 20, excludeBought: true, exact: true, modelOnly: true);
         var history = ColumnTable.ReadParquet(Path.Combine(pipeline.PackageDir, PackageLayout.HistoryFile));
-        var bought = history.Strings("customer_id").Zip(history.Ints("article_row")).Where(p => p.First == customer)
+        var customerIds = Vocabulary.Read(pipeline.PackageDir, "customer_id");
+        var bought = history.Ints(PackageLayout.HistoryCustomerColumn).Select(customerIds.Decode).Zip(history.Ints(PackageLayout.HistoryArticleRowColumn))
+            .Where(p => p.First == customer)
             .Select(p => recommender.ArticleIds[p.Second]).ToHashSet();
         Assert.NotEmpty(bought);
         Assert.DoesNotContain(fresh.Items, i => bought.Contains(i.ArticleId));
@@ -153,9 +155,9 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         using var recommender = new Recommender(pipeline.PackageDir);
         Assert.True(recommender.HasBlend);
         var history = ColumnTable.ReadParquet(Path.Combine(pipeline.PackageDir, PackageLayout.HistoryFile));
-        var customers = history.Strings("customer_id");
+        var customers = history.Ints(PackageLayout.HistoryCustomerColumn).Select(Vocabulary.Read(pipeline.PackageDir, "customer_id").Decode).ToArray();
         var customer = customers.GroupBy(c => c).OrderByDescending(g => g.Count()).ThenBy(g => g.Key).First().Key;
-        var bought = customers.Zip(history.Ints("article_row")).Where(p => p.First == customer).Select(p => recommender.ArticleIds[p.Second]).ToHashSet();
+        var bought = customers.Zip(history.Ints(PackageLayout.HistoryArticleRowColumn)).Where(p => p.First == customer).Select(p => recommender.ArticleIds[p.Second]).ToHashSet();
         var values = new Dictionary<string, string> { ["age"] = "35", ["month"] = "7" };
 
         var blend = recommender.Recommend(customer, values, 12, excludeBought: false, exact: true);

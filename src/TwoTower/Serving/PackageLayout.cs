@@ -3,11 +3,14 @@ namespace TwoTower.Serving;
 /// <summary>The files of a serving package (artifacts/package/), as Package writes them and the Recommender reads them.</summary>
 public static class PackageLayout
 {
-    public const string FormatVersion = "twotower-package-2";
+    public const string FormatVersion = "twotower-package-3";
     public const string ManifestFile = "package.json";
     public const string CandidatesFile = "candidates.parquet";
     public const string IndexFile = "index.usearch";
     public const string HistoryFile = "history.parquet";
+    /// <summary>history.parquet's columns: the customer's vocabulary id (vocab.customer_id.json) and the article's row of candidates.parquet.</summary>
+    public const string HistoryCustomerColumn = "customer";
+    public const string HistoryArticleRowColumn = "article_row";
     public const string CustomersFile = "customers.parquet";
     public const string QueryTowerFile = "query_tower.onnx";
     public const string CandidateTowerFile = "candidate_tower.onnx";

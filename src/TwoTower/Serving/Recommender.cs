@@ -42,7 +42,8 @@ public sealed class Recommender : IDisposable
     public string[] ArticleIds { get; }
     public int Dim { get; }
     readonly Dictionary<string, string[]> articleFeatures;
-    readonly Dictionary<string, HashSet<int>> bought;
+    /// <summary>Each customer's distinct training articles as catalogue rows: boughtRows[boughtStart[c]..boughtStart[c + 1]] for customer vocabulary id c.</summary>
+    readonly int[] boughtStart, boughtRows;
     readonly Dictionary<string, int> packagedCustomer;
     readonly ColumnTable packagedFeatures;
     readonly PackagedBlend? blend;
@@ -95,15 +96,19 @@ public sealed class Recommender : IDisposable
         packagedCustomer = packagedFeatures.Strings(features.QueryId).Select((id, row) => (id, row)).ToDictionary(x => x.id, x => x.row);
 
         var history = ColumnTable.ReadParquet(File(PackageLayout.HistoryFile));
-        bought = new Dictionary<string, HashSet<int>>();
-        var customers = history.Strings(features.QueryId);
-        var articles = history.Ints("article_row");
-        for (var r = 0; r < customers.Length; r++)
-        {
-            if (!bought.TryGetValue(customers[r], out var set))
-                bought[customers[r]] = set = [];
-            set.Add(articles[r]);
-        }
+        boughtRows = history.Ints(PackageLayout.HistoryArticleRowColumn);
+        boughtStart = new int[vocabularies[features.QueryId].Count + 2];
+        foreach (var c in history.Ints(PackageLayout.HistoryCustomerColumn))   // sorted by customer
+            boughtStart[c + 1]++;
+        for (var c = 1; c < boughtStart.Length; c++)
+            boughtStart[c] += boughtStart[c - 1];
+    }
+
+    /// <summary>The customer's training articles (catalogue rows) when `excludeBought`; null when nothing is to be left out.</summary>
+    HashSet<int>? Bought(string customerId, bool excludeBought)
+    {
+        var c = vocabularies[features.QueryId][customerId];
+        return excludeBought && boughtStart[c + 1] > boughtStart[c] ? boughtRows[boughtStart[c]..boughtStart[c + 1]].ToHashSet() : null;
     }
 
     /// <summary>
@@ -149,14 +154,14 @@ public sealed class Recommender : IDisposable
     {
         if (blend != null && !modelOnly)
             return Math.Min(ArticleIds.Length, blend.ModelCount);
-        var skip = excludeBought && bought.TryGetValue(customerId, out var set) ? set.Count : 0;
+        var skip = Bought(customerId, excludeBought)?.Count ?? 0;
         return Math.Min(ArticleIds.Length, k + skip);
     }
 
     /// <summary>The customer's list from their query and the model's candidates for it (best first): the model's alone, or the blend's.</summary>
     RecommendResult Rank(string customerId, bool known, float[] query, IReadOnlyList<Hit> modelHits, int k, bool excludeBought, bool modelOnly)
     {
-        var skip = excludeBought && bought.TryGetValue(customerId, out var set) ? set : null;
+        var skip = Bought(customerId, excludeBought);
         var want = Math.Min(k, ArticleIds.Length - (skip?.Count ?? 0));
         if (blend == null || modelOnly)
         {

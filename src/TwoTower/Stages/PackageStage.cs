@@ -24,7 +24,7 @@ namespace TwoTower.Stages;
 public sealed class PackageStage : Stage
 {
     public override string Name => "package";
-    public override string CodeVersion => "package-2";
+    public override string CodeVersion => "package-3";
     public override IReadOnlyList<string> ConfigKeys => ["package", "opensearch", "features"];
     public override IReadOnlyList<string> Upstream => ["evaluate"];
 
@@ -43,7 +43,7 @@ public sealed class PackageStage : Stage
         var dim = model.Candidate.OutputDim;
         var embeddings = TwoTowerModel.Embed(model.Candidate, kernels, train, rows);
         var candidates = WriteCandidates(run, features, vocabularies, train, rows, embeddings, dim);
-        WriteHistory(run, features, vocabularies, train, rows);
+        WriteHistory(run, features, train, rows);
         WriteCustomers(run, features, vocabularies, train);
         var index = IndexSettings.From(config);
         WriteIndex(run, index, embeddings, rows.Length, dim);
@@ -109,16 +109,24 @@ public sealed class PackageStage : Stage
         return candidates;
     }
 
-    /// <summary>history.parquet: the distinct training purchases as (customer id, candidate row), for "exclude already bought".</summary>
-    static void WriteHistory(StageRun run, FeatureSet features, Dictionary<string, Vocabulary> vocabularies, TrainingColumns train, int[] rows)
+    /// <summary>
+    /// history.parquet: the distinct training purchases as (customer vocabulary id, candidate row),
+    /// sorted, for "exclude already bought". Ids, not id strings: at full H&amp;M scale 28M strings
+    /// cost the service gigabytes to load.
+    /// </summary>
+    static void WriteHistory(StageRun run, FeatureSet features, TrainingColumns train, int[] rows)
     {
         var items = train.Ints[features.CandidateId];
         var rowOfItem = rows.Select((r, i) => (items[r], i)).ToDictionary(x => x.Item1, x => x.i);
         var customers = train.Ints[features.QueryId];
-        var pairs = Enumerable.Range(0, train.RowCount).Select(r => (customers[r], rowOfItem[items[r]])).Distinct().ToArray();
+        var pairs = new long[train.RowCount];
+        for (var r = 0; r < pairs.Length; r++)
+            pairs[r] = ((long)customers[r] << 32) | (uint)rowOfItem[items[r]];
+        Array.Sort(pairs);
+        var distinct = pairs.Where((p, i) => i == 0 || p != pairs[i - 1]).ToArray();
         new ColumnTable()
-            .Add(features.QueryId, pairs.Select(p => vocabularies[features.QueryId].Decode(p.Item1)).ToArray())
-            .Add("article_row", pairs.Select(p => p.Item2).ToArray())
+            .Add(PackageLayout.HistoryCustomerColumn, distinct.Select(p => (int)(p >> 32)).ToArray())
+            .Add(PackageLayout.HistoryArticleRowColumn, distinct.Select(p => (int)(uint)p).ToArray())
             .WriteParquet(run.Output(PackageLayout.HistoryFile));
     }
 
