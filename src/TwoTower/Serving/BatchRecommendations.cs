@@ -23,13 +23,20 @@ public static class BatchRecommendations
 
     public sealed record Summary(int Customers, int UnknownCustomers, int ShortLists, string Source, long Rows);
 
-    /// <summary>The customers' lists, a block at a time, in the customers' order.</summary>
+    /// <summary>
+    /// The customers' lists, a block at a time, in the customers' order. The next block is computed
+    /// while the caller writes this one (one block in flight: memory stays bounded).
+    /// </summary>
     public static IEnumerable<RecommendResult[]> Lists(Recommender recommender, IReadOnlyList<string> customers, Request request, IKernels kernels, int threads)
     {
-        for (var start = 0; start < customers.Count; start += BlockSize)
+        Task<RecommendResult[]> Compute(int start) => Task.Run(() => recommender.RecommendMany(customers.Skip(start).Take(BlockSize).ToArray(),
+            request.Values, request.K, request.ExcludeBought, request.ModelOnly, kernels, threads));
+        var next = customers.Count > 0 ? Compute(0) : null;
+        for (var start = 0; next != null; start += BlockSize)
         {
-            var block = customers.Skip(start).Take(BlockSize).ToArray();
-            yield return recommender.RecommendMany(block, request.Values, request.K, request.ExcludeBought, request.ModelOnly, kernels, threads);
+            var block = next.GetAwaiter().GetResult();
+            next = start + BlockSize < customers.Count ? Compute(start + BlockSize) : null;
+            yield return block;
         }
     }
 

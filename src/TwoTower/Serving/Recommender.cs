@@ -41,7 +41,8 @@ public sealed class Recommender : IDisposable
     public float[] Embeddings { get; }
     public string[] ArticleIds { get; }
     public int Dim { get; }
-    readonly Dictionary<string, string[]> articleFeatures;
+    /// <summary>Each catalogue row's item features (decoded), built once: every list that returns the row shares it.</summary>
+    readonly IReadOnlyDictionary<string, string>[] articleFeatures;
     /// <summary>Each customer's distinct training articles as catalogue rows: boughtRows[boughtStart[c]..boughtStart[c + 1]] for customer vocabulary id c.</summary>
     readonly int[] boughtStart, boughtRows;
     readonly Dictionary<string, int> packagedCustomer;
@@ -85,8 +86,10 @@ public sealed class Recommender : IDisposable
             for (var i = 0; i < ArticleIds.Length; i++)
                 Embeddings[i * Dim + d] = column[i];
         }
-        articleFeatures = candidates.Names.Where(n => n != features.CandidateId && candidates.Column(n) is string[])
-            .ToDictionary(n => n, candidates.Strings);
+        var featureColumns = candidates.Names.Where(n => n != features.CandidateId && candidates.Column(n) is string[])
+            .Select(n => (Name: n, Values: candidates.Strings(n))).ToArray();
+        articleFeatures = Enumerable.Range(0, ArticleIds.Length)
+            .Select(row => (IReadOnlyDictionary<string, string>)featureColumns.ToDictionary(f => f.Name, f => f.Values[row])).ToArray();
         index = new USearchIndex(File(PackageLayout.IndexFile));
         articleIdOfRow = ArticleIds.Select(id => vocabularies[features.CandidateId][id]).ToArray();
         rowOfArticleId = articleIdOfRow.Select((id, row) => (id, row)).ToDictionary(x => x.id, x => x.row);
@@ -181,7 +184,7 @@ public sealed class Recommender : IDisposable
     static readonly string[] ModelOnly = [Retrieval.TwoTowerSource.SourceName];
 
     Recommendation Item(int row, float score, IReadOnlyList<string> sources) =>
-        new(ArticleIds[row], score, sources, articleFeatures.ToDictionary(f => f.Key, f => f.Value[row]));
+        new(ArticleIds[row], score, sources, articleFeatures[row]);
 
     /// <summary>month_sin and month_cos: features of the request's date ("month"), not of the customer.</summary>
     public static bool IsRequestMonth(string column) => column is "month_sin" or "month_cos";
