@@ -33,6 +33,33 @@ public class RetrievalTests
     static List<int> Top(Dictionary<int, double> scores, int count) =>
         scores.OrderByDescending(s => s.Value).ThenBy(s => s.Key).Take(count).Select(s => s.Key).ToList();
 
+    /// <summary>ArticleScores' sums and top list against a dictionary and a full sort, over rounds that reuse the table (ties included).</summary>
+    [Fact]
+    public void ArticleScoresTopEqualsAFullSortOfTheSums()
+    {
+        var rng = new Rng(11);
+        var table = new ArticleScores(500);
+        var list = new List<Candidate>();
+        for (var round = 0; round < 30; round++)
+        {
+            table.Clear();
+            var expected = new Dictionary<int, double>();
+            var adds = rng.NextInt(400);
+            for (var i = 0; i < adds; i++)
+            {
+                // Few distinct values, so that ties are common; zero and negative sums included.
+                var (article, value) = (rng.NextInt(round % 2 == 0 ? 500 : 40), rng.NextInt(5) - 2.0);
+                table.Add(article, value);
+                expected[article] = expected.GetValueOrDefault(article) + value;
+            }
+            var count = 1 + rng.NextInt(60);
+            table.Top(count, list);
+            Assert.Equal(expected.Count, table.Count);
+            Assert.Equal(Top(expected, count), list.Select(c => c.Article).ToList());
+            Assert.Equal(list.Select(c => (float)expected[c.Article]), list.Select(c => c.Score));
+        }
+    }
+
     [Fact]
     public void PurchasesHoldEachCustomersRowsBeforeTheCutOffInDayOrder()
     {
@@ -353,11 +380,9 @@ public class RetrievalTests
 
 public class BlendRankerTests
 {
-    /// <summary>The ranker's own tree walk scores exactly as ML.NET's scoring pipeline on the saved model, absent features included.</summary>
-    [Fact]
-    public void TreeWalkScoresEqualMlNetScores()
+    /// <summary>600 rows of 5 features (a tenth of them absent) in groups of 20, a label that depends on the first feature.</summary>
+    static (float[] X, float[] Labels, int[] Groups) RankingRows(int features = 5, int rows = 600)
     {
-        const int features = 5, rows = 600;
         var rng = new Rng(9);
         var x = new float[rows * features];
         var labels = new float[rows];
@@ -369,27 +394,67 @@ public class BlendRankerTests
             labels[r] = x[r * features] + 0.3 * rng.NextDouble() > 0.8 ? 1 : 0;
             groups[r] = r / 20;
         }
-        var ranker = BlendRanker.Train(x, features, labels, groups, new BlendRanker.Settings(Trees: 20, Leaves: 8, LearningRate: 0.1, MinRowsInLeaf: 5, Seed: 1));
+        return (x, labels, groups);
+    }
+
+    static BlendRanker.Settings Settings(int trees) => new(Trees: trees, Leaves: 8, LearningRate: 0.1, MinRowsInLeaf: 5, Seed: 1);
+
+    /// <summary>ML.NET's own scoring pipeline on a saved ranker.</summary>
+    static float[] MlNetScores(BlendRanker ranker, float[] x, int features)
+    {
         var path = Path.GetTempFileName();
         try
         {
             ranker.Save(path);
             var ml = new MLContext(0);
             using var stream = File.OpenRead(path);
-            var model = ml.Model.Load(stream, out var schema);
-            var data = ml.Data.LoadFromEnumerable(Enumerable.Range(0, rows).Select(r => new MlRow
+            var model = ml.Model.Load(stream, out _);
+            var data = ml.Data.LoadFromEnumerable(Enumerable.Range(0, x.Length / features).Select(r => new MlRow
             {
                 Features = x.AsSpan(r * features, features).ToArray(),
             }), MlRow.Schema(features));
-            var expected = model.Transform(data).GetColumn<float>("Score").ToArray();
-            var actual = BlendRanker.Load(path, features).Score(x);
-            Assert.Equal(expected, actual);
+            return model.Transform(data).GetColumn<float>("Score").ToArray();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>The ranker's own tree walk scores exactly as ML.NET's scoring pipeline on the saved model, absent features included.</summary>
+    [Fact]
+    public void TreeWalkScoresEqualMlNetScores()
+    {
+        var (x, labels, groups) = RankingRows();
+        var ranker = BlendRanker.Train(x, 5, labels, groups, Settings(20));
+        var path = Path.GetTempFileName();
+        try
+        {
+            ranker.Save(path);
+            var actual = BlendRanker.Load(path, 5).Score(x);
+            Assert.Equal(MlNetScores(ranker, x, 5), actual);
             Assert.True(actual.Distinct().Count() > 10, "the ranker learnt something");
         }
         finally
         {
             File.Delete(path);
         }
+    }
+
+    /// <summary>
+    /// The scores by the first 10 trees of a 20-tree ranker are ML.NET's scores of a 10-tree ranker
+    /// fitted on the same rows (boosting builds the same first trees), and the last prefix is Score's.
+    /// </summary>
+    [Fact]
+    public void ScoresByTreeCountArePrefixesOfTheEnsemble()
+    {
+        var (x, labels, groups) = RankingRows();
+        var ranker = BlendRanker.Train(x, 5, labels, groups, Settings(20));
+        var prefixes = ranker.ScoresByTreeCount(x, 10);
+        Assert.Equal([10, 20], prefixes.Select(p => p.Trees));
+        Assert.Equal(MlNetScores(BlendRanker.Train(x, 5, labels, groups, Settings(10)), x, 5), prefixes[0].Scores);
+        Assert.Equal(ranker.Score(x), prefixes[1].Scores);
+        Assert.NotEqual(prefixes[0].Scores, prefixes[1].Scores);
     }
 
     sealed class MlRow

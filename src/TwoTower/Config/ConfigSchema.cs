@@ -367,7 +367,15 @@ public static class ConfigSchema
         public static readonly Setting<long> TrainingCustomers =
             new(new ConfigKey("blend.training_customers", ConfigType.Int, 20000L, "customers of the label days the ranker learns from, at most (seeded sample)", Min: 1));
         public static readonly Setting<long> Trees =
-            new(new ConfigKey("blend.trees", ConfigType.Int, 200L, "LightGBM LambdaRank boosting rounds", Min: 1, Max: 100000));
+            new(new ConfigKey("blend.trees", ConfigType.Int, 200L,
+                "LightGBM LambdaRank boosting rounds, at most: blend.holdout_customers chooses how many of them to keep", Min: 1, Max: 100000));
+        public static readonly Setting<double> HoldoutCustomers =
+            new(new ConfigKey("blend.holdout_customers", ConfigType.Float, 0.2,
+                "share of the learning customers held out to choose the number of trees (the fewest within blend.tree_tolerance of the best MAP@12 on them); 0: keep blend.trees",
+                Min: 0, Max: 0.9));
+        public static readonly Setting<double> TreeTolerance =
+            new(new ConfigKey("blend.tree_tolerance", ConfigType.Float, 0.01,
+                "relative MAP@12 the held-out customers may lose for fewer trees (fewer trees serve faster)", Min: 0, Max: 1));
         public static readonly Setting<long> Leaves =
             new(new ConfigKey("blend.leaves", ConfigType.Int, 31L, "leaves per tree", Min: 2, Max: 100000));
         public static readonly Setting<double> LearningRate =
@@ -506,6 +514,8 @@ public static class ConfigSchema
         Blend.LabelDays.Key,
         Blend.TrainingCustomers.Key,
         Blend.Trees.Key,
+        Blend.HoldoutCustomers.Key,
+        Blend.TreeTolerance.Key,
         Blend.Leaves.Key,
         Blend.LearningRate.Key,
         Blend.MinRowsInLeaf.Key,

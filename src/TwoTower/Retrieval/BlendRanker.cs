@@ -106,4 +106,10 @@ public sealed class BlendRanker
 
     /// <summary>The ranker's score of each row (higher: earlier in the list), by walking its trees (see <see cref="TreeScorer"/>).</summary>
     public float[] Score(float[] features) => trees.Score(features);
+
+    /// <summary>The trees LightGBM built (at most the Settings' count: it stops when no split gains).</summary>
+    public int TreeCount => trees.TreeCount;
+
+    /// <summary>The rows' scores by the first `step`, 2·`step`, … trees and by all (see <see cref="TreeScorer.ScoresByTreeCount"/>).</summary>
+    public List<(int Trees, float[] Scores)> ScoresByTreeCount(float[] features, int step) => trees.ScoresByTreeCount(features, step);
 }

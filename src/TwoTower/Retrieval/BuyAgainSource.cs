@@ -11,11 +11,11 @@ public sealed class BuyAgainSource(Purchases purchases, int count, double halfLi
 
     public void Candidates(int customer, List<Candidate> output)
     {
-        var scores = new Dictionary<int, double>();
+        var scores = ArticleScores.ForThread(purchases.ArticleCount);
         var articles = purchases.ArticlesOf(customer);
         var days = purchases.DaysOf(customer);
         for (var i = 0; i < articles.Length; i++)
-            scores[articles[i]] = scores.GetValueOrDefault(articles[i]) + Purchases.Decay(purchases.AsOfDay - days[i], halfLifeDays);
-        TopScores.Take(scores, count, output);
+            scores.Add(articles[i], Purchases.Decay(purchases.AsOfDay - days[i], halfLifeDays));
+        scores.Top(count, output);
     }
 }

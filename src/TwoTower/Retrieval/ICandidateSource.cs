@@ -24,14 +24,3 @@ public interface IModelScorer
 {
     float Score(int customer, int article);
 }
-
-/// <summary>The top `count` of a score table, best first, ties to the lower article id: the one order every source uses.</summary>
-public static class TopScores
-{
-    public static void Take(IEnumerable<KeyValuePair<int, double>> scores, int count, List<Candidate> output)
-    {
-        output.Clear();
-        foreach (var (article, score) in scores.OrderByDescending(s => s.Value).ThenBy(s => s.Key).Take(count))
-            output.Add(new Candidate(article, (float)score));
-    }
-}

@@ -13,12 +13,16 @@ public sealed class NeighbourSource(string name, Purchases purchases, int count,
     public int Count => count;
     public ItemNeighbours Neighbours => neighbours;
 
+    /// <summary>The customer's articles already counted (one per thread, reused: a request allocates nothing).</summary>
+    [ThreadStatic] static HashSet<int>? usedOfThread;
+
     public void Candidates(int customer, List<Candidate> output)
     {
-        var scores = new Dictionary<int, double>();
+        var scores = ArticleScores.ForThread(purchases.ArticleCount);
         var articles = purchases.ArticlesOf(customer);
         var days = purchases.DaysOf(customer);
-        var used = new HashSet<int>();
+        var used = usedOfThread ??= [];
+        used.Clear();
         for (var p = articles.Length - 1; p >= 0 && used.Count < recentArticles; p--)
         {
             var i = articles[p];
@@ -26,8 +30,8 @@ public sealed class NeighbourSource(string name, Purchases purchases, int count,
                 continue;
             var weight = Purchases.Decay(purchases.AsOfDay - days[p], halfLifeDays);
             for (var n = neighbours.Start[i]; n < neighbours.Start[i + 1]; n++)
-                scores[neighbours.Articles[n]] = scores.GetValueOrDefault(neighbours.Articles[n]) + weight * neighbours.Weights[n];
+                scores.Add(neighbours.Articles[n], weight * neighbours.Weights[n]);
         }
-        TopScores.Take(scores, count, output);
+        scores.Top(count, output);
     }
 }

@@ -12,6 +12,7 @@ public sealed class PopularitySource : ICandidateSource
 
     /// <summary>Each customer's segment (−1: none), or null when there are no segments.</summary>
     public int[]? SegmentOfCustomer => segmentOfCustomer;
+    /// <summary>The overall list, and each segment's own list topped up from it (built once).</summary>
     readonly Candidate[] overall;
     readonly Dictionary<int, Candidate[]> bySegment = new();
 
@@ -20,9 +21,9 @@ public sealed class PopularitySource : ICandidateSource
     {
         this.count = count;
         this.segmentOfCustomer = segmentOfCustomer;
-        // The window's purchases are the ones that count; the lists are built once.
-        var all = new Dictionary<int, double>();
-        var segments = new Dictionary<int, Dictionary<int, double>>();
+        // The window's purchases are the ones that count.
+        var all = new ArticleScores(purchases.ArticleCount);
+        var segments = new Dictionary<int, ArticleScores>();
         var from = purchases.AsOfDay - windowDays;
         for (var c = 0; c < purchases.CustomerCount; c++)
         {
@@ -34,43 +35,34 @@ public sealed class PopularitySource : ICandidateSource
                 if (days[i] < from)
                     continue;
                 var weight = Purchases.Decay(purchases.AsOfDay - days[i], halfLifeDays);
-                all[articles[i]] = all.GetValueOrDefault(articles[i]) + weight;
+                all.Add(articles[i], weight);
                 if (segment < 0)
                     continue;
                 if (!segments.TryGetValue(segment, out var table))
-                    segments[segment] = table = new Dictionary<int, double>();
-                table[articles[i]] = table.GetValueOrDefault(articles[i]) + weight;
+                    segments[segment] = table = new ArticleScores(purchases.ArticleCount);
+                table.Add(articles[i], weight);
             }
         }
-        overall = Top(all);
+        var list = new List<Candidate>();
+        all.Top(count, list);
+        overall = [.. list];
         foreach (var (segment, table) in segments)
-            bySegment[segment] = Top(table);
+        {
+            table.Top(count, list);
+            // Topped up from the overall list, after the segment's own (each keeps its overall score).
+            var seen = list.Select(x => x.Article).ToHashSet();
+            list.AddRange(overall.Where(candidate => seen.Add(candidate.Article)).Take(count - list.Count));
+            bySegment[segment] = [.. list];
+        }
     }
 
     public string Name => "recent_popularity";
     public int Count => count;
 
-    Candidate[] Top(Dictionary<int, double> scores)
-    {
-        var list = new List<Candidate>();
-        TopScores.Take(scores, count, list);
-        return list.ToArray();
-    }
-
     public void Candidates(int customer, List<Candidate> output)
     {
         output.Clear();
         var segment = segmentOfCustomer?[customer] ?? -1;
-        if (segment >= 0 && bySegment.TryGetValue(segment, out var list))
-            output.AddRange(list);
-        // Topped up from the overall list, after the segment's own (each keeps its overall score).
-        var seen = output.Select(x => x.Article).ToHashSet();
-        foreach (var candidate in overall)
-        {
-            if (output.Count >= count)
-                break;
-            if (seen.Add(candidate.Article))
-                output.Add(candidate);
-        }
+        output.AddRange(segment >= 0 && bySegment.TryGetValue(segment, out var list) ? list : overall);
     }
 }

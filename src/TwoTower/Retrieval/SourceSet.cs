@@ -118,12 +118,15 @@ public sealed class SourceSet
         }).ToArray();
     }
 
+    /// <summary>Per thread, reused: a union's position of each article, and one source's list.</summary>
+    [ThreadStatic] static (Dictionary<int, int> Position, List<Candidate> List)? scratchOfThread;
+
     /// <summary>The distinct articles all sources propose for the customer, in the order they first appear (sources in config order).</summary>
     public List<UnionCandidate> Union(int customer)
     {
         var union = new List<UnionCandidate>();
-        var index = new Dictionary<int, int>();
-        var list = new List<Candidate>();
+        var (index, list) = scratchOfThread ??= ([], []);
+        index.Clear();
         for (var s = 0; s < Sources.Count; s++)
         {
             Sources[s].Candidates(customer, list);
@@ -132,8 +135,10 @@ public sealed class SourceSet
                 if (!index.TryGetValue(list[r].Article, out var at))
                 {
                     index[list[r].Article] = at = union.Count;
-                    union.Add(new UnionCandidate(list[r].Article, Enumerable.Repeat(float.NaN, Sources.Count).ToArray(),
-                        Enumerable.Repeat(float.NaN, Sources.Count).ToArray()));
+                    var (scores, ranks) = (new float[Sources.Count], new float[Sources.Count]);
+                    scores.AsSpan().Fill(float.NaN);
+                    ranks.AsSpan().Fill(float.NaN);
+                    union.Add(new UnionCandidate(list[r].Article, scores, ranks));
                 }
                 union[at].Scores[s] = list[r].Score;
                 union[at].Ranks[s] = r + 1;

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
 using Cloud.Unum.USearch;
@@ -22,19 +23,19 @@ public sealed record RecommendResult(string CustomerId, bool KnownCustomer, stri
 /// RecommendMany does the same for many customers at once (exact, in batches: RecommendAll).
 /// A feature the request leaves out is the customer's own as of the end of training (customers.parquet)
 /// when the package knows the customer, else the training mean (numbers) or unknown (categories).
-/// Thread-safe: the query tower's forward pass and the index search are serialized (microseconds
-/// each; concurrent searches through USearch's .NET binding failed under load).
+/// Thread-safe: each request in flight embeds with a query tower of its own; index searches are
+/// serialized (microseconds each; concurrent searches through USearch's .NET binding failed under load).
 /// </summary>
 public sealed class Recommender : IDisposable
 {
     readonly IKernels kernels = new SimdKernels(1);
     readonly Tower queryWeights;
-    readonly DeviceTower queryTower;
+    /// <summary>One-row query towers, one per request in flight, reused (a shared tower under a lock convoyed under load on 2 cores).</summary>
+    readonly ConcurrentBag<DeviceTower> queryTowers = [];
     readonly FeatureSet features;
     readonly Dictionary<string, Vocabulary> vocabularies;
     readonly Dictionary<string, NormalizationStats> normalization;
     readonly USearchIndex index;
-    readonly object forwardLock = new();
     readonly object indexLock = new();
 
     /// <summary>Candidate embeddings, row i for article ArticleIds[i].</summary>
@@ -72,9 +73,7 @@ public sealed class Recommender : IDisposable
         normalization = NormalizationStats.ReadAll(packageDir);
         var model = TwoTowerModel.Create(config, vocabularies.ToDictionary(v => v.Key, v => v.Value.Count));
         model.LoadWeights(File(TrainedModel.WeightsFile));
-        // One query at a time (under forwardLock): a one-row tower kept for the process.
         queryWeights = model.Query;
-        queryTower = new DeviceTower(kernels, model.Query, capacity: 1, trainingFromStep: null);
         Dim = model.Candidate.OutputDim;
 
         var candidates = ColumnTable.ReadParquet(File(PackageLayout.CandidatesFile));
@@ -193,8 +192,16 @@ public sealed class Recommender : IDisposable
     {
         var (data, knownOne) = QueryColumns([customerId], values);
         known = knownOne[0];
-        lock (forwardLock)
-            return queryTower.Embed(data, [0]);
+        if (!queryTowers.TryTake(out var tower))
+            tower = new DeviceTower(kernels, queryWeights, capacity: 1, trainingFromStep: null);
+        try
+        {
+            return tower.Embed(data, [0]);
+        }
+        finally
+        {
+            queryTowers.Add(tower);
+        }
     }
 
     /// <summary>The query tower's input columns for the customers, one row each, and whether each is known.</summary>
@@ -283,6 +290,7 @@ public sealed class Recommender : IDisposable
     public void Dispose()
     {
         index.Dispose();
-        queryTower.Dispose();
+        foreach (var tower in queryTowers)
+            tower.Dispose();
     }
 }

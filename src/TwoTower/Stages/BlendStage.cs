@@ -19,15 +19,18 @@ namespace TwoTower.Stages;
 public sealed class BlendStage : Stage
 {
     public override string Name => "blend";
-    public override string CodeVersion => "blend-2";
+    public override string CodeVersion => "blend-3";
     public override IReadOnlyList<string> ConfigKeys => ["retrieve", "blend", "features", "model", "seed", "threads", "accelerator"];
     public override IReadOnlyList<string> Upstream => ["train"];
 
     public sealed record SourceRecall(string Source, double LabelRecall, double MeanCandidates);
 
+    /// <summary>The held-out customers' MAP@12 by the first `Trees` trees of the ranker fitted without them.</summary>
+    public sealed record HoldoutPoint(int Trees, double Map12);
+
     public sealed record Summary(string FirstLabelDay, string LastLabelDay, int LabelCustomers, int TrainingCustomers, int CustomersWithoutPositive,
         int Rows, int Positives, IReadOnlyList<SourceRecall> Sources, double UnionRecall, double MeanUnionSize, IReadOnlyList<string> Features,
-        double Seconds);
+        int HoldoutCustomers, IReadOnlyList<HoldoutPoint> HoldoutMap12, int Trees, double Seconds);
 
     public override void Execute(StageRun run)
     {
@@ -57,11 +60,16 @@ public sealed class BlendStage : Stage
         var (rows, summary) = TrainingRows(sources, blendFeatures, customers, labels, run.Log);
         if (config.Get(ConfigSchema.Blend.Enabled))
         {
+            var settings = new BlendRanker.Settings((int)config.Get(ConfigSchema.Blend.Trees), (int)config.Get(ConfigSchema.Blend.Leaves),
+                config.Get(ConfigSchema.Blend.LearningRate), (int)config.Get(ConfigSchema.Blend.MinRowsInLeaf), (int)config.Get(ConfigSchema.Blend.Seed));
+            var (holdout, curve) = ChooseTreeCount(rows, blendFeatures.Count, labels, settings, config.Get(ConfigSchema.Blend.HoldoutCustomers),
+                config.Get(ConfigSchema.Blend.TreeTolerance), run.Log);
+            settings = settings with { Trees = curve.Count > 0 ? Chosen(curve, config.Get(ConfigSchema.Blend.TreeTolerance)).Trees : settings.Trees };
             run.Log.Info($"Blend: training the LambdaRank ranker on {rows.Groups.Length:N0} rows ({rows.Labels.Count(l => l > 0):N0} positives), " +
-                         $"{blendFeatures.Count} features");
-            BlendRanker.Train(rows.Features, blendFeatures.Count, rows.Labels, rows.Groups, new BlendRanker.Settings(
-                (int)config.Get(ConfigSchema.Blend.Trees), (int)config.Get(ConfigSchema.Blend.Leaves), config.Get(ConfigSchema.Blend.LearningRate),
-                (int)config.Get(ConfigSchema.Blend.MinRowsInLeaf), (int)config.Get(ConfigSchema.Blend.Seed))).Save(run.Output(BlendArtifacts.RankerFile));
+                         $"{blendFeatures.Count} features, {settings.Trees} trees");
+            var ranker = BlendRanker.Train(rows.Features, blendFeatures.Count, rows.Labels, rows.Groups, settings);
+            ranker.Save(run.Output(BlendArtifacts.RankerFile));
+            summary = summary with { HoldoutCustomers = holdout, HoldoutMap12 = curve, Trees = ranker.TreeCount };
         }
         summary = summary with
         {
@@ -76,6 +84,59 @@ public sealed class BlendStage : Stage
         foreach (var s in summary.Sources)
             run.Log.Info($"  {s.Source,-18} recall of the label days' purchases {s.LabelRecall:F4} ({s.MeanCandidates:F0} candidates per customer)");
         run.Log.Info($"  {"union",-18} recall {summary.UnionRecall:F4} ({summary.MeanUnionSize:F0} candidates per customer); {watch.Elapsed.TotalSeconds:F1} s");
+    }
+
+    /// <summary>
+    /// How many trees the ranker keeps, chosen inside the training period: a seeded share of the
+    /// learning customers is held out, a ranker of blend.trees is fitted on the others, and each
+    /// prefix of its trees (every 10) orders the held-out customers' unions; their MAP@12 against
+    /// the label days' baskets makes the curve. Empty when nothing is held out.
+    /// </summary>
+    static (int HoldoutCustomers, List<HoldoutPoint> Curve) ChooseTreeCount(Rows rows, int featureCount, Dictionary<int, HashSet<int>> labels,
+        BlendRanker.Settings settings, double share, double tolerance, IPipelineLog log)
+    {
+        var customers = rows.Groups.Distinct().ToArray();
+        var heldCount = (int)Math.Round(customers.Length * share);
+        if (heldCount == 0 || heldCount == customers.Length)
+            return (0, []);
+        new Rng((ulong)settings.Seed + 1).Shuffle(customers.AsSpan());
+        var held = customers.Take(heldCount).ToHashSet();
+        Rows Subset(bool heldOut)
+        {
+            var keep = Enumerable.Range(0, rows.Groups.Length).Where(r => held.Contains(rows.Groups[r]) == heldOut).ToArray();
+            return new Rows(keep.SelectMany(r => rows.Features.AsSpan(r * featureCount, featureCount).ToArray()).ToArray(),
+                keep.Select(r => rows.Labels[r]).ToArray(), keep.Select(r => rows.Groups[r]).ToArray(), keep.Select(r => rows.Articles[r]).ToArray());
+        }
+        var (fit, test) = (Subset(false), Subset(true));
+        log.Info($"Blend: choosing the number of trees on {heldCount:N0} held-out customers ({test.Groups.Length:N0} rows), fitting on the other {customers.Length - heldCount:N0}");
+        var probe = BlendRanker.Train(fit.Features, featureCount, fit.Labels, fit.Groups, settings);
+        var curve = new List<HoldoutPoint>();
+        foreach (var (trees, scores) in probe.ScoresByTreeCount(test.Features, 10))
+        {
+            double sum = 0;
+            var count = 0;
+            for (var start = 0; start < test.Groups.Length; count++)
+            {
+                var end = start;
+                while (end < test.Groups.Length && test.Groups[end] == test.Groups[start])
+                    end++;
+                var top = Enumerable.Range(start, end - start).OrderByDescending(r => scores[r]).ThenBy(r => r).Take(12).Select(r => test.Articles[r]).ToArray();
+                sum += Evaluation.BasketMetrics.AveragePrecision(top, labels[test.Groups[start]]);
+                start = end;
+            }
+            curve.Add(new HoldoutPoint(trees, sum / count));
+        }
+        var best = curve.Max(p => p.Map12);
+        log.Info($"  held-out MAP@12 by trees: {string.Join(", ", curve.Where((_, i) => i % 2 == 1 || i == curve.Count - 1).Select(p => $"{p.Trees}: {p.Map12:F4}"))}; " +
+                 $"keeping {Chosen(curve, tolerance).Trees} (the fewest within {tolerance:P0} of the best, {best:F4})");
+        return (heldCount, curve);
+    }
+
+    /// <summary>The curve's fewest trees whose MAP@12 is within `tolerance` (relative) of the best.</summary>
+    static HoldoutPoint Chosen(List<HoldoutPoint> curve, double tolerance)
+    {
+        var best = curve.Max(p => p.Map12);
+        return curve.First(p => p.Map12 >= (1 - tolerance) * best);
     }
 
     /// <summary>Each customer's distinct articles bought on or after the first label day.</summary>
@@ -102,7 +163,8 @@ public sealed class BlendStage : Stage
         return all.Take(limit).Order().ToList();
     }
 
-    public sealed record Rows(float[] Features, float[] Labels, int[] Groups);
+    /// <summary>The ranker's rows: features (row-major), label, customer (consecutive per customer) and candidate article of each.</summary>
+    public sealed record Rows(float[] Features, float[] Labels, int[] Groups, int[] Articles);
 
     /// <summary>
     /// Every (customer, candidate of the union) with its features and label; customers whose union
@@ -114,6 +176,7 @@ public sealed class BlendStage : Stage
         var features = new List<float>();
         var rowLabels = new List<float>();
         var groups = new List<int>();
+        var articles = new List<int>();
         var sourceHits = new double[sources.Sources.Count];
         var sourceSizes = new double[sources.Sources.Count];
         double unionHits = 0, unionSize = 0;
@@ -143,6 +206,7 @@ public sealed class BlendStage : Stage
             {
                 rowLabels.Add(basket.Contains(c.Article) ? 1 : 0);
                 groups.Add(customer);
+                articles.Add(c.Article);
             }
             if (last.Elapsed.TotalSeconds > 10)
             {
@@ -153,7 +217,7 @@ public sealed class BlendStage : Stage
         var n = Math.Max(1, customers.Count);
         var summary = new Summary("", "", 0, customers.Count, skipped, groups.Count, (int)rowLabels.Sum(),
             sources.Sources.Select((s, i) => new SourceRecall(s.Name, sourceHits[i] / n, sourceSizes[i] / n)).ToArray(),
-            unionHits / n, unionSize / n, [], 0);
-        return (new Rows(features.ToArray(), rowLabels.ToArray(), groups.ToArray()), summary);
+            unionHits / n, unionSize / n, [], 0, [], 0, 0);
+        return (new Rows(features.ToArray(), rowLabels.ToArray(), groups.ToArray(), articles.ToArray()), summary);
     }
 }

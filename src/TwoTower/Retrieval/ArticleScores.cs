@@ -1,0 +1,118 @@
+namespace TwoTower.Retrieval;
+
+/// <summary>
+/// A score per article, summed for one customer at a time, and its top `count`: best first, ties to
+/// the lower article id (the one order every source uses). Dense and reused: an article's slot is
+/// live when its stamp is the current round's, so starting a customer clears nothing and a request
+/// allocates nothing (a dictionary per customer was most of a served request's source time).
+/// Not thread-safe: <see cref="ForThread"/> gives each thread its own.
+/// </summary>
+public sealed class ArticleScores(int articleCount)
+{
+    [ThreadStatic] static ArticleScores? perThread;
+
+    double[] scores = new double[articleCount];
+    int[] stamps = new int[articleCount];
+    int[] touched = new int[Math.Min(articleCount, 1024)];
+    int touchedCount, round = 1;
+    double[] heapScores = [];
+    int[] heapArticles = [];
+
+    /// <summary>This thread's table, emptied, for articles 0..articleCount−1.</summary>
+    public static ArticleScores ForThread(int articleCount)
+    {
+        var table = perThread;
+        if (table == null || table.scores.Length < articleCount)
+            perThread = table = new ArticleScores(articleCount);
+        table.Clear();
+        return table;
+    }
+
+    public int Count => touchedCount;
+
+    public void Clear()
+    {
+        touchedCount = 0;
+        if (++round == int.MaxValue)
+        {
+            Array.Clear(stamps);
+            round = 1;
+        }
+    }
+
+    /// <summary>score[article] += value (an article not yet scored this round starts from 0).</summary>
+    public void Add(int article, double value)
+    {
+        if (stamps[article] != round)
+        {
+            stamps[article] = round;
+            scores[article] = 0;
+            if (touchedCount == touched.Length)
+                Array.Resize(ref touched, touched.Length * 2);
+            touched[touchedCount++] = article;
+        }
+        scores[article] += value;
+    }
+
+    /// <summary>Clears `output` and fills it with the `count` best articles, best first, their scores as floats.</summary>
+    public void Top(int count, List<Candidate> output)
+    {
+        output.Clear();
+        var keep = Math.Min(count, touchedCount);
+        if (keep <= 0)
+            return;
+        if (heapScores.Length < keep)
+            (heapScores, heapArticles) = (new double[keep], new int[keep]);
+        // A min-heap of the kept entries whose root is the worst of them.
+        var size = 0;
+        for (var i = 0; i < touchedCount; i++)
+        {
+            var (article, score) = (touched[i], scores[touched[i]]);
+            if (size < keep)
+                Push(size++, score, article);
+            else if (Worse(heapScores[0], heapArticles[0], score, article))
+                ReplaceRoot(size, score, article);
+        }
+        var start = output.Count;
+        for (var end = size; end > 0; end--)
+        {
+            output.Add(new Candidate(heapArticles[0], (float)heapScores[0]));
+            ReplaceRoot(end - 1, heapScores[end - 1], heapArticles[end - 1]);
+        }
+        output.Reverse(start, size);
+    }
+
+    static bool Worse(double scoreA, int articleA, double scoreB, int articleB) => scoreA < scoreB || (scoreA == scoreB && articleA > articleB);
+
+    void Push(int at, double score, int article)
+    {
+        while (at > 0)
+        {
+            var parent = (at - 1) / 2;
+            if (!Worse(score, article, heapScores[parent], heapArticles[parent]))
+                break;
+            (heapScores[at], heapArticles[at]) = (heapScores[parent], heapArticles[parent]);
+            at = parent;
+        }
+        (heapScores[at], heapArticles[at]) = (score, article);
+    }
+
+    /// <summary>Puts (score, article) at the root of a heap of `size` entries and sifts it down.</summary>
+    void ReplaceRoot(int size, double score, int article)
+    {
+        var at = 0;
+        while (true)
+        {
+            var child = 2 * at + 1;
+            if (child >= size)
+                break;
+            if (child + 1 < size && Worse(heapScores[child + 1], heapArticles[child + 1], heapScores[child], heapArticles[child]))
+                child++;
+            if (!Worse(heapScores[child], heapArticles[child], score, article))
+                break;
+            (heapScores[at], heapArticles[at]) = (heapScores[child], heapArticles[child]);
+            at = child;
+        }
+        (heapScores[at], heapArticles[at]) = (score, article);
+    }
+}
