@@ -12,6 +12,8 @@ public static class PackageLayout
     public const string HistoryCustomerColumn = "customer";
     public const string HistoryArticleRowColumn = "article_row";
     public const string CustomersFile = "customers.parquet";
+    /// <summary>Evaluate's plots (*.png), copied for the model card of Serve's page.</summary>
+    public const string PlotsFolder = "plots";
     public const string QueryTowerFile = "query_tower.onnx";
     public const string CandidateTowerFile = "candidate_tower.onnx";
     public const string OpenSearchFolder = "opensearch";

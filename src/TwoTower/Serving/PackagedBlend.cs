@@ -38,6 +38,9 @@ public sealed class PackagedBlend
     readonly BlendFeatures features;
     readonly BlendRanker? ranker;
 
+    /// <summary>The training purchases (customer and article vocabulary ids, days), as the sources read them.</summary>
+    public Purchases Purchases => purchases;
+
     /// <summary>The day after the last training day: the sources' as-of day.</summary>
     public int AsOfDay => purchases.AsOfDay;
 

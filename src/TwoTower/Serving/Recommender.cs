@@ -13,6 +13,13 @@ namespace TwoTower.Serving;
 /// <param name="Sources">The candidate sources that proposed the article ("two_tower" for the model's own list).</param>
 public sealed record Recommendation(string ArticleId, float Score, IReadOnlyList<string> Sources, IReadOnlyDictionary<string, string> Features);
 
+/// <summary>One training purchase of a customer: its date (null for data without dates), the article and its item features.</summary>
+public sealed record Purchase(string? Date, string ArticleId, IReadOnlyDictionary<string, string> Features);
+
+/// <param name="Total">How many purchases the customer made in training (Latest may hold fewer).</param>
+/// <param name="ArticlesBought">Every distinct article they bought.</param>
+public sealed record CustomerHistory(int Total, IReadOnlyList<Purchase> Latest, IReadOnlyList<string> ArticlesBought);
+
 /// <param name="Source">"blend" (the ranked union of the candidate sources) or "model" (the two-tower model alone).</param>
 public sealed record RecommendResult(string CustomerId, bool KnownCustomer, string Source, IReadOnlyList<Recommendation> Items);
 
@@ -53,6 +60,19 @@ public sealed class Recommender : IDisposable
     readonly int[] articleIdOfRow;
     readonly Dictionary<int, int> rowOfArticleId;
 
+    /// <summary>The known customer ids in ordinal order (suggestions by prefix).</summary>
+    readonly string[] sortedCustomerIds;
+
+    /// <summary>The package folder (the model card and its plots are read from it).</summary>
+    public string PackageDir { get; }
+
+    /// <summary>How many customers the package knows (training customers).</summary>
+    public int CustomerCount => sortedCustomerIds.Length;
+
+    /// <summary>The first and last training day with purchases, for data with dates; else null.</summary>
+    public (DateOnly First, DateOnly Last)? TrainingPeriod =>
+        blend == null ? null : (DateOnly.FromDayNumber(blend.Purchases.Days.Min()), DateOnly.FromDayNumber(blend.AsOfDay - 1));
+
     /// <summary>The query id column (customer_id): its vocabulary lists the known customers.</summary>
     public string CustomerIdColumn => features.QueryId;
 
@@ -64,6 +84,7 @@ public sealed class Recommender : IDisposable
 
     public Recommender(string packageDir)
     {
+        PackageDir = packageDir;
         string File(string name) => Path.Combine(packageDir, name);
         if (!Directory.Exists(packageDir) || !System.IO.File.Exists(File(PackageLayout.ManifestFile)))
             throw new PipelineError($"no package at {packageDir} (run --target=Package first)");
@@ -97,6 +118,8 @@ public sealed class Recommender : IDisposable
         packagedFeatures = ColumnTable.ReadParquet(File(PackageLayout.CustomersFile));
         packagedCustomer = packagedFeatures.Strings(features.QueryId).Select((id, row) => (id, row)).ToDictionary(x => x.id, x => x.row);
 
+        sortedCustomerIds = [.. vocabularies[features.QueryId].Values.Order(StringComparer.Ordinal)];
+        PlotNames = ReadPlotNames();
         var history = ColumnTable.ReadParquet(File(PackageLayout.HistoryFile));
         boughtRows = history.Ints(PackageLayout.HistoryArticleRowColumn);
         boughtStart = new int[vocabularies[features.QueryId].Count + 2];
@@ -105,6 +128,49 @@ public sealed class Recommender : IDisposable
         for (var c = 1; c < boughtStart.Length; c++)
             boughtStart[c] += boughtStart[c - 1];
     }
+
+    /// <summary>Up to `limit` known customer ids that start with `prefix`, in ordinal order.</summary>
+    public IReadOnlyList<string> CustomerIdsStartingWith(string prefix, int limit)
+    {
+        var at = Array.BinarySearch(sortedCustomerIds, prefix, StringComparer.Ordinal);
+        var result = new List<string>();
+        for (var i = at >= 0 ? at : ~at; i < sortedCustomerIds.Length && result.Count < limit && sortedCustomerIds[i].StartsWith(prefix, StringComparison.Ordinal); i++)
+            result.Add(sortedCustomerIds[i]);
+        return result;
+    }
+
+    /// <summary>
+    /// The customer's training purchases, the latest `limit` newest first: with dates from the blend's
+    /// purchases where the package has them, else each distinct article once, undated. Null for a
+    /// customer the package does not know.
+    /// </summary>
+    public CustomerHistory? History(string customerId, int limit)
+    {
+        var c = vocabularies[features.QueryId][customerId];
+        if (c == Vocabulary.OutOfVocabulary)
+            return null;
+        var bought = boughtRows[boughtStart[c]..boughtStart[c + 1]].Select(row => ArticleIds[row]).ToList();
+        if (blend == null)
+            return new CustomerHistory(bought.Count, boughtRows[boughtStart[c]..boughtStart[c + 1]].Take(limit)
+                .Select(row => new Purchase(null, ArticleIds[row], articleFeatures[row])).ToList(), bought);
+        var articles = blend.Purchases.ArticlesOf(c);
+        var days = blend.Purchases.DaysOf(c);
+        var latest = new List<Purchase>();
+        for (var i = articles.Length - 1; i >= 0 && latest.Count < limit; i--)
+        {
+            if (rowOfArticleId.TryGetValue(articles[i], out var row))
+                latest.Add(new Purchase(DateOnly.FromDayNumber(days[i]).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), ArticleIds[row], articleFeatures[row]));
+        }
+        return new CustomerHistory(articles.Length, latest, bought);
+    }
+
+    /// <summary>The evaluation plots the package holds (file names under plots/).</summary>
+    public IReadOnlyList<string> PlotNames { get; private set; } = [];
+
+    IReadOnlyList<string> ReadPlotNames() =>
+        Directory.Exists(Path.Combine(PackageDir, PackageLayout.PlotsFolder))
+            ? Directory.GetFiles(Path.Combine(PackageDir, PackageLayout.PlotsFolder), "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList()!
+            : [];
 
     /// <summary>The customer's training articles (catalogue rows) when `excludeBought`; null when nothing is to be left out.</summary>
     HashSet<int>? Bought(string customerId, bool excludeBought)

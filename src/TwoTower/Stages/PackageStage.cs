@@ -24,7 +24,7 @@ namespace TwoTower.Stages;
 public sealed class PackageStage : Stage
 {
     public override string Name => "package";
-    public override string CodeVersion => "package-3";
+    public override string CodeVersion => "package-4";
     public override IReadOnlyList<string> ConfigKeys => ["package", "opensearch", "features"];
     public override IReadOnlyList<string> Upstream => ["evaluate"];
 
@@ -38,6 +38,7 @@ public sealed class PackageStage : Stage
         var train = TrainingColumns.Read(run.Store, "train");
 
         CopyModelFiles(run, features);
+        CopyPlots(run);
         // Candidates: each distinct training article with its first row's features, as Evaluate scores them.
         var rows = Catalogue.Rows(train.Ints[features.CandidateId]);
         var dim = model.Candidate.OutputDim;
@@ -87,6 +88,14 @@ public sealed class PackageStage : Stage
         PackagedBlend.Write(run.OutputDir, BlendArtifacts.AtEndOfTraining(run.Store, run.Config, model, kernels, train, []).Sources);
         foreach (var file in new[] { BlendArtifacts.RankerFile, BlendArtifacts.SummaryFile }.Where(f => File.Exists(run.Input("blend", f))))
             File.Copy(run.Input("blend", file), run.Output(file));
+    }
+
+    /// <summary>Evaluate's plots, for the model card Serve's page shows.</summary>
+    static void CopyPlots(StageRun run)
+    {
+        Directory.CreateDirectory(run.Output(PackageLayout.PlotsFolder));
+        foreach (var plot in Directory.GetFiles(run.Store.StageDir("evaluate"), "*.png").Order(StringComparer.Ordinal))
+            File.Copy(plot, Path.Combine(run.Output(PackageLayout.PlotsFolder), Path.GetFileName(plot)));
     }
 
     /// <summary>candidates.parquet: the article id, its item features (decoded) and its embedding as e0..e(dim−1).</summary>
