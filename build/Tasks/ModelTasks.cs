@@ -1,4 +1,5 @@
 using TwoTower.Stages;
+using TwoTower.Tuning;
 
 namespace TwoTower.Build.Tasks;
 
@@ -23,3 +24,11 @@ public sealed class EvaluateTask : StageTask<EvaluateStage>;
 [TaskDescription("The serving bundle: weights, vocabularies, candidate embeddings, USearch index, ONNX towers, OpenSearch export")]
 [IsDependentOn(typeof(EvaluateTask))]
 public sealed class PackageTask : StageTask<PackageStage>;
+
+[TaskName("Sweep")]
+[TaskDescription("Tries the settings of sweep.space on the training period alone (its last data.tuning_days as the tuning set, the validation data unused): artifacts/sweep/results.csv and best.pipeline.yaml")]
+[IsDependentOn(typeof(SynthesizeTask))]
+public sealed class SweepTask : FrostingTask<BuildContext>
+{
+    public override void Run(BuildContext context) => Sweep.Run(context.Config, context.Store.StageDir("sweep"), context);
+}

@@ -70,6 +70,12 @@ public static class ConfigSchema
             new(new ConfigKey("data.train_file", ConfigType.String, "train_df.csv", "training transactions"));
         public static readonly Setting<string> ValFile =
             new(new ConfigKey("data.val_file", ConfigType.String, "val_df.csv", "validation transactions"));
+        public static readonly Setting<string> Split =
+            new(new ConfigKey("data.split", ConfigType.Choice, "given",
+                "given: the validation set is the configured one | tuning: the last data.tuning_days of the training data are the validation set and the configured validation data is never read (what Sweep's trials run on)",
+                Choices: ["given", "tuning"]));
+        public static readonly Setting<long> TuningDays =
+            new(new ConfigKey("data.tuning_days", ConfigType.Int, 7L, "data.split: tuning: how many of the last training days are the tuning set", Min: 1));
         public static readonly Setting<string> Synthesize =
             new(new ConfigKey("data.synthesize", ConfigType.Choice, "auto",
                 "auto: generate built-in data when the files are absent; never: require them",
@@ -255,6 +261,23 @@ public static class ConfigSchema
                 "a request not answered by then gets a 503; also bounds reading its headers", Min: 1, Max: 3_600_000));
     }
 
+    public static class Sweep
+    {
+        public static readonly Setting<IReadOnlyList<string>> Space =
+            new(new ConfigKey("sweep.space", ConfigType.StringList, Array.Empty<string>(),
+                "the settings to try, one entry per key: \"key=value|value|...\" (e.g. \"train.learning_rate=0.05|0.1\"); the grid of every combination"));
+        public static readonly Setting<long> Trials =
+            new(new ConfigKey("sweep.trials", ConfigType.Int, 0L, "how many grid points to try, a seeded random sample; 0: all of them", Min: 0));
+        public static readonly Setting<string> Method =
+            new(new ConfigKey("sweep.method", ConfigType.String, "two_tower",
+                "whose tuning-set figure is maximised: a row of Evaluate's per-customer table (two_tower, blend, ease, buy_again, ...)"));
+        public static readonly Setting<string> Metric =
+            new(new ConfigKey("sweep.metric", ConfigType.Choice, "map12", "the figure: map12 | recall_at_100 | row_hit_at100",
+                Choices: ["map12", "recall_at_100", "row_hit_at100"]));
+        public static readonly Setting<long> Seed =
+            new(new ConfigKey("sweep.seed", ConfigType.Int, 42L, "seed of the random sample of grid points", Min: 0));
+    }
+
     public static class OpenSearch
     {
         public static readonly Setting<string> Url =
@@ -417,6 +440,8 @@ public static class ConfigSchema
         Data.Dir.Key,
         Data.TrainFile.Key,
         Data.ValFile.Key,
+        Data.Split.Key,
+        Data.TuningDays.Key,
         Data.Synthesize.Key,
         Data.MissingNumeric.Key,
         Data.NegativeNumeric.Key,
@@ -521,6 +546,11 @@ public static class ConfigSchema
         Blend.MinRowsInLeaf.Key,
         Blend.Seed.Key,
         Evaluate.Ks.Key,
+        Sweep.Space.Key,
+        Sweep.Trials.Key,
+        Sweep.Method.Key,
+        Sweep.Metric.Key,
+        Sweep.Seed.Key,
     ];
 
     static readonly Dictionary<string, ConfigKey> ByName = Keys.ToDictionary(k => k.Name);

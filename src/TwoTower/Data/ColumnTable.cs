@@ -32,6 +32,21 @@ public sealed class ColumnTable
     public Array Column(string name) =>
         columns.FirstOrDefault(c => c.Name == name).Values ?? throw new KeyNotFoundException($"no column '{name}'");
 
+    /// <summary>A table of the given rows of this one, in that order.</summary>
+    public ColumnTable SelectRows(int[] rows)
+    {
+        var table = new ColumnTable();
+        foreach (var (name, values) in columns)
+            table.Add(name, values switch
+            {
+                int[] v => rows.Select(r => v[r]).ToArray(),
+                float[] v => rows.Select(r => v[r]).ToArray(),
+                string[] v => (Array)rows.Select(r => v[r]).ToArray(),
+                _ => throw new InvalidOperationException($"unsupported column type {values.GetType()}"),
+            });
+        return table;
+    }
+
     public int[] Ints(string name) => (int[])Column(name);
     public float[] Floats(string name) => (float[])Column(name);
     public string[] Strings(string name) => (string[])Column(name);

@@ -21,7 +21,13 @@ public static class DataFiles
     public static string Customers(PipelineConfig c) => Path.Combine(c.Get(ConfigSchema.Data.Dir), c.Get(ConfigSchema.Raw.CustomersFile));
     public static string Articles(PipelineConfig c) => Path.Combine(c.Get(ConfigSchema.Data.Dir), c.Get(ConfigSchema.Raw.ArticlesFile));
 
-    /// <summary>The input files of the configured layout: [train, val], or [transactions, customers, articles].</summary>
+    /// <summary>Whether the validation set is the last data.tuning_days of the training data (data.split: tuning).</summary>
+    public static bool IsTuningSplit(PipelineConfig c) => c.Get(ConfigSchema.Data.Split) == "tuning";
+
+    /// <summary>
+    /// The input files of the configured layout: [train, val], or [transactions, customers, articles];
+    /// with data.split: tuning the notebook layout's validation file is not read, so it is not an input.
+    /// </summary>
     public static string[] All(PipelineConfig c) =>
-        IsRawLayout(c) ? [Transactions(c), Customers(c), Articles(c)] : [TrainCsv(c), ValCsv(c)];
+        IsRawLayout(c) ? [Transactions(c), Customers(c), Articles(c)] : IsTuningSplit(c) ? [TrainCsv(c)] : [TrainCsv(c), ValCsv(c)];
 }

@@ -24,6 +24,9 @@ public sealed class ArtifactStore(string root)
     string PartialDir(string stage) => Path.Combine(Root, stage + ".partial");
     string OldDir(string stage) => Path.Combine(Root, stage + ".old");
 
+    /// <summary>Whether an interrupted run of the stage left a checkpoint that a resumed run continues from.</summary>
+    public bool HasCheckpoint(string stage) => File.Exists(Path.Combine(PartialDir(stage), FingerprintMarker));
+
     public StageManifest? ReadManifest(string stage)
     {
         var path = Path.Combine(StageDir(stage), ManifestName);
@@ -122,8 +125,14 @@ public sealed class ArtifactStore(string root)
         var manifest = new StageManifest(stage.Name, fingerprint, stage.CodeVersion, files);
         WriteAtomic(Path.Combine(partial, ManifestName), JsonSerializer.Serialize(manifest, ManifestJson.Default.StageManifest));
 
-        var final = StageDir(stage.Name);
-        var old = OldDir(stage.Name);
+        Publish(stage.Name, partial);
+    }
+
+    /// <summary>Swaps a complete partial folder (manifest written) in as the stage's folder, by renames.</summary>
+    void Publish(string stage, string partial)
+    {
+        var final = StageDir(stage);
+        var old = OldDir(stage);
         if (Directory.Exists(old))
             Directory.Delete(old, recursive: true);
         if (Directory.Exists(final))
@@ -131,6 +140,29 @@ public sealed class ArtifactStore(string root)
         Directory.Move(partial, final);
         if (Directory.Exists(old))
             Directory.Delete(old, recursive: true);
+    }
+
+    /// <summary>
+    /// Publishes a copy of another store's stage folder when that one is up to date with this
+    /// fingerprint (the same stage, settings and inputs: Sweep's trials share the stages their
+    /// settings do not touch); false when it is not.
+    /// </summary>
+    public bool TryAdopt(string stage, string fingerprint, ArtifactStore from)
+    {
+        if (!from.IsUpToDate(stage, fingerprint))
+            return false;
+        Directory.CreateDirectory(Root);
+        var partial = PartialDir(stage);
+        if (Directory.Exists(partial))
+            Directory.Delete(partial, recursive: true);
+        foreach (var file in Directory.EnumerateFiles(from.StageDir(stage), "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(partial, Path.GetRelativePath(from.StageDir(stage), file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+        Publish(stage, partial);
+        return true;
     }
 
     /// <summary>Writes a file under a temporary name, then renames it over the target.</summary>

@@ -31,13 +31,12 @@ public sealed class IngestStage : Stage
             run.Log.Verbose($"Ingest: raw files read, joined and split in {watch.Elapsed.TotalSeconds:F1} s");
             CheckNegatives(run, DataFiles.Transactions(run.Config), "train", train.Table, features);
             CheckNegatives(run, DataFiles.Transactions(run.Config), "val", val.Table, features);
-            Write(run, "train", train.Table, train.Levels, features);
-            Write(run, "val", val.Table, val.Levels, features);
+            WriteSplits(run, DataFiles.Transactions(run.Config), train.Table, train.Levels, DataFiles.IsTuningSplit(run.Config) ? null : (val.Table, val.Levels), features);
         }
         else
         {
             var missingIsError = run.Config.Get(ConfigSchema.Data.MissingNumeric) == "error";
-            foreach (var (split, path) in new[] { ("train", DataFiles.TrainCsv(run.Config)), ("val", DataFiles.ValCsv(run.Config)) })
+            (ColumnTable Table, IReadOnlyDictionary<string, IReadOnlyList<string>> Levels) Read(string split, string path)
             {
                 var result = CsvTransactions.Read(path, features.CategoricalColumns, features.NumericColumns, missingIsError);
                 foreach (var (column, count) in result.MissingCounts.Where(m => m.Value > 0))
@@ -46,9 +45,12 @@ public sealed class IngestStage : Stage
                     run.Log.Warning($"{path}: {count:N0} rows of '{column}' hold bytes that are not UTF-8 (read as \uFFFD); " +
                                     "save the file as UTF-8 to keep those values apart");
                 CheckNegatives(run, path, split, result.Table, features);
-                Write(run, split, result.Table, result.Levels, features);
                 run.Log.Info($"Ingest {split}: {result.Table.RowCount:N0} rows from {path}");
+                return (result.Table, result.Levels);
             }
+            var train = Read("train", DataFiles.TrainCsv(run.Config));
+            WriteSplits(run, DataFiles.TrainCsv(run.Config), train.Table, train.Levels,
+                DataFiles.IsTuningSplit(run.Config) ? null : Read("val", DataFiles.ValCsv(run.Config)), features);
         }
         run.Log.Verbose($"Ingest took {watch.Elapsed.TotalSeconds:F2} s");
     }
@@ -77,6 +79,34 @@ public sealed class IngestStage : Stage
             }
             run.Log.Warning(what + (policy == "clip" ? "; clipped to 0 (data.negative_numeric)" : "; kept as they are (data.negative_numeric)"));
         }
+    }
+
+    /// <summary>
+    /// Writes the training and validation splits; with data.split: tuning (no validation data given)
+    /// the validation split is the training rows of the last data.tuning_days days, and the training
+    /// split the rows before them (both keep the training data's levels).
+    /// </summary>
+    static void WriteSplits(StageRun run, string trainPath, ColumnTable train, IReadOnlyDictionary<string, IReadOnlyList<string>> levels,
+        (ColumnTable Table, IReadOnlyDictionary<string, IReadOnlyList<string>> Levels)? val, FeatureSet features)
+    {
+        if (val is { } given)
+        {
+            Write(run, "train", train, levels, features);
+            Write(run, "val", given.Table, given.Levels, features);
+            return;
+        }
+        if (!train.Names.Contains(DataFiles.DayColumn))
+            throw run.Config.ErrorAt(ConfigSchema.Data.Split.Key, $"'tuning' splits the training data by date, and {trainPath} has no purchase dates (t_dat)");
+        var days = train.Ints(DataFiles.DayColumn);
+        var firstTuningDay = days.Max() - (int)run.Config.Get(ConfigSchema.Data.TuningDays) + 1;
+        var before = Enumerable.Range(0, days.Length).Where(r => days[r] < firstTuningDay).ToArray();
+        var tuning = Enumerable.Range(0, days.Length).Where(r => days[r] >= firstTuningDay).ToArray();
+        if (before.Length == 0)
+            throw run.Config.ErrorAt(ConfigSchema.Data.TuningDays.Key, $"every row of {trainPath} falls in the last {run.Config.Get(ConfigSchema.Data.TuningDays)} days: nothing is left to train on");
+        run.Log.Info($"Ingest: data.split tuning: the {tuning.Length:N0} training rows from {DateOnly.FromDayNumber(firstTuningDay):yyyy-MM-dd} on are the " +
+                     $"validation set, the {before.Length:N0} before them the training set; the configured validation data is not used");
+        Write(run, "train", train.SelectRows(before), levels, features);
+        Write(run, "val", train.SelectRows(tuning), levels, features);
     }
 
     static void Write(StageRun run, string split, ColumnTable table, IReadOnlyDictionary<string, IReadOnlyList<string>> levels, FeatureSet features)

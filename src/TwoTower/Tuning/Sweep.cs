@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.IO.Hashing;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TwoTower.Config;
+using TwoTower.Pipeline;
+using TwoTower.Stages;
+
+namespace TwoTower.Tuning;
+
+/// <summary>
+/// The Sweep target: tries the grid of sweep.space (or a seeded sample of sweep.trials points) on
+/// the training period alone. Each trial is the pipeline up to Evaluate with its settings and
+/// data.split: tuning (the last data.tuning_days of the training data are the tuning set; the
+/// validation data is never used), scored by sweep.metric of sweep.method in Evaluate's
+/// per-customer table. Trials live in artifacts/sweep/trials/&lt;id&gt;/ (the id hashes the settings)
+/// as stores of their own: a trial that ran is not recomputed, a killed one resumes where its stages
+/// stopped, and a stage whose settings a trial shares with another is copied from it, not rerun.
+/// Writes results.csv (trial, settings, figure, seconds) and best.pipeline.yaml (the config with the
+/// best trial's settings, to pass with --config).
+/// </summary>
+public static class Sweep
+{
+    public const string ResultsFile = "results.csv";
+    public const string BestConfigFile = "best.pipeline.yaml";
+    const string TrialFile = "trial.json";
+
+    /// <param name="Settings">"key=value" overrides, in sweep.space's order.</param>
+    public sealed record Trial(string Id, IReadOnlyList<string> Settings);
+
+    /// <param name="Seconds">Time to compute it (a cached trial keeps the time of the run that computed it).</param>
+    public sealed record TrialResult(Trial Trial, double Figure, double Seconds, bool Cached);
+
+    static readonly string[] NotSweepable = [ConfigSchema.Data.Split.Name, ConfigSchema.Data.TuningDays.Name];
+
+    /// <summary>The trials sweep.space and sweep.trials describe, each setting checked as --set would check it.</summary>
+    public static List<Trial> Trials(PipelineConfig config)
+    {
+        var space = config.Get(ConfigSchema.Sweep.Space);
+        if (space.Count == 0)
+            throw config.ErrorAt(ConfigSchema.Sweep.Space.Key, "nothing to try: list one entry per key, e.g. [\"train.learning_rate=0.05|0.1\"]");
+        var axes = new List<string[]>();
+        foreach (var entry in space)
+        {
+            var eq = entry.IndexOf('=');
+            var key = eq > 0 ? entry[..eq].Trim() : "";
+            var values = eq > 0 ? entry[(eq + 1)..].Split('|').Select(v => v.Trim()).ToArray() : [];
+            if (key.Length == 0 || values.Any(v => v.Length == 0))
+                throw config.ErrorAt(ConfigSchema.Sweep.Space.Key, $"'{entry}': expected key=value|value|..., e.g. train.learning_rate=0.05|0.1");
+            if (key.StartsWith("sweep.", StringComparison.Ordinal) || NotSweepable.Contains(key))
+                throw config.ErrorAt(ConfigSchema.Sweep.Space.Key, $"'{entry}': {key} is set by Sweep itself, not tried");
+            if (axes.Any(a => a[0].StartsWith(key + "=", StringComparison.Ordinal)))
+                throw config.ErrorAt(ConfigSchema.Sweep.Space.Key, $"'{entry}': {key} is listed twice");
+            var settings = values.Distinct().Select(v => $"{key}={v}").ToArray();
+            foreach (var setting in settings)
+            {
+                try
+                {
+                    PipelineConfig.Parse("", "sweep", [setting]);
+                }
+                catch (PipelineError e)
+                {
+                    throw config.ErrorAt(ConfigSchema.Sweep.Space.Key, $"'{entry}': {e.Message}");
+                }
+            }
+            axes.Add(settings);
+        }
+        var grid = axes.Aggregate(new List<string[]> { Array.Empty<string>() },
+            (points, axis) => points.SelectMany(p => axis.Select(setting => (string[])[.. p, setting])).ToList());
+        var sample = (int)config.Get(ConfigSchema.Sweep.Trials);
+        if (sample > 0 && sample < grid.Count)
+        {
+            var order = Enumerable.Range(0, grid.Count).ToArray();
+            new Rng((ulong)config.Get(ConfigSchema.Sweep.Seed)).Shuffle(order.AsSpan());
+            grid = order.Take(sample).Order().Select(i => grid[i]).ToList();
+        }
+        return grid.Select(settings => new Trial(Id(settings), settings)).ToList();
+    }
+
+    /// <summary>The trial's folder name: a hash of its settings, so that the same settings find the same trial.</summary>
+    static string Id(IEnumerable<string> settings) =>
+        Convert.ToHexStringLower(XxHash128.Hash(Encoding.UTF8.GetBytes(string.Join('\n', settings.Order(StringComparer.Ordinal)))))[..12];
+
+    /// <summary>A trial's config: the sweep's config with the trial's settings, on the tuning split.</summary>
+    public static PipelineConfig TrialConfig(PipelineConfig config, Trial trial) =>
+        PipelineConfig.Parse(config.ToYaml(), "sweep", [.. trial.Settings, $"{ConfigSchema.Data.Split.Name}=tuning"]);
+
+    public static IReadOnlyList<TrialResult> Run(PipelineConfig config, string sweepDir, IPipelineLog log)
+    {
+        var trials = Trials(config);
+        var method = config.Get(ConfigSchema.Sweep.Method);
+        var metric = config.Get(ConfigSchema.Sweep.Metric);
+        log.Info($"Sweep: {trials.Count} trials on the last {config.Get(ConfigSchema.Data.TuningDays)} days of the training data, " +
+                 $"maximising {metric} of {method} (results in {sweepDir})");
+        var trialsDir = Path.Combine(sweepDir, "trials");
+        var results = new List<TrialResult>();
+        for (var i = 0; i < trials.Count; i++)
+        {
+            log.Info($"Sweep: trial {i + 1} of {trials.Count} ({trials[i].Id}): {string.Join(", ", trials[i].Settings)}");
+            results.Add(RunTrial(config, trials[i], trialsDir, log));
+            log.Info($"Sweep: trial {i + 1}: {metric} of {method} on the tuning days {results[^1].Figure:F4}" +
+                     (results[^1].Cached ? " (done before: not recomputed)" : $" ({results[^1].Seconds:F0} s)"));
+        }
+        WriteResults(sweepDir, results, config, log);
+        return results;
+    }
+
+    /// <summary>The trial's stages, each up to date, copied from another trial with the same fingerprint, or run (resuming a checkpoint); then its figure.</summary>
+    static TrialResult RunTrial(PipelineConfig config, Trial trial, string trialsDir, IPipelineLog log)
+    {
+        var trialConfig = TrialConfig(config, trial);
+        var store = new ArtifactStore(Path.Combine(trialsDir, trial.Id));
+        var resultPath = Path.Combine(store.Root, TrialFile);
+        var others = Directory.Exists(trialsDir)
+            ? Directory.GetDirectories(trialsDir).Where(d => Path.GetFileName(d) != trial.Id).Order(StringComparer.Ordinal).Select(d => new ArtifactStore(d)).ToList()
+            : [];
+        var watch = Stopwatch.StartNew();
+        var computed = false;
+        foreach (Stage stage in new Stage[] { new IngestStage(), new EncodeStage(), new NormalizeStage(), new TrainStage(), new BlendStage(), new EvaluateStage() })
+        {
+            var fingerprint = store.Fingerprint(stage, trialConfig);
+            if (store.IsUpToDate(stage.Name, fingerprint))
+                continue;
+            computed = true;
+            if (others.FirstOrDefault(o => store.TryAdopt(stage.Name, fingerprint, o)) is { } from)
+            {
+                log.Verbose($"Sweep: {stage.Name} copied from trial {Path.GetFileName(from.Root)} (the same settings for it)");
+                continue;
+            }
+            store.Run(stage, trialConfig, log, fingerprint, resume: store.HasCheckpoint(stage.Name));
+        }
+        var figure = Figure(Path.Combine(store.StageDir("evaluate"), "metrics.json"), config);
+        if (!computed && File.Exists(resultPath))
+        {
+            var saved = JsonNode.Parse(File.ReadAllText(resultPath))!;
+            return new TrialResult(trial, figure, saved["seconds"]!.GetValue<double>(), Cached: true);
+        }
+        var seconds = watch.Elapsed.TotalSeconds;
+        ArtifactStore.WriteAtomic(resultPath, new JsonObject
+        {
+            ["id"] = trial.Id,
+            ["settings"] = new JsonArray([.. trial.Settings.Select(s => (JsonNode)s)]),
+            ["figure"] = figure,
+            ["seconds"] = seconds,
+        }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        return new TrialResult(trial, figure, seconds, Cached: false);
+    }
+
+    /// <summary>sweep.metric of sweep.method in a metrics.json's per-customer table.</summary>
+    static double Figure(string metricsPath, PipelineConfig config)
+    {
+        var method = config.Get(ConfigSchema.Sweep.Method);
+        var rows = JsonNode.Parse(File.ReadAllText(metricsPath))!["per_customer"]?.AsArray()
+            ?? throw new PipelineError($"{metricsPath} has no per-customer table (the data needs purchase dates)");
+        var row = rows.FirstOrDefault(r => r!["method"]!.GetValue<string>() == method)
+            ?? throw config.ErrorAt(ConfigSchema.Sweep.Method.Key,
+                $"'{method}' is not a row of the per-customer table; expected one of: {string.Join(", ", rows.Select(r => r!["method"]!.GetValue<string>()))}");
+        return config.Get(ConfigSchema.Sweep.Metric) switch
+        {
+            "map12" => row["map12"]!.GetValue<double>(),
+            "recall_at_100" => row["recall_at"]!["100"]?.GetValue<double>()
+                               ?? throw config.ErrorAt(ConfigSchema.Sweep.Metric.Key, "recall_at_100 needs 100 in evaluate.ks"),
+            _ => row["row_hit_at100"]!.GetValue<double>(),
+        };
+    }
+
+    /// <summary>results.csv, the console table and best.pipeline.yaml (the best figure; of equal ones, the earlier trial).</summary>
+    static void WriteResults(string sweepDir, List<TrialResult> results, PipelineConfig config, IPipelineLog log)
+    {
+        var metric = config.Get(ConfigSchema.Sweep.Metric);
+        var method = config.Get(ConfigSchema.Sweep.Method);
+        var csv = new StringBuilder($"trial,id,settings,{metric},seconds\n");
+        for (var i = 0; i < results.Count; i++)
+            csv.Append(CultureInfo.InvariantCulture, $"{i + 1},{results[i].Trial.Id},\"{string.Join("; ", results[i].Trial.Settings)}\",{results[i].Figure:R},{results[i].Seconds:F1}\n");
+        Directory.CreateDirectory(sweepDir);
+        ArtifactStore.WriteAtomic(Path.Combine(sweepDir, ResultsFile), csv.ToString());
+
+        var best = results.Aggregate((a, b) => b.Figure > a.Figure ? b : a);
+        log.Info($"\nSweep results ({metric} of {method} on the tuning days; the validation data was not used):");
+        for (var i = 0; i < results.Count; i++)
+            log.Info($"  {(results[i] == best ? "*" : " ")} {i + 1,3}  {results[i].Figure:F4}  {results[i].Seconds,6:F0} s  {string.Join(", ", results[i].Trial.Settings)}");
+        var bestConfig = PipelineConfig.Parse(config.ToYaml(), "sweep", best.Trial.Settings);
+        ArtifactStore.WriteAtomic(Path.Combine(sweepDir, BestConfigFile),
+            $"# Sweep's best of {results.Count} trials: {string.Join(", ", best.Trial.Settings)}\n" +
+            $"# ({metric} of {method} {best.Figure:F4} on the last {config.Get(ConfigSchema.Data.TuningDays)} training days). Use it with --config={Path.Combine(sweepDir, BestConfigFile)}\n" +
+            bestConfig.ToYaml());
+        log.Info($"Best settings: {string.Join(", ", best.Trial.Settings)}; the whole config with them: {Path.Combine(sweepDir, BestConfigFile)}");
+    }
+}
