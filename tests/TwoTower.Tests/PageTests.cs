@@ -186,7 +186,7 @@ public class PageTests(ServedPage page) : IClassFixture<ServedPage>
     {
         Open();
         LookUp("nobody-we-know", 12);
-        var message = WaitFor(b => b.FindElement(By.Id("message")).Displayed ? b.FindElement(By.Id("message")) : null);
+        var message = WaitFor(b => b.FindElement(By.Id("message")).Displayed ? b.FindElement(By.Id("message")) : null)!;
         Assert.Contains("was not seen in training", message.Text);
         Assert.False(Browser.FindElement(By.Id("history")).Displayed);
         Assert.Equal(12, ShownArticles().Length);
@@ -199,7 +199,7 @@ public class PageTests(ServedPage page) : IClassFixture<ServedPage>
         // k=0 reaches /recommend (the page passes the address's k through), which answers 400 with a JSON error.
         Browser.Manage().Window.Size = new System.Drawing.Size(1200, 1400);
         Browser.Navigate().GoToUrl(new Uri(page.Address, "/?customer_id=nobody&k=0"));
-        var message = WaitFor(b => b.FindElement(By.Id("message")).Displayed ? b.FindElement(By.Id("message")) : null);
+        var message = WaitFor(b => b.FindElement(By.Id("message")).Displayed ? b.FindElement(By.Id("message")) : null)!;
         Assert.StartsWith("k must be a positive integer", message.Text);
         Assert.DoesNotContain("{", message.Text);
         Assert.False(Browser.FindElement(By.Id("recommendations")).Displayed);
