@@ -348,10 +348,10 @@ public static class ConfigSchema
         public static readonly Setting<long> Count =
             new(new ConfigKey("retrieve.ease.count", ConfigType.Int, 100L, "candidates it contributes per customer", Min: 1, Max: 10000));
         public static readonly Setting<long> Articles =
-            new(new ConfigKey("retrieve.ease.articles", ConfigType.Int, 1000L,
+            new(new ConfigKey("retrieve.ease.articles", ConfigType.Int, 3000L,
                 "the N most bought articles it models (memory 3 x 8·N² bytes, time ~N³)", Min: 1, Max: 40000));
         public static readonly Setting<double> Lambda =
-            new(new ConfigKey("retrieve.ease.lambda", ConfigType.Float, 200.0, "L2 regularization λ of B", Min: 0, MinExclusive: true));
+            new(new ConfigKey("retrieve.ease.lambda", ConfigType.Float, 10.0, "L2 regularization λ of B", Min: 0, MinExclusive: true));
         public static readonly Setting<long> Neighbours =
             new(new ConfigKey("retrieve.ease.neighbours", ConfigType.Int, 200L, "largest weights kept per article (articles − 1: exact x_u·B)", Min: 1, Max: 40000));
     }
@@ -363,7 +363,7 @@ public static class ConfigSchema
         public static readonly Setting<long> Count =
             new(new ConfigKey("retrieve.item_knn.count", ConfigType.Int, 100L, "candidates it contributes per customer", Min: 1, Max: 10000));
         public static readonly Setting<long> Neighbours =
-            new(new ConfigKey("retrieve.item_knn.neighbours", ConfigType.Int, 50L, "most similar articles kept per article", Min: 1, Max: 10000));
+            new(new ConfigKey("retrieve.item_knn.neighbours", ConfigType.Int, 200L, "most similar articles kept per article", Min: 1, Max: 10000));
     }
 
     public static class Recommend
