@@ -6,9 +6,9 @@ namespace TwoTower.Retrieval;
 /// weightings of the count n(i, j) of such customers: co_purchase's P(j | i) = n(i, j) / buyers(i),
 /// and item_knn's cosine of the two articles' customer columns, n(i, j) / √(buyers(i) · buyers(j))
 /// (with the window the whole history). Each article keeps its top `neighbours` by weight.
-/// Built with bounded memory: each customer's distinct pairs become 8-byte keys, sorted and counted
-/// in runs, for one shard of articles i at a time (as many shards as it takes to keep the keys under
-/// `maxPairsInMemory`), each shard one pass over all customers.
+/// Built with bounded memory: each customer's distinct pairs are grouped by their first article, for
+/// one shard of articles i at a time (as many shards as it takes to keep the pairs under
+/// `maxPairsInMemory`), each shard two passes over all customers; a pair's customers are counted per i.
 /// </summary>
 public sealed class CoPurchase
 {
@@ -28,7 +28,7 @@ public sealed class CoPurchase
         var shards = (int)Math.Max(1, (builder.PairUpperBound(windowDays) + maxPairsInMemory - 1) / maxPairsInMemory);
         var lists = new (int Article, float Weight)[purchases.ArticleCount][];
         for (var shard = 0; shard < shards; shard++)
-            KeepTopNeighbours(builder.SortedCustomerPairs(windowDays, shards, shard), neighbours, buyers, weighting, lists);
+            KeepTopNeighbours(builder.GroupedCustomerPairs(windowDays, shards, shard), neighbours, buyers, weighting, lists);
         return ItemNeighbours.FromLists(lists);
     }
 
@@ -67,13 +67,27 @@ public sealed class CoPurchase
 
     /// <summary>
     /// Every customer's distinct ordered pairs (i, j), i ≠ j, within the window, for the articles i of
-    /// this shard, as sorted keys i·2³² + j: a run of equal keys is the number of customers of that pair.
+    /// this shard, grouped by i: i's partners are Partners[Start[i]..Start[i + 1]], one entry per
+    /// customer who bought both (so a partner's count is the pair's number of customers). Two passes
+    /// over the customers, counting then filling: 4 bytes a pair, and no sort of all the pairs (a
+    /// sort of 8-byte pair keys per shard was most of item_knn's time at full H&amp;M scale).
     /// </summary>
-    (long[] Keys, int Length) SortedCustomerPairs(int windowDays, int shards, int shard)
+    (int[] Start, int[] Partners) GroupedCustomerPairs(int windowDays, int shards, int shard)
     {
-        var keys = new long[1 << 16];
-        var length = 0;
+        var start = new int[purchases.ArticleCount + 1];
         var local = new List<long>();
+        ForEachCustomerPair(windowDays, shards, shard, local, (i, _) => start[i + 1]++);
+        for (var a = 0; a < purchases.ArticleCount; a++)
+            start[a + 1] += start[a];
+        var partners = new int[start[^1]];
+        var next = start[..^1];
+        ForEachCustomerPair(windowDays, shards, shard, local, (i, j) => partners[next[i]++] = j);
+        return (start, partners);
+    }
+
+    /// <summary>Calls `pair` once per customer and distinct ordered pair (i, j) of theirs within the window, i in the shard.</summary>
+    void ForEachCustomerPair(int windowDays, int shards, int shard, List<long> local, Action<int, int> pair)
+    {
         for (var c = 0; c < purchases.CustomerCount; c++)
         {
             local.Clear();
@@ -95,41 +109,35 @@ public sealed class CoPurchase
             local.Sort();
             for (var k = 0; k < local.Count; k++)
             {
-                if (k > 0 && local[k] == local[k - 1])
-                    continue;
-                if (length == keys.Length)
-                    Array.Resize(ref keys, keys.Length * 2);
-                keys[length++] = local[k];
+                if (k == 0 || local[k] != local[k - 1])
+                    pair((int)(local[k] >> 32), (int)(uint)local[k]);
             }
         }
-        Array.Sort(keys, 0, length);
-        return (keys, length);
     }
 
-    /// <summary>Per article i of the sorted pairs: its `neighbours` j of the highest weight (then the higher count, then the lower j).</summary>
-    static void KeepTopNeighbours((long[] Keys, int Length) pairs, int neighbours, int[] buyers, Weighting weighting, (int Article, float Weight)[][] lists)
+    /// <summary>Per article i of the grouped pairs: its `neighbours` j of the highest weight (then the higher count, then the lower j).</summary>
+    static void KeepTopNeighbours((int[] Start, int[] Partners) pairs, int neighbours, int[] buyers, Weighting weighting, (int Article, float Weight)[][] lists)
     {
-        var (keys, length) = pairs;
-        var run = new List<(int J, int Customers)>();
-        for (var start = 0; start < length;)
+        var (start, partners) = pairs;
+        var customers = new int[buyers.Length];
+        var touched = new List<int>();
+        for (var i = 0; i + 1 < start.Length; i++)
         {
-            var i = (int)(keys[start] >> 32);
-            run.Clear();
-            var at = start;
-            while (at < length && (int)(keys[at] >> 32) == i)
+            if (start[i + 1] == start[i])
+                continue;
+            touched.Clear();
+            for (var at = start[i]; at < start[i + 1]; at++)
             {
-                var end = at;
-                while (end < length && keys[end] == keys[at])
-                    end++;
-                run.Add(((int)(uint)keys[at], end - at));
-                at = end;
+                if (customers[partners[at]]++ == 0)
+                    touched.Add(partners[at]);
             }
-            float Weight((int J, int Customers) p) => weighting == Weighting.Conditional
-                ? (float)p.Customers / buyers[i]
-                : (float)(p.Customers / Math.Sqrt((double)buyers[i] * buyers[p.J]));
-            lists[i] = run.Select(p => (p.J, p.Customers, Weight: Weight(p))).OrderByDescending(p => p.Weight).ThenByDescending(p => p.Customers)
+            float Weight(int j) => weighting == Weighting.Conditional
+                ? (float)customers[j] / buyers[i]
+                : (float)(customers[j] / Math.Sqrt((double)buyers[i] * buyers[j]));
+            lists[i] = touched.Select(j => (J: j, Customers: customers[j], Weight: Weight(j))).OrderByDescending(p => p.Weight).ThenByDescending(p => p.Customers)
                 .ThenBy(p => p.J).Take(neighbours).Select(p => (p.J, p.Weight)).ToArray();
-            start = at;
+            foreach (var j in touched)
+                customers[j] = 0;
         }
     }
 }

@@ -2,6 +2,7 @@ using TwoTower.Config;
 using TwoTower.Data;
 using TwoTower.Kernels;
 using TwoTower.Model;
+using TwoTower.Pipeline;
 
 namespace TwoTower.Retrieval;
 
@@ -25,13 +26,14 @@ public sealed class SourceSet
 
     /// <param name="customers">The customers the two-tower source will be asked about (it embeds them in one batch).</param>
     public static SourceSet Build(PipelineConfig config, Purchases purchases, TrainingColumns train, FeatureSet features,
-        IReadOnlyDictionary<string, NormalizationStats> normalization, TwoTowerModel model, IKernels kernels, IReadOnlyList<int> customers)
+        IReadOnlyDictionary<string, NormalizationStats> normalization, TwoTowerModel model, IKernels kernels, IReadOnlyList<int> customers,
+        IPipelineLog? log = null)
     {
         var lastRow = LastRows(train, features, purchases.CustomerCount, purchases.AsOfDay);
         ICandidateSource[] twoTower = config.Get(ConfigSchema.RetrieveTwoTower.Enabled)
             ? [new TwoTowerSource(model, kernels, train, features, purchases, lastRow, customers, (int)config.Get(ConfigSchema.RetrieveTwoTower.Count))]
             : [];
-        return new SourceSet(purchases, [.. twoTower, .. HistorySources(config, purchases, Segments(config, train, features, normalization, lastRow), null)]);
+        return new SourceSet(purchases, [.. twoTower, .. HistorySources(config, purchases, Segments(config, train, features, normalization, lastRow), null, log)]);
     }
 
     /// <summary>
@@ -59,8 +61,9 @@ public sealed class SourceSet
     /// when enabled, always comes first): buy_again, recent_popularity, co_purchase, ease, item_knn.
     /// The item-to-item tables are built from the purchases unless given by source name (a package holds them).
     /// </summary>
+    /// <param name="log">Where the time each table took to build is written (verbose), if anywhere.</param>
     public static List<ICandidateSource> HistorySources(PipelineConfig config, Purchases purchases, int[]? segments,
-        IReadOnlyDictionary<string, ItemNeighbours>? builtNeighbours)
+        IReadOnlyDictionary<string, ItemNeighbours>? builtNeighbours, IPipelineLog? log = null)
     {
         var sources = new List<ICandidateSource>();
         if (config.Get(ConfigSchema.RetrieveBuyAgain.Enabled))
@@ -68,7 +71,15 @@ public sealed class SourceSet
         if (config.Get(ConfigSchema.RetrieveRecentPopularity.Enabled))
             sources.Add(new PopularitySource(purchases, (int)config.Get(ConfigSchema.RetrieveRecentPopularity.Count),
                 (int)config.Get(ConfigSchema.RetrieveRecentPopularity.WindowDays), config.Get(ConfigSchema.RetrieveRecentPopularity.HalfLifeDays), segments));
-        ItemNeighbours Neighbours(string name, Func<ItemNeighbours> build) => builtNeighbours?.GetValueOrDefault(name) ?? build();
+        ItemNeighbours Neighbours(string name, Func<ItemNeighbours> build)
+        {
+            if (builtNeighbours?.GetValueOrDefault(name) is { } built)
+                return built;
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var table = build();
+            log?.Verbose($"  {name}: item-to-item table built in {watch.Elapsed.TotalSeconds:F1} s");
+            return table;
+        }
         if (config.Get(ConfigSchema.RetrieveCoPurchase.Enabled))
             sources.Add(new NeighbourSource(CoPurchaseName, purchases, (int)config.Get(ConfigSchema.RetrieveCoPurchase.Count),
                 (int)config.Get(ConfigSchema.RetrieveCoPurchase.RecentArticles), config.Get(ConfigSchema.RetrieveCoPurchase.HalfLifeDays),

@@ -55,20 +55,28 @@ public sealed class BlendStage : Stage
 
         var model = TrainedModel.Load(run.Store, config);
         using var kernels = Backend.Create(config.Get(ConfigSchema.Accelerator), config.Threads, run.Log);
-        var sources = SourceSet.Build(config, history, train, features, NormalizationStats.ReadAll(run.Store.StageDir("normalize")), model, kernels, customers);
+        var sources = SourceSet.Build(config, history, train, features, NormalizationStats.ReadAll(run.Store.StageDir("normalize")), model, kernels, customers, run.Log);
+        run.Log.Info($"Blend: sources built in {watch.Elapsed.TotalSeconds:F1} s");
         var blendFeatures = new BlendFeatures(history, sources.Sources.Select(x => x.Name).ToArray());
+        var phase = Stopwatch.StartNew();
         var (rows, summary) = TrainingRows(sources, blendFeatures, customers, labels, run.Log);
+        run.Log.Info($"Blend: candidates and features of {customers.Count:N0} customers in {phase.Elapsed.TotalSeconds:F1} s");
         if (config.Get(ConfigSchema.Blend.Enabled))
         {
             var settings = new BlendRanker.Settings((int)config.Get(ConfigSchema.Blend.Trees), (int)config.Get(ConfigSchema.Blend.Leaves),
                 config.Get(ConfigSchema.Blend.LearningRate), (int)config.Get(ConfigSchema.Blend.MinRowsInLeaf), (int)config.Get(ConfigSchema.Blend.Seed));
+            phase.Restart();
             var (holdout, curve) = ChooseTreeCount(rows, blendFeatures.Count, labels, settings, config.Get(ConfigSchema.Blend.HoldoutCustomers),
                 config.Get(ConfigSchema.Blend.TreeTolerance), run.Log);
             settings = settings with { Trees = curve.Count > 0 ? Chosen(curve, config.Get(ConfigSchema.Blend.TreeTolerance)).Trees : settings.Trees };
+            if (curve.Count > 0)
+                run.Log.Info($"Blend: tree count chosen in {phase.Elapsed.TotalSeconds:F1} s");
+            phase.Restart();
             run.Log.Info($"Blend: training the LambdaRank ranker on {rows.Groups.Length:N0} rows ({rows.Labels.Count(l => l > 0):N0} positives), " +
                          $"{blendFeatures.Count} features, {settings.Trees} trees");
             var ranker = BlendRanker.Train(rows.Features, blendFeatures.Count, rows.Labels, rows.Groups, settings);
             ranker.Save(run.Output(BlendArtifacts.RankerFile));
+            run.Log.Info($"Blend: ranker fitted in {phase.Elapsed.TotalSeconds:F1} s");
             summary = summary with { HoldoutCustomers = holdout, HoldoutMap12 = curve, Trees = ranker.TreeCount };
         }
         summary = summary with
