@@ -120,14 +120,12 @@ public class RetrievalTests
         Assert.Equal(overall, list.Select(x => x.Article).ToList());
     }
 
-    [Theory]
-    [InlineData(20_000_000L)]
-    [InlineData(50L)]   // many shards: the same neighbours, counted a shard of articles at a time
-    public void CoPurchaseNeighboursAreConditionalPairRatesOfCustomers(long maxPairsInMemory)
+    [Fact]
+    public void CoPurchaseNeighboursAreConditionalPairRatesOfCustomers()
     {
         var rows = RandomRows(4);
         var p = Build(rows);
-        var table = CoPurchase.Neighbours(p, windowDays: 10, neighbours: 4, CoPurchase.Weighting.Conditional, maxPairsInMemory);
+        var table = CoPurchase.Neighbours(p, windowDays: 10, neighbours: 4, CoPurchase.Weighting.Conditional);
         var source = new NeighbourSource("co_purchase", p, count: 6, recentArticles: 3, halfLifeDays: 15, table);
 
         // Brute force over each customer's rows in day order: pairs (i, j), i ≠ j, at most 30 rows and 10 days apart, once per customer.
@@ -208,7 +206,7 @@ public class RetrievalTests
     {
         var rows = RandomRows(5, rows: 500);   // about 10 purchases per customer: under the 30-apart pairing bound, so every co-occurrence counts
         var p = Build(rows);
-        var table = CoPurchase.Neighbours(p, int.MaxValue, neighbours: 5, CoPurchase.Weighting.Cosine, maxPairsInMemory: 100);
+        var table = CoPurchase.Neighbours(p, int.MaxValue, neighbours: 5, CoPurchase.Weighting.Cosine);
         var source = new NeighbourSource("item_knn", p, count: 8, int.MaxValue, double.PositiveInfinity, table);
 
         var columns = CustomersOf(rows);
