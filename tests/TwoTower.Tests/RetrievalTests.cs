@@ -345,6 +345,14 @@ public class RetrievalTests
         Assert.Equal(0, At(1, "article_sales_all"));
         Assert.Equal(absent, At(1, "article_days_since_first"));
         Assert.DoesNotContain(x, float.IsNaN);
+
+        // Customer 2's own last purchase of article 5 (day 95) is not the article's last sale (day 98).
+        var y = features.Compute(null, 2, union);
+        float Of2(string name) => y[names.ToList().IndexOf(name)];
+        Assert.Equal(1, Of2("bought_count"));
+        Assert.Equal(5, Of2("bought_days_since_last"));
+        Assert.Equal(2, Of2("article_days_since_last"));
+        Assert.Equal(5, Of2("customer_days_since_last"));
     }
 
     [Fact]

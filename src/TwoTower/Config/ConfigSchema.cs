@@ -390,7 +390,7 @@ public static class ConfigSchema
         public static readonly Setting<long> TrainingCustomers =
             new(new ConfigKey("blend.training_customers", ConfigType.Int, 20000L, "customers of the label days the ranker learns from, at most (seeded sample)", Min: 1));
         public static readonly Setting<long> Trees =
-            new(new ConfigKey("blend.trees", ConfigType.Int, 200L,
+            new(new ConfigKey("blend.trees", ConfigType.Int, 120L,
                 "LightGBM LambdaRank boosting rounds, at most: blend.holdout_customers chooses how many of them to keep", Min: 1, Max: 100000));
         public static readonly Setting<double> HoldoutCustomers =
             new(new ConfigKey("blend.holdout_customers", ConfigType.Float, 0.2,

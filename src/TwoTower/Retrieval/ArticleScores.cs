@@ -18,7 +18,7 @@ public sealed class ArticleScores(int articleCount)
     double[] heapScores = [];
     int[] heapArticles = [];
 
-    /// <summary>This thread's table, emptied, for articles 0..articleCount−1.</summary>
+    /// <summary>This thread's table, emptied, for articles 0..articleCount−1: valid until the next call on this thread (each user reads it out before another starts).</summary>
     public static ArticleScores ForThread(int articleCount)
     {
         var table = perThread;
@@ -53,6 +53,9 @@ public sealed class ArticleScores(int articleCount)
         }
         scores[article] += value;
     }
+
+    /// <summary>The article's sum this round (0 when nothing was added).</summary>
+    public double Get(int article) => stamps[article] == round ? scores[article] : 0;
 
     /// <summary>Clears `output` and fills it with the `count` best articles, best first, their scores as floats.</summary>
     public void Top(int count, List<Candidate> output)

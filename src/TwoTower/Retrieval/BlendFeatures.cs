@@ -43,6 +43,12 @@ public sealed class BlendFeatures
             "article_sales_7d", "article_sales_28d", "article_sales_all", "article_days_since_first", "article_days_since_last"];
     }
 
+    [ThreadStatic] static int[]? boughtLastDayOfThread;
+
+    /// <summary>This thread's day of the customer's last purchase of each article (read only where the customer bought it).</summary>
+    static int[] BoughtLastDayOfThread(int articleCount) =>
+        boughtLastDayOfThread is { } days && days.Length >= articleCount ? days : boughtLastDayOfThread = new int[articleCount];
+
     public IReadOnlyList<string> Names { get; }
     public int Count => Names.Count;
 
@@ -51,9 +57,14 @@ public sealed class BlendFeatures
     {
         var articles = p.ArticlesOf(customer);
         var days = p.DaysOf(customer);
-        var bought = new Dictionary<int, (int Count, int LastDay)>();
+        // How often the customer bought each article, and the last day (rows are in day order): summed in a reused dense table.
+        var bought = ArticleScores.ForThread(p.ArticleCount);
+        var boughtLastDay = BoughtLastDayOfThread(p.ArticleCount);
         for (var i = 0; i < articles.Length; i++)
-            bought[articles[i]] = (bought.GetValueOrDefault(articles[i]).Count + 1, days[i]);
+        {
+            bought.Add(articles[i], 1);
+            boughtLastDay[articles[i]] = days[i];
+        }
         var customerLast = days.Length > 0 ? p.AsOfDay - days[^1] : Absent;
         var features = new float[union.Count * Count];
         for (var i = 0; i < union.Count; i++)
@@ -71,9 +82,9 @@ public sealed class BlendFeatures
             row[f++] = float.IsNaN(dot) ? Absent : dot;
             row[f++] = articles.Length;
             row[f++] = customerLast;
-            var mine = bought.GetValueOrDefault(a);
-            row[f++] = mine.Count;
-            row[f++] = mine.Count > 0 ? p.AsOfDay - mine.LastDay : Absent;
+            var count = (float)bought.Get(a);
+            row[f++] = count;
+            row[f++] = count > 0 ? p.AsOfDay - boughtLastDay[a] : Absent;
             row[f++] = sales7[a];
             row[f++] = sales28[a];
             row[f++] = salesAll[a];

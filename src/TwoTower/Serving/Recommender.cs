@@ -58,7 +58,8 @@ public sealed class Recommender : IDisposable
     readonly PackagedBlend? blend;
     /// <summary>Article vocabulary id of each catalogue row, and back.</summary>
     readonly int[] articleIdOfRow;
-    readonly Dictionary<int, int> rowOfArticleId;
+    /// <summary>The catalogue row of each article vocabulary id, −1 for an id without one (an array: the blend looks up every candidate).</summary>
+    readonly int[] rowOfArticleId;
 
     /// <summary>The known customer ids in ordinal order (suggestions by prefix).</summary>
     readonly string[] sortedCustomerIds;
@@ -112,7 +113,9 @@ public sealed class Recommender : IDisposable
             .Select(row => (IReadOnlyDictionary<string, string>)featureColumns.ToDictionary(f => f.Name, f => f.Values[row])).ToArray();
         index = new USearchIndex(File(PackageLayout.IndexFile));
         articleIdOfRow = ArticleIds.Select(id => vocabularies[features.CandidateId][id]).ToArray();
-        rowOfArticleId = articleIdOfRow.Select((id, row) => (id, row)).ToDictionary(x => x.id, x => x.row);
+        rowOfArticleId = Enumerable.Repeat(-1, vocabularies[features.CandidateId].Count + 1).ToArray();
+        for (var row = 0; row < articleIdOfRow.Length; row++)
+            rowOfArticleId[articleIdOfRow[row]] = row;
         blend = PackagedBlend.Load(packageDir, config, vocabularies[features.QueryId].Count + 1, vocabularies[features.CandidateId].Count + 1);
 
         packagedFeatures = ColumnTable.ReadParquet(File(PackageLayout.CustomersFile));
@@ -158,7 +161,7 @@ public sealed class Recommender : IDisposable
         var latest = new List<Purchase>();
         for (var i = articles.Length - 1; i >= 0 && latest.Count < limit; i--)
         {
-            if (rowOfArticleId.TryGetValue(articles[i], out var row))
+            if (rowOfArticleId[articles[i]] is var row and >= 0)
                 latest.Add(new Purchase(DateOnly.FromDayNumber(days[i]).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), ArticleIds[row], articleFeatures[row]));
         }
         return new CustomerHistory(articles.Length, latest, bought);
@@ -238,7 +241,7 @@ public sealed class Recommender : IDisposable
         }
         var modelTop = modelHits.Select(h => new Retrieval.Candidate(articleIdOfRow[h.Row], h.Score)).ToList();
         float ModelScore(int article) =>
-            rowOfArticleId.TryGetValue(article, out var row) ? SimdKernels.ScoreDot(query, Embeddings.AsSpan(row * Dim, Dim)) : float.NaN;
+            rowOfArticleId[article] is var row and >= 0 ? SimdKernels.ScoreDot(query, Embeddings.AsSpan(row * Dim, Dim)) : float.NaN;
         var customer = vocabularies[features.QueryId][customerId];
         var blended = blend.Recommend(customer, modelTop, ModelScore, want + (skip?.Count ?? 0))
             .Select(c => (Row: rowOfArticleId[c.Article], c.Score, c.Union)).Where(c => skip == null || !skip.Contains(c.Row)).Take(want)
