@@ -348,7 +348,7 @@ public static class ConfigSchema
         public static readonly Setting<long> Count =
             new(new ConfigKey("retrieve.ease.count", ConfigType.Int, 100L, "candidates it contributes per customer", Min: 1, Max: 10000));
         public static readonly Setting<long> Articles =
-            new(new ConfigKey("retrieve.ease.articles", ConfigType.Int, 3000L,
+            new(new ConfigKey("retrieve.ease.articles", ConfigType.Int, 1000L,
                 "the N most bought articles it models (memory 3 x 8·N² bytes, time ~N³)", Min: 1, Max: 40000));
         public static readonly Setting<double> Lambda =
             new(new ConfigKey("retrieve.ease.lambda", ConfigType.Float, 10.0, "L2 regularization λ of B", Min: 0, MinExclusive: true));
