@@ -1,16 +1,24 @@
+using System.Numerics;
+
 namespace TwoTower.Kernels;
 
 /// <summary>
-/// The bounded heap behind the SIMD backend's top-k: a min-heap of (score, index) whose root is the
-/// worst kept candidate, "worse" = lower score, or the same score and a higher index (a total
-/// order, so the selection is deterministic). IlgpuKernels.TopKKernel does the same on device views.
+/// The bounded heap behind every host top-k (the SIMD backend's over float scores, the candidate
+/// sources' over double sums): a min-heap of (score, index) whose root is the worst kept candidate,
+/// "worse" = lower score, or the same score and a higher index (a total order, so the selection is
+/// deterministic). IlgpuKernels.TopKKernel does the same on device views.
 /// </summary>
 static class TopKHeap
 {
-    static bool Worse(float scoreA, int indexA, float scoreB, int indexB) => scoreA < scoreB || (scoreA == scoreB && indexA > indexB);
+    static bool Worse<T>(T scoreA, int indexA, T scoreB, int indexB) where T : IComparisonOperators<T, T, bool> =>
+        scoreA < scoreB || (scoreA == scoreB && indexA > indexB);
+
+    /// <summary>Whether (score, index) beats the heap's root, the worst entry kept.</summary>
+    public static bool BeatsRoot<T>(ReadOnlySpan<T> scores, ReadOnlySpan<int> indices, T score, int index) where T : IComparisonOperators<T, T, bool> =>
+        Worse(scores[0], indices[0], score, index);
 
     /// <summary>Adds entry `count` (the heap holds count entries before).</summary>
-    public static void Push(Span<float> scores, Span<int> indices, int count, float score, int index)
+    public static void Push<T>(Span<T> scores, Span<int> indices, int count, T score, int index) where T : IComparisonOperators<T, T, bool>
     {
         var at = count;
         while (at > 0)
@@ -27,7 +35,7 @@ static class TopKHeap
     }
 
     /// <summary>Replaces the root (the worst entry) and restores the heap over `count` entries.</summary>
-    public static void ReplaceRoot(Span<float> scores, Span<int> indices, int count, float score, int index)
+    public static void ReplaceRoot<T>(Span<T> scores, Span<int> indices, int count, T score, int index) where T : IComparisonOperators<T, T, bool>
     {
         var at = 0;
         while (true)
@@ -48,7 +56,7 @@ static class TopKHeap
     }
 
     /// <summary>Heap sort in place: the worst entry goes last each time, leaving the best first.</summary>
-    public static void SortBestFirst(Span<float> scores, Span<int> indices, int count)
+    public static void SortBestFirst<T>(Span<T> scores, Span<int> indices, int count) where T : IComparisonOperators<T, T, bool>
     {
         for (var end = count - 1; end > 0; end--)
         {

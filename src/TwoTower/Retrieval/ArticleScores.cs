@@ -1,3 +1,5 @@
+using TwoTower.Kernels;
+
 namespace TwoTower.Retrieval;
 
 /// <summary>
@@ -66,56 +68,19 @@ public sealed class ArticleScores(int articleCount)
             return;
         if (heapScores.Length < keep)
             (heapScores, heapArticles) = (new double[keep], new int[keep]);
-        // A min-heap of the kept entries whose root is the worst of them.
+        var heap = heapScores.AsSpan(0, keep);
+        var articles = heapArticles.AsSpan(0, keep);
         var size = 0;
         for (var i = 0; i < touchedCount; i++)
         {
             var (article, score) = (touched[i], scores[touched[i]]);
             if (size < keep)
-                Push(size++, score, article);
-            else if (Worse(heapScores[0], heapArticles[0], score, article))
-                ReplaceRoot(size, score, article);
+                TopKHeap.Push(heap, articles, size++, score, article);
+            else if (TopKHeap.BeatsRoot<double>(heap, articles, score, article))
+                TopKHeap.ReplaceRoot(heap, articles, size, score, article);
         }
-        var start = output.Count;
-        for (var end = size; end > 0; end--)
-        {
-            output.Add(new Candidate(heapArticles[0], (float)heapScores[0]));
-            ReplaceRoot(end - 1, heapScores[end - 1], heapArticles[end - 1]);
-        }
-        output.Reverse(start, size);
-    }
-
-    static bool Worse(double scoreA, int articleA, double scoreB, int articleB) => scoreA < scoreB || (scoreA == scoreB && articleA > articleB);
-
-    void Push(int at, double score, int article)
-    {
-        while (at > 0)
-        {
-            var parent = (at - 1) / 2;
-            if (!Worse(score, article, heapScores[parent], heapArticles[parent]))
-                break;
-            (heapScores[at], heapArticles[at]) = (heapScores[parent], heapArticles[parent]);
-            at = parent;
-        }
-        (heapScores[at], heapArticles[at]) = (score, article);
-    }
-
-    /// <summary>Puts (score, article) at the root of a heap of `size` entries and sifts it down.</summary>
-    void ReplaceRoot(int size, double score, int article)
-    {
-        var at = 0;
-        while (true)
-        {
-            var child = 2 * at + 1;
-            if (child >= size)
-                break;
-            if (child + 1 < size && Worse(heapScores[child + 1], heapArticles[child + 1], heapScores[child], heapArticles[child]))
-                child++;
-            if (!Worse(heapScores[child], heapArticles[child], score, article))
-                break;
-            (heapScores[at], heapArticles[at]) = (heapScores[child], heapArticles[child]);
-            at = child;
-        }
-        (heapScores[at], heapArticles[at]) = (score, article);
+        TopKHeap.SortBestFirst(heap, articles, size);
+        for (var i = 0; i < size; i++)
+            output.Add(new Candidate(articles[i], (float)heap[i]));
     }
 }

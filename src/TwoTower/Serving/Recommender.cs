@@ -122,7 +122,8 @@ public sealed class Recommender : IDisposable
         packagedCustomer = packagedFeatures.Strings(features.QueryId).Select((id, row) => (id, row)).ToDictionary(x => x.id, x => x.row);
 
         sortedCustomerIds = [.. vocabularies[features.QueryId].Values.Order(StringComparer.Ordinal)];
-        PlotNames = ReadPlotNames();
+        var plots = File(PackageLayout.PlotsFolder);
+        PlotNames = Directory.Exists(plots) ? Directory.GetFiles(plots, "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList()! : [];
         var history = ColumnTable.ReadParquet(File(PackageLayout.HistoryFile));
         boughtRows = history.Ints(PackageLayout.HistoryArticleRowColumn);
         boughtStart = new int[vocabularies[features.QueryId].Count + 2];
@@ -152,10 +153,10 @@ public sealed class Recommender : IDisposable
         var c = vocabularies[features.QueryId][customerId];
         if (c == Vocabulary.OutOfVocabulary)
             return null;
-        var bought = boughtRows[boughtStart[c]..boughtStart[c + 1]].Select(row => ArticleIds[row]).ToList();
+        var rows = BoughtRows(c);
+        var bought = rows.Select(row => ArticleIds[row]).ToList();
         if (blend == null)
-            return new CustomerHistory(bought.Count, boughtRows[boughtStart[c]..boughtStart[c + 1]].Take(limit)
-                .Select(row => new Purchase(null, ArticleIds[row], articleFeatures[row])).ToList(), bought);
+            return new CustomerHistory(bought.Count, rows.Take(limit).Select(row => new Purchase(null, ArticleIds[row], articleFeatures[row])).ToList(), bought);
         var articles = blend.Purchases.ArticlesOf(c);
         var days = blend.Purchases.DaysOf(c);
         var latest = new List<Purchase>();
@@ -168,18 +169,16 @@ public sealed class Recommender : IDisposable
     }
 
     /// <summary>The evaluation plots the package holds (file names under plots/).</summary>
-    public IReadOnlyList<string> PlotNames { get; private set; } = [];
+    public IReadOnlyList<string> PlotNames { get; }
 
-    IReadOnlyList<string> ReadPlotNames() =>
-        Directory.Exists(Path.Combine(PackageDir, PackageLayout.PlotsFolder))
-            ? Directory.GetFiles(Path.Combine(PackageDir, PackageLayout.PlotsFolder), "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList()!
-            : [];
+    /// <summary>Customer vocabulary id c's distinct training articles, as catalogue rows.</summary>
+    int[] BoughtRows(int c) => boughtRows[boughtStart[c]..boughtStart[c + 1]];
 
     /// <summary>The customer's training articles (catalogue rows) when `excludeBought`; null when nothing is to be left out.</summary>
     HashSet<int>? Bought(string customerId, bool excludeBought)
     {
         var c = vocabularies[features.QueryId][customerId];
-        return excludeBought && boughtStart[c + 1] > boughtStart[c] ? boughtRows[boughtStart[c]..boughtStart[c + 1]].ToHashSet() : null;
+        return excludeBought && boughtStart[c + 1] > boughtStart[c] ? BoughtRows(c).ToHashSet() : null;
     }
 
     /// <summary>

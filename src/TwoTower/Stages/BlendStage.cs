@@ -66,9 +66,9 @@ public sealed class BlendStage : Stage
             var settings = new BlendRanker.Settings((int)config.Get(ConfigSchema.Blend.Trees), (int)config.Get(ConfigSchema.Blend.Leaves),
                 config.Get(ConfigSchema.Blend.LearningRate), (int)config.Get(ConfigSchema.Blend.MinRowsInLeaf), (int)config.Get(ConfigSchema.Blend.Seed));
             phase.Restart();
-            var (holdout, curve) = ChooseTreeCount(rows, blendFeatures.Count, labels, settings, config.Get(ConfigSchema.Blend.HoldoutCustomers),
+            var (holdout, curve, trees) = ChooseTreeCount(rows, blendFeatures.Count, labels, settings, config.Get(ConfigSchema.Blend.HoldoutCustomers),
                 config.Get(ConfigSchema.Blend.TreeTolerance), run.Log);
-            settings = settings with { Trees = curve.Count > 0 ? Chosen(curve, config.Get(ConfigSchema.Blend.TreeTolerance)).Trees : settings.Trees };
+            settings = settings with { Trees = trees };
             if (curve.Count > 0)
                 run.Log.Info($"Blend: tree count chosen in {phase.Elapsed.TotalSeconds:F1} s");
             phase.Restart();
@@ -98,15 +98,16 @@ public sealed class BlendStage : Stage
     /// How many trees the ranker keeps, chosen inside the training period: a seeded share of the
     /// learning customers is held out, a ranker of blend.trees is fitted on the others, and each
     /// prefix of its trees (every 10) orders the held-out customers' unions; their MAP@12 against
-    /// the label days' baskets makes the curve. Empty when nothing is held out.
+    /// the label days' baskets makes the curve, and the fewest trees within `tolerance` (relative) of
+    /// its best are kept. When nothing is held out: no curve, and blend.trees.
     /// </summary>
-    static (int HoldoutCustomers, List<HoldoutPoint> Curve) ChooseTreeCount(Rows rows, int featureCount, Dictionary<int, HashSet<int>> labels,
+    static (int HoldoutCustomers, List<HoldoutPoint> Curve, int Trees) ChooseTreeCount(Rows rows, int featureCount, Dictionary<int, HashSet<int>> labels,
         BlendRanker.Settings settings, double share, double tolerance, IPipelineLog log)
     {
         var customers = rows.Groups.Distinct().ToArray();
         var heldCount = (int)Math.Round(customers.Length * share);
         if (heldCount == 0 || heldCount == customers.Length)
-            return (0, []);
+            return (0, [], settings.Trees);
         new Rng((ulong)settings.Seed + 1).Shuffle(customers.AsSpan());
         var held = customers.Take(heldCount).ToHashSet();
         Rows Subset(bool heldOut)
@@ -135,16 +136,10 @@ public sealed class BlendStage : Stage
             curve.Add(new HoldoutPoint(trees, sum / count));
         }
         var best = curve.Max(p => p.Map12);
+        var kept = curve.First(p => p.Map12 >= (1 - tolerance) * best).Trees;
         log.Info($"  held-out MAP@12 by trees: {string.Join(", ", curve.Where((_, i) => i % 2 == 1 || i == curve.Count - 1).Select(p => $"{p.Trees}: {p.Map12:F4}"))}; " +
-                 $"keeping {Chosen(curve, tolerance).Trees} (the fewest within {tolerance:P0} of the best, {best:F4})");
-        return (heldCount, curve);
-    }
-
-    /// <summary>The curve's fewest trees whose MAP@12 is within `tolerance` (relative) of the best.</summary>
-    static HoldoutPoint Chosen(List<HoldoutPoint> curve, double tolerance)
-    {
-        var best = curve.Max(p => p.Map12);
-        return curve.First(p => p.Map12 >= (1 - tolerance) * best);
+                 $"keeping {kept} (the fewest within {tolerance:P0} of the best, {best:F4})");
+        return (heldCount, curve, kept);
     }
 
     /// <summary>Each customer's distinct articles bought on or after the first label day.</summary>
