@@ -152,6 +152,20 @@ public static class ConfigSchema
             new(new ConfigKey("features.query.raw", ConfigType.StringList, new[] { "month_sin", "month_cos" }, "numeric, used as is"));
     }
 
+    /// <summary>The customer's recent purchases as a query input (off by default: the notebook's tower has none).</summary>
+    public static class FeaturesHistory
+    {
+        public static readonly Setting<long> Length =
+            new(new ConfigKey("features.query.history.length", ConfigType.Int, 0L,
+                "the customer's last N distinct purchased articles before the row's day, embedded and pooled; 0 = no history input", Min: 0, Max: 200));
+        public static readonly Setting<string> Pooling =
+            new(new ConfigKey("features.query.history.pooling", ConfigType.Choice, "mean",
+                "mean: the plain mean of the embedded articles | recency: weight 1/(1+i) for the i-th most recent", Choices: ["mean", "recency"]));
+        public static readonly Setting<bool> ShareEmbedding =
+            new(new ConfigKey("features.query.history.share_embedding", ConfigType.Bool, true,
+                "embed history with the candidate tower's table of its id column (true) or a table of the query tower's own"));
+    }
+
     public static class FeaturesCandidate
     {
         public static readonly Setting<string> Id =
@@ -467,6 +481,9 @@ public static class ConfigSchema
         FeaturesQuery.OneHot.Key,
         FeaturesQuery.Numeric.Key,
         FeaturesQuery.Raw.Key,
+        FeaturesHistory.Length.Key,
+        FeaturesHistory.Pooling.Key,
+        FeaturesHistory.ShareEmbedding.Key,
         FeaturesCandidate.Id.Key,
         FeaturesCandidate.Embedded.Key,
         FeaturesCandidate.OneHot.Key,

@@ -2,17 +2,29 @@ using TwoTower.Config;
 
 namespace TwoTower.Data;
 
-/// <summary>How a column enters a tower.</summary>
-public enum FeatureKind { Embedded, OneHot, Numeric, Raw }
+/// <summary>How a column enters a tower. History: the customer's recent articles, embedded and pooled (<see cref="PurchaseHistory"/>).</summary>
+public enum FeatureKind { Embedded, OneHot, Numeric, Raw, History }
 
 public sealed record Feature(string Column, FeatureKind Kind)
 {
     public bool IsCategorical => Kind is FeatureKind.Embedded or FeatureKind.OneHot;
 }
 
+/// <summary>
+/// features.query.history: how many recent articles, their pooling weights, and whether they are
+/// embedded with the candidate tower's table of the candidate id (shared) or a table of their own.
+/// </summary>
+public sealed record HistorySpec(int Length, bool Recency, bool ShareEmbedding)
+{
+    public float[] SlotWeights => PurchaseHistory.SlotWeights(Length, Recency);
+}
+
 /// <summary>The configured features of both towers (features.* in pipeline.yaml).</summary>
 public sealed record FeatureSet(string QueryId, string CandidateId, IReadOnlyList<Feature> Query, IReadOnlyList<Feature> Candidate)
 {
+    /// <summary>The query tower's history input, or null (features.query.history.length 0).</summary>
+    public HistorySpec? History { get; init; }
+
     public static FeatureSet From(PipelineConfig config)
     {
         IReadOnlyList<Feature> Tower(ConfigSchema.TowerKeys t) =>
@@ -22,8 +34,16 @@ public sealed record FeatureSet(string QueryId, string CandidateId, IReadOnlyLis
             .. config.Get(t.Numeric).Select(c => new Feature(c, FeatureKind.Numeric)),
             .. config.Get(t.Raw).Select(c => new Feature(c, FeatureKind.Raw)),
         ];
-        return new FeatureSet(config.Get(ConfigSchema.QueryTower.Id), config.Get(ConfigSchema.CandidateTower.Id),
-            Tower(ConfigSchema.QueryTower), Tower(ConfigSchema.CandidateTower));
+        var length = (int)config.Get(ConfigSchema.FeaturesHistory.Length);
+        var history = length == 0 ? null
+            : new HistorySpec(length, config.Get(ConfigSchema.FeaturesHistory.Pooling) == "recency", config.Get(ConfigSchema.FeaturesHistory.ShareEmbedding));
+        IReadOnlyList<Feature> query = Tower(ConfigSchema.QueryTower);
+        if (history != null)
+            query = [.. query, new Feature(PurchaseHistory.Column, FeatureKind.History)];
+        return new FeatureSet(config.Get(ConfigSchema.QueryTower.Id), config.Get(ConfigSchema.CandidateTower.Id), query, Tower(ConfigSchema.CandidateTower))
+        {
+            History = history,
+        };
     }
 
     /// <summary>Columns read as strings and encoded with a vocabulary: the two ids and every categorical feature.</summary>
@@ -33,7 +53,7 @@ public sealed record FeatureSet(string QueryId, string CandidateId, IReadOnlyLis
 
     /// <summary>Columns read as numbers.</summary>
     public IReadOnlyList<string> NumericColumns =>
-        Query.Concat(Candidate).Where(f => !f.IsCategorical).Select(f => f.Column).Distinct().ToArray();
+        Query.Concat(Candidate).Where(f => f.Kind is FeatureKind.Numeric or FeatureKind.Raw).Select(f => f.Column).Distinct().ToArray();
 
     /// <summary>Numeric columns that are normalized (the others pass through).</summary>
     public IReadOnlyList<string> NormalizedColumns =>

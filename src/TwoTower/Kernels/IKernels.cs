@@ -72,6 +72,29 @@ public interface IKernels : IDisposable
     void EmbeddingRowGradients(DeviceBuffer<float> dx, int dxStride, int offset, int dim, RowGroups groups, DeviceBuffer<float> grad);
 
     /// <summary>
+    /// The forward of a pooled bag of embeddings (the query tower's purchase history): row r's bag is
+    /// ids[rows[r]·bagLength ..+bagLength), an id &lt; 0 an empty slot. With S = Σ slotWeights[j] over
+    /// the filled slots, weights[r·bagLength + j] = slotWeights[j] / S (0 for an empty slot) and
+    /// x[r, offset..offset+dim) = Σ_j weights[r, j] · table[ids[j], ..], added in slot order; a bag
+    /// with no filled slot gives zeros. Writes weights (count × bagLength), used by the backward.
+    /// </summary>
+    void EmbeddingBagGather(DeviceBuffer<float> table, int dim, DeviceBuffer<int> ids, int bagLength, DeviceBuffer<float> slotWeights,
+        DeviceBuffer<int> rows, int count, DeviceBuffer<float> x, int xStride, int offset, DeviceBuffer<float> weights);
+
+    /// <summary>
+    /// The backward of <see cref="EmbeddingBagGather"/> on the rows a batch touched, grouped by row
+    /// (a group's positions are e = r·bagLength + j, filled slots only; see <see cref="RowGroups.Add"/>):
+    /// s_u = Σ weights[e] · dx[e / bagLength, offset..offset+dim) over group u's positions, added from
+    /// zero in position order; grad[groups.Rows[u], ..] = s_u, or += s_u when accumulate (a table
+    /// shared with another input, whose gradient is already there). Other rows are not written.
+    /// </summary>
+    void EmbeddingBagRowGradients(DeviceBuffer<float> dx, int dxStride, int offset, int dim, DeviceBuffer<float> weights, int bagLength,
+        RowGroups groups, bool accumulate, DeviceBuffer<float> grad);
+
+    /// <summary>table[rows[i], 0..rowWidth) = 0 for every listed row.</summary>
+    void ZeroRows(DeviceBuffer<float> table, int rowWidth, DeviceBuffer<int> rows);
+
+    /// <summary>
     /// TFRS Retrieval loss with in-batch negatives, forward and backward in one pass:
     /// logits[i,j] = (q_i·c_j)/τ − columnOffset[j] (offset: log p_j for the logQ correction, or null);
     /// with accidental-hit removal (itemIds not null), logits[i,j] = −∞ where itemIds[j] = itemIds[i] and j ≠ i.

@@ -5,7 +5,9 @@ namespace TwoTower.Kernels;
 /// batch's ids: Rows (distinct, Count of them, in order of first appearance) and, for group u, the
 /// positions Positions[Starts[u]..Starts[u+1]) in batch order. Grouped with a small open-addressing
 /// hash table (cleared after each batch) and a counting pass: about 5× faster than sorting
-/// (id, position) pairs, and the host does this every step. Buffers are sized for the largest batch.
+/// (id, position) pairs, and the host does this every step. A batch may also bring several ids per
+/// row (a bag: the purchase history) and several sources (a table shared by two inputs).
+/// Buffers are sized for the most ids a batch can bring (capacity).
 /// </summary>
 public sealed class RowGroups : IDisposable
 {
@@ -25,6 +27,7 @@ public sealed class RowGroups : IDisposable
     public DeviceBuffer<int> Starts { get; }
     public DeviceBuffer<int> Positions { get; }
     public int Count { get; private set; }
+    int entries;
 
     /// <summary>The distinct rows of the last <see cref="Build"/> (on the backend once uploaded).</summary>
     public DeviceBuffer<int> Rows => packedBuffer.Slice(0, Count);
@@ -53,29 +56,60 @@ public sealed class RowGroups : IDisposable
     /// </summary>
     public void Build(ReadOnlySpan<int> column, ReadOnlySpan<int> batchRows)
     {
+        Begin();
+        Add(column, 1, batchRows);
+        Finish();
+    }
+
+    /// <summary>Starts a grouping of several id sources (<see cref="Add"/> each, then <see cref="Finish"/>).</summary>
+    public void Begin()
+    {
+        Count = 0;
+        entries = 0;
+    }
+
+    /// <summary>
+    /// Adds a source of bags: batch row p's ids are ids[batchRows[p]·bagLength ..+bagLength), an id &lt; 0
+    /// an empty slot (not grouped). Its positions continue those of the sources added before:
+    /// e = (entries so far) + p·bagLength + j.
+    /// </summary>
+    public void Add(ReadOnlySpan<int> ids, int bagLength, ReadOnlySpan<int> batchRows)
+    {
         var rows = HostRows;
+        for (var p = 0; p < batchRows.Length; p++)
+        {
+            var bag = ids.Slice(batchRows[p] * bagLength, bagLength);
+            for (var j = 0; j < bagLength; j++, entries++)
+            {
+                var id = bag[j];
+                if (id < 0)
+                {
+                    groupOf[entries] = -1;
+                    continue;
+                }
+                var slot = (int)(((uint)id * 0x9E3779B1u) >> tableShift);
+                while (tableIds[slot] != -1 && tableIds[slot] != id)
+                    slot = (slot + 1) & tableMask;
+                if (tableIds[slot] == -1)
+                {
+                    tableIds[slot] = id;
+                    tableGroups[slot] = Count;
+                    slotOfGroup[Count] = slot;
+                    rows[Count] = id;
+                    cursor[Count++] = 0;
+                }
+                var group = tableGroups[slot];
+                groupOf[entries] = group;
+                cursor[group]++;
+            }
+        }
+    }
+
+    /// <summary>Lays out each group's positions in order (a counting pass) and clears the hash table for the next batch.</summary>
+    public void Finish()
+    {
         var starts = HostStarts;
         var positions = HostPositions;
-        var n = batchRows.Length;
-        Count = 0;
-        for (var p = 0; p < n; p++)
-        {
-            var id = column[batchRows[p]];
-            var slot = (int)(((uint)id * 0x9E3779B1u) >> tableShift);
-            while (tableIds[slot] != -1 && tableIds[slot] != id)
-                slot = (slot + 1) & tableMask;
-            if (tableIds[slot] == -1)
-            {
-                tableIds[slot] = id;
-                tableGroups[slot] = Count;
-                slotOfGroup[Count] = slot;
-                rows[Count] = id;
-                cursor[Count++] = 0;
-            }
-            var group = tableGroups[slot];
-            groupOf[p] = group;
-            cursor[group]++;
-        }
         starts[0] = 0;
         for (var u = 0; u < Count; u++)
         {
@@ -83,8 +117,11 @@ public sealed class RowGroups : IDisposable
             cursor[u] = starts[u];
             tableIds[slotOfGroup[u]] = -1;
         }
-        for (var p = 0; p < n; p++)
-            positions[cursor[groupOf[p]]++] = p;
+        for (var e = 0; e < entries; e++)
+        {
+            if (groupOf[e] >= 0)
+                positions[cursor[groupOf[e]]++] = e;
+        }
     }
 
     /// <summary>Copies the groups of the last <see cref="Build"/> to the backend (one copy).</summary>

@@ -109,6 +109,10 @@ public sealed class DeviceTower : IDisposable
     readonly DeviceBuffer<float>[] activations, deltas;
     readonly DeviceVariable[] layerKernels, layerBiases;
     readonly (TowerInput Input, DeviceVariable Table, RowGroups? Groups)[] embeddings;
+    /// <summary>The pooled purchase history: its table (maybe the other tower's), row groups (training), slot weights and each batch row's pooling weights.</summary>
+    readonly (TowerInput Input, DeviceVariable Table, RowGroups? Groups, DeviceBuffer<float> SlotWeights, DeviceBuffer<float> Weights)? history;
+    /// <summary>An inference copy of a table that belongs to the other tower (a shared history table), freed with this tower.</summary>
+    readonly DeviceVariable? borrowedTable;
 
     /// <summary>The variables' buffers, in <see cref="Tower.Variables"/> order.</summary>
     public IReadOnlyList<DeviceVariable> Variables { get; }
@@ -116,11 +120,16 @@ public sealed class DeviceTower : IDisposable
     /// <summary>Training: every dense kernel and bias in one block of buffers (value, gradient, m, v).</summary>
     public (DeviceBuffer<float> Value, DeviceBuffer<float> Grad, DeviceBuffer<float> M, DeviceBuffer<float> V)? DenseBlock { get; }
 
-    /// <summary>Training: each embedding table with the row groups of the current batch's ids.</summary>
-    public IEnumerable<(DeviceVariable Table, RowGroups Groups)> EmbeddingGroups => embeddings.Select(e => (e.Table, e.Groups!));
+    /// <summary>Training: each of the tower's own embedding tables with the row groups of the current batch's ids.</summary>
+    public IEnumerable<(DeviceVariable Table, RowGroups Groups)> EmbeddingGroups =>
+        embeddings.Select(e => (e.Table, e.Groups!)).Concat(history is { Input.SharedEmbedding: false } h ? [(h.Table, h.Groups!)] : []);
+
+    /// <summary>Training: the history's row groups of the current batch (the rows of a shared table it touches), or null.</summary>
+    public RowGroups? HistoryGroups => history?.Groups;
 
     /// <param name="trainingFromStep">null: inference only; else training state at that optimizer step.</param>
-    public DeviceTower(IKernels kernels, Tower tower, int capacity, int? trainingFromStep)
+    /// <param name="sharedHistoryTable">Training with a shared history table: the other tower's buffers of it.</param>
+    public DeviceTower(IKernels kernels, Tower tower, int capacity, int? trainingFromStep, DeviceVariable? sharedHistoryTable = null)
     {
         this.kernels = kernels;
         this.tower = tower;
@@ -145,8 +154,17 @@ public sealed class DeviceTower : IDisposable
         foreach (var v in tower.Variables.Where(v => !variables.ContainsKey(v)))
             variables[v] = new DeviceVariable(kernels, v, trainingFromStep);
         Variables = tower.Variables.Select(v => variables[v]).ToArray();
-        embeddings = tower.Inputs.Where(i => i.Embedding != null)
+        embeddings = tower.Inputs.Where(i => i.Embedding != null && i.Feature.Kind != FeatureKind.History)
             .Select(i => (i, variables[i.Embedding!], training ? new RowGroups(kernels, capacity) : null)).ToArray();
+        if (tower.HistoryInput is { } h)
+        {
+            var table = !h.SharedEmbedding ? variables[h.Embedding!]
+                : sharedHistoryTable ?? (training ? throw new ArgumentException("training with a shared history table needs the candidate tower's buffers")
+                    : borrowedTable = new DeviceVariable(kernels, h.Embedding!, null));
+            var length = tower.History!.Length;
+            history = (h, table, training ? new RowGroups(kernels, capacity * length) : null, kernels.Upload(tower.History.SlotWeights),
+                kernels.Allocate<float>(capacity * length));
+        }
         layerKernels = tower.LayerWeights.Select(k => variables[k]).ToArray();
         layerBiases = tower.Biases.Select(b => variables[b]).ToArray();
         x = kernels.Allocate<float>(capacity * tower.InputDim);
@@ -178,11 +196,17 @@ public sealed class DeviceTower : IDisposable
         return output;
     }
 
-    /// <summary>Groups each embedded column's ids of a batch by row on the host, from the host copy of the columns.</summary>
+    /// <summary>Groups each embedded column's ids (and the history's) of a batch by row on the host, from the host copy of the columns.</summary>
     public void GroupEmbeddedIds(TrainingColumns host, ReadOnlySpan<int> rows)
     {
         foreach (var (input, _, groups) in embeddings)
             groups!.Build(host.Ints[input.Feature.Column], rows);
+        if (history is { } h)
+        {
+            h.Groups!.Begin();
+            h.Groups.Add(host.Ints[PurchaseHistory.Column], tower.History!.Length, rows);
+            h.Groups.Finish();
+        }
     }
 
     /// <summary>Copies the groups of the last <see cref="GroupEmbeddedIds"/> to the backend.</summary>
@@ -190,6 +214,7 @@ public sealed class DeviceTower : IDisposable
     {
         foreach (var (_, _, groups) in embeddings)
             groups!.Upload();
+        history?.Groups!.Upload();
     }
 
     /// <summary>
@@ -201,12 +226,15 @@ public sealed class DeviceTower : IDisposable
         var inDim = tower.InputDim;
         foreach (var (input, table, _) in embeddings)
             kernels.EmbeddingGather(table.Value, input.Width, columns.Ints[input.Feature.Column], rows, count, x, inDim, input.Offset);
+        if (history is { } h)
+            kernels.EmbeddingBagGather(h.Table.Value, h.Input.Width, columns.Ints[PurchaseHistory.Column], tower.History!.Length, h.SlotWeights, rows, count,
+                x, inDim, h.Input.Offset, h.Weights);
         foreach (var i in tower.Inputs)
         {
             if (i.Feature.Kind == FeatureKind.OneHot)
                 // Notebook depth n: id n (the last category) falls outside and stays all zeros.
                 kernels.OneHot(columns.Ints[i.Feature.Column], rows, count, i.Width, x, inDim, i.Offset);
-            else if (i.Feature.Kind != FeatureKind.Embedded)
+            else if (i.Feature.Kind is FeatureKind.Numeric or FeatureKind.Raw)
                 kernels.CopyToColumn(columns.Floats[i.Feature.Column], rows, count, x, inDim, i.Offset);
         }
         var current = x;
@@ -223,6 +251,8 @@ public sealed class DeviceTower : IDisposable
     /// <summary>
     /// Backward from dOutput (count × OutputDim) of the last <see cref="Forward"/>: dense gradients are
     /// overwritten; each embedding's gradient is written on the rows the batch touched (its row groups).
+    /// A shared history table's gradient is added to what is there (the trainer zeroes its rows and
+    /// runs the other tower's backward first).
     /// </summary>
     public void Backward(DeviceBuffer<float> dOutput, int count)
     {
@@ -238,6 +268,9 @@ public sealed class DeviceTower : IDisposable
         }
         foreach (var (input, table, groups) in embeddings)
             kernels.EmbeddingRowGradients(dInput!, tower.InputDim, input.Offset, input.Width, groups!, table.Grad!);
+        if (history is { } h)
+            kernels.EmbeddingBagRowGradients(dInput!, tower.InputDim, h.Input.Offset, h.Input.Width, h.Weights, tower.History!.Length, h.Groups!,
+                accumulate: h.Input.SharedEmbedding, h.Table.Grad!);
     }
 
     public void Dispose()
@@ -253,6 +286,13 @@ public sealed class DeviceTower : IDisposable
         }
         foreach (var (_, _, groups) in embeddings)
             groups?.Dispose();
+        if (history is { } h)
+        {
+            h.Groups?.Dispose();
+            h.SlotWeights.Dispose();
+            h.Weights.Dispose();
+        }
+        borrowedTable?.Dispose();
         x.Dispose();
         dInput?.Dispose();
         foreach (var b in activations.Concat(deltas))

@@ -18,11 +18,14 @@ public sealed class Variable(string name, int rows, int cols, bool isEmbedding)
     public float[] V { get; } = new float[rows * cols];
 }
 
-/// <summary>One input of a tower and where it sits in the concatenated input vector.</summary>
-public sealed record TowerInput(Feature Feature, int Offset, int Width, Variable? Embedding);
+/// <summary>
+/// One input of a tower and where it sits in the concatenated input vector. SharedEmbedding: the
+/// table belongs to the other tower (the history embedded with the candidate tower's article table).
+/// </summary>
+public sealed record TowerInput(Feature Feature, int Offset, int Width, Variable? Embedding, bool SharedEmbedding = false);
 
 /// <summary>
-/// One tower: concat[embedded ids | one-hot categories | numbers] → Dense(relu) … → Dense.
+/// One tower: concat[embedded ids | one-hot categories | numbers | pooled history] → Dense(relu) … → Dense.
 /// The same class builds the query and the candidate tower from their configured features; it holds
 /// the architecture and the host weights, and <see cref="DeviceTower"/> runs it on a backend.
 /// </summary>
@@ -37,18 +40,34 @@ public sealed class Tower
     public int OutputDim => LayerWeights[^1].Cols;
     public bool HasEmbeddings => Inputs.Any(i => i.Embedding != null);
 
+    /// <summary>The purchase-history input (features.query.history), or null.</summary>
+    public TowerInput? HistoryInput => Inputs.FirstOrDefault(i => i.Feature.Kind == FeatureKind.History);
+
+    public HistorySpec? History { get; }
+
+    /// <summary>The tower's own variables (a table shared with the other tower is that tower's).</summary>
     public IEnumerable<Variable> Variables =>
-        Inputs.Where(i => i.Embedding != null).Select(i => i.Embedding!).Concat(LayerWeights.Zip(Biases).SelectMany(p => new[] { p.First, p.Second }));
+        OwnEmbeddings.Select(i => i.Embedding!).Concat(LayerWeights.Zip(Biases).SelectMany(p => new[] { p.First, p.Second }));
+
+    IEnumerable<TowerInput> OwnEmbeddings => Inputs.Where(i => i.Embedding != null && !i.SharedEmbedding);
 
     /// <param name="vocabularySizes">Known values per categorical column (table rows = size + 1).</param>
+    /// <param name="historyTable">The table that embeds the history's articles, and whether it is the other tower's.</param>
     public Tower(string name, IReadOnlyList<Feature> features, IReadOnlyDictionary<string, int> vocabularySizes,
-        int embeddingDim, IReadOnlyList<int> layers, bool notebookOneHot)
+        int embeddingDim, IReadOnlyList<int> layers, bool notebookOneHot, HistorySpec? history = null, (Variable Table, bool Shared)? historyTable = null)
     {
+        History = history;
         Name = name;
         var inputs = new List<TowerInput>();
         var offset = 0;
         foreach (var f in features)
         {
+            if (f.Kind == FeatureKind.History)
+            {
+                inputs.Add(new TowerInput(f, offset, embeddingDim, historyTable!.Value.Table, historyTable.Value.Shared));
+                offset += embeddingDim;
+                continue;
+            }
             var (width, embedding) = f.Kind switch
             {
                 FeatureKind.Embedded => (embeddingDim, new Variable($"{name}/embedding/{f.Column}", vocabularySizes[f.Column] + 1, embeddingDim, true)),
@@ -76,7 +95,7 @@ public sealed class Tower
     /// <summary>Keras defaults: embeddings U(−0.05, 0.05), kernels Glorot-uniform, biases 0.</summary>
     public void Initialize(ref Rng rng)
     {
-        foreach (var input in Inputs.Where(i => i.Embedding != null))
+        foreach (var input in OwnEmbeddings)
         {
             var e = input.Embedding!.Value;
             for (var i = 0; i < e.Length; i++)

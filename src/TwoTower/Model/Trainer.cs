@@ -83,6 +83,11 @@ public sealed class Trainer : IDisposable
     readonly int[] order;
     readonly float[] losses;
     readonly (DeviceVariable Table, RowGroups Groups)[] embeddingInputs;
+    /// <summary>
+    /// A history embedded with the candidate tower's article table: the table, and the rows a batch
+    /// touches through either tower (candidate ids and history ids), which its lazy AdamW steps.
+    /// </summary>
+    readonly (DeviceVariable Table, RowGroups Touched)? sharedTable;
 
     /// <summary>Adam steps taken so far (t in the bias correction).</summary>
     public int Step { get; private set; }
@@ -115,9 +120,13 @@ public sealed class Trainer : IDisposable
         Step = startStep;
         lrTBuffer = kernels.Allocate<float>(1);
         PrepareLearningRates(startStep);
-        query = new DeviceTower(kernels, model.Query, b, startStep);
         candidate = new DeviceTower(kernels, model.Candidate, b, startStep);
-        embeddingInputs = query.EmbeddingGroups.Concat(candidate.EmbeddingGroups).ToArray();
+        if (model.Query.HistoryInput is { SharedEmbedding: true } shared)
+            sharedTable = (candidate.Variables.Single(v => v.Host == shared.Embedding), new RowGroups(kernels, b * (1 + model.Query.History!.Length)));
+        query = new DeviceTower(kernels, model.Query, b, startStep, sharedTable?.Table);
+        // The shared table steps on the rows either tower touched; its candidate-only groups serve the gradient alone.
+        embeddingInputs = query.EmbeddingGroups.Concat(candidate.EmbeddingGroups)
+            .Select(e => sharedTable is { } s && e.Table == s.Table ? (e.Table, s.Touched) : e).ToArray();
         order = Enumerable.Range(0, data.RowCount).ToArray();
         orderBuffer = kernels.Upload(order);
         batchRows = kernels.Allocate<int>(b);
@@ -136,6 +145,7 @@ public sealed class Trainer : IDisposable
         foreach (var d in new IDisposable[] { logQPerRow, query, candidate, orderBuffer, batchRows, batchItems,
                      offsets, lossPerRow, dq, dc, lrTBuffer })
             d.Dispose();
+        sharedTable?.Touched.Dispose();
     }
 
     IEnumerable<DeviceVariable> DeviceVariables => query.Variables.Concat(candidate.Variables);
@@ -278,11 +288,18 @@ public sealed class Trainer : IDisposable
         return loss;
     }
 
-    /// <summary>The host part of a step: each embedded column's ids of the batch grouped by row.</summary>
+    /// <summary>The host part of a step: each embedded column's ids of the batch grouped by row (a shared table: also the union of its rows).</summary>
     void GroupEmbeddedIds(ReadOnlySpan<int> rows)
     {
         query.GroupEmbeddedIds(data, rows);
         candidate.GroupEmbeddedIds(data, rows);
+        if (sharedTable is { Touched: var touched })
+        {
+            touched.Begin();
+            touched.Add(data.Ints[itemColumn], 1, rows);
+            touched.Add(data.Ints[Data.PurchaseHistory.Column], model.Query.History!.Length, rows);
+            touched.Finish();
+        }
     }
 
     /// <summary>Queues forward and backward of n rows (listed on the backend; their groups built by <see cref="GroupEmbeddedIds"/>).</summary>
@@ -290,6 +307,7 @@ public sealed class Trainer : IDisposable
     {
         query.UploadGroups();
         candidate.UploadGroups();
+        sharedTable?.Touched.Upload();
         // The batch's embedding rows first take the zero-gradient steps they missed: they are read as the dense update would have left them.
         foreach (var (table, groups) in embeddingInputs)
             CatchUp(table, groups.Rows);
@@ -301,8 +319,11 @@ public sealed class Trainer : IDisposable
             kernels.GatherRows(columns.Ints[itemColumn], rows, n, batchItems);
         kernels.InBatchSoftmax(q, c, n, model.Query.OutputDim, options.LogQCorrection ? offsets : null, (float)options.Temperature,
             options.RemoveAccidentalHits ? batchItems : null, lossPerRow, dq, dc);
-        query.Backward(dq, n);
+        // A shared table: the history-only rows start from zero, the candidate tower writes its rows, the history adds to both.
+        if (sharedTable is { } shared)
+            kernels.ZeroRows(shared.Table.Grad!, shared.Table.Host.Cols, query.HistoryGroups!.Rows);
         candidate.Backward(dc, n);
+        query.Backward(dq, n);
     }
 
     /// <summary>

@@ -3,7 +3,10 @@ using TwoTower.Pipeline;
 
 namespace TwoTower.Model;
 
-/// <summary>Encoded and normalized columns (artifacts/normalize) held in memory for training.</summary>
+/// <summary>
+/// Encoded and normalized columns (artifacts/normalize) held in memory for training. The history
+/// slots (history_0 …) are held as one row-major column, <see cref="PurchaseHistory.Column"/> (RowCount × length).
+/// </summary>
 public sealed record TrainingColumns(int RowCount, IReadOnlyDictionary<string, int[]> Ints, IReadOnlyDictionary<string, float[]> Floats)
 {
     /// <summary>A split ("train" or "val") of artifacts/normalize, as Normalize wrote it.</summary>
@@ -16,11 +19,15 @@ public sealed record TrainingColumns(int RowCount, IReadOnlyDictionary<string, i
         var floats = new Dictionary<string, float[]>();
         foreach (var name in table.Names)
         {
+            if (name.StartsWith(PurchaseHistory.Column + "_", StringComparison.Ordinal))
+                continue;
             if (table.Column(name) is int[] i)
                 ints[name] = i;
             else
                 floats[name] = table.Floats(name);
         }
+        if (PurchaseHistory.Flatten(table) is { } history)
+            ints[PurchaseHistory.Column] = history;
         return new TrainingColumns(table.RowCount, ints, floats);
     }
 }

@@ -17,10 +17,25 @@ public sealed class TwoTowerModel(Tower query, Tower candidate)
         var features = FeatureSet.From(config);
         var dim = (int)config.Get(ConfigSchema.Model.EmbeddingDim);
         var notebookOneHot = config.Get(ConfigSchema.Model.OneHotDepth) == "notebook";
-        return new TwoTowerModel(
-            new Tower("query", features.Query, vocabularySizes, dim, config.Get(ConfigSchema.Model.QueryLayers).Select(l => (int)l).ToArray(), notebookOneHot),
-            new Tower("candidate", features.Candidate, vocabularySizes, dim, config.Get(ConfigSchema.Model.CandidateLayers).Select(l => (int)l).ToArray(), notebookOneHot));
+        var candidate = new Tower("candidate", features.Candidate, vocabularySizes, dim,
+            config.Get(ConfigSchema.Model.CandidateLayers).Select(l => (int)l).ToArray(), notebookOneHot);
+        (Variable, bool)? historyTable = features.History switch
+        {
+            null => null,
+            { ShareEmbedding: true } => (SharedArticleTable(candidate, features), true),
+            _ => (new Variable("query/embedding/history", vocabularySizes[features.CandidateId] + 1, dim, true), false),
+        };
+        var query = new Tower("query", features.Query, vocabularySizes, dim, config.Get(ConfigSchema.Model.QueryLayers).Select(l => (int)l).ToArray(),
+            notebookOneHot, features.History, historyTable);
+        return new TwoTowerModel(query, candidate);
     }
+
+    /// <summary>The candidate tower's embedding of its id column: what a shared history embeds with.</summary>
+    static Variable SharedArticleTable(Tower candidate, FeatureSet features) =>
+        candidate.Inputs.FirstOrDefault(i => i.Feature.Column == features.CandidateId && i.Embedding != null)?.Embedding
+        ?? throw new PipelineError(
+            $"features.query.history.share_embedding: true needs the candidate tower to embed '{features.CandidateId}' " +
+            "(features.candidate.embedded); embed it there or set share_embedding: false");
 
     /// <summary>Keras default initialisation from one seeded generator, query tower first.</summary>
     public void Initialize(long seed)

@@ -7,7 +7,8 @@ namespace TwoTower.Retrieval;
 /// <summary>
 /// two_tower: the trained model's exact top `count` over the catalogue (every distinct training
 /// article). A customer's query is their last training row before the as-of day, with the month
-/// features (month_sin, month_cos) of the as-of day: the week being predicted. Computed in one
+/// features (month_sin, month_cos) of the as-of day: the week being predicted, and (with history
+/// features) their last distinct articles before the as-of day. Computed in one
 /// batch for the customers it will be asked about; <see cref="Score"/> gives the model's dot
 /// product for any (customer, catalogue article), a feature of the blend.
 /// </summary>
@@ -32,7 +33,7 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
             rowOfArticle[trainArticles[catalogueRows[i]]] = i;
         articles = TwoTowerModel.Embed(model.Candidate, kernels, train, catalogueRows);
 
-        var queryColumns = QueryRows(train, features, purchases.AsOfDay, lastRow, customers);
+        var queryColumns = QueryRows(train, features, purchases, lastRow, customers);
         for (var i = 0; i < customers.Count; i++)
             queryOfCustomer[customers[i]] = i;
         queries = TwoTowerModel.Embed(model.Query, kernels, queryColumns, Enumerable.Range(0, customers.Count).ToArray());
@@ -45,14 +46,21 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
     public string Name => SourceName;
     public int Count => count;
 
-    /// <summary>Each customer's last training row before the as-of day, the month features set to the as-of day's month.</summary>
-    static TrainingColumns QueryRows(TrainingColumns train, FeatureSet features, int asOfDay, int[] lastRow, IReadOnlyList<int> customers)
+    /// <summary>Each customer's last training row before the as-of day, the month features set to the as-of day's month, the history as of that day.</summary>
+    static TrainingColumns QueryRows(TrainingColumns train, FeatureSet features, Purchases purchases, int[] lastRow, IReadOnlyList<int> customers)
     {
         var rows = customers.Select(c => lastRow[c]).ToArray();
-        var month = DateOnly.FromDayNumber(asOfDay).Month;
+        var month = DateOnly.FromDayNumber(purchases.AsOfDay).Month;
         var ints = features.Query.Where(f => f.IsCategorical).Select(f => f.Column).Append(features.QueryId).Distinct()
             .ToDictionary(c => c, c => rows.Select((r, i) => c == features.QueryId ? customers[i] : r < 0 ? 0 : train.Ints[c][r]).ToArray());
-        var floats = features.Query.Where(f => !f.IsCategorical).Select(f => f.Column).Distinct().ToDictionary(c => c, c => c switch
+        if (features.History is { Length: var length })
+        {
+            var history = new int[customers.Count * length];
+            for (var i = 0; i < customers.Count; i++)
+                PurchaseHistory.Latest(purchases.ArticlesOf(customers[i]), history.AsSpan(i * length, length));
+            ints[PurchaseHistory.Column] = history;
+        }
+        var floats = features.Query.Where(f => f.Kind is FeatureKind.Numeric or FeatureKind.Raw).Select(f => f.Column).Distinct().ToDictionary(c => c, c => c switch
         {
             "month_sin" => rows.Select(_ => MonthEncoding.Sin[month]).ToArray(),
             "month_cos" => rows.Select(_ => MonthEncoding.Cos[month]).ToArray(),

@@ -10,8 +10,10 @@ namespace TwoTower.Serving;
 /// per feature, named by column, shape [N]: categorical features as int64 vocabulary ids
 /// (vocab.&lt;column&gt;.json beside the model: value i−1 has id i, unknown = 0); numeric features as
 /// float raw values (normalized inside the graph with the training statistics; NaN takes the
-/// mean); raw features as float, used as is. Output "embedding" [N, 16]. The graph is the
-/// tower itself: Gather (embeddings), OneHot, Concat, then MatMul + Add (+ Relu) per layer.
+/// mean); raw features as float, used as is; the purchase history (features.query.history) as
+/// "history", int64 [N, length]: article vocabulary ids, most recent first, −1 in empty slots.
+/// Output "embedding" [N, 16]. The graph is the tower itself: Gather (embeddings), OneHot, the
+/// history's masked weighted mean, Concat, then MatMul + Add (+ Relu) per layer.
 /// </summary>
 public static class OnnxExport
 {
@@ -40,6 +42,10 @@ public static class OnnxExport
                     // Ids outside [0, depth) give all zeros, as tf.one_hot (the notebook's depth n).
                     graph.Node.Add(Node("OneHot", [column, $"{column}_depth", $"{column}_off_on"], $"{column}_one_hot", ("axis", -1L)));
                     parts.Add($"{column}_one_hot");
+                    break;
+                case FeatureKind.History:
+                    graph.Input.Add(Value(column, Int64, ["N", tower.History!.Length.ToString()]));
+                    parts.Add(PooledHistory(graph, input, tower.History));
                     break;
                 default:
                     graph.Input.Add(Value(column, Float, ["N"]));
@@ -91,6 +97,34 @@ public static class OnnxExport
         };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 17 });
         Pipeline.ArtifactStore.WriteAtomic(path, stream => model.WriteTo(stream));
+    }
+
+    /// <summary>
+    /// The history bag as the kernels pool it: w = slot weight where the id ≥ 0, else 0; pooled =
+    /// Σ_j (w_j / Σw) · table[id_j] (zeros for an empty bag). Returns the [N, dim] output's name.
+    /// </summary>
+    static string PooledHistory(GraphProto graph, TowerInput input, HistorySpec history)
+    {
+        var h = input.Feature.Column;
+        graph.Initializer.Add(Tensor($"{h}_table", [input.Embedding!.Rows, input.Embedding.Cols], input.Embedding.Value));
+        graph.Initializer.Add(Tensor($"{h}_slot_weights", [history.Length], history.SlotWeights));
+        graph.Initializer.Add(Int64Tensor($"{h}_empty", [], [-1]));
+        graph.Initializer.Add(Int64Tensor($"{h}_first_row", [], [0]));
+        graph.Initializer.Add(Tensor($"{h}_tiny", [], [float.Epsilon]));
+        graph.Initializer.Add(Int64Tensor($"{h}_slot_axis", [1], [1]));
+        graph.Initializer.Add(Int64Tensor($"{h}_dim_axis", [1], [2]));
+        graph.Node.Add(Node("Max", [h, $"{h}_first_row"], $"{h}_rows"));
+        graph.Node.Add(Node("Gather", [$"{h}_table", $"{h}_rows"], $"{h}_embedded", ("axis", 0L)));
+        graph.Node.Add(Node("Greater", [h, $"{h}_empty"], $"{h}_filled"));
+        graph.Node.Add(Node("Cast", [$"{h}_filled"], $"{h}_mask", ("to", (long)Float)));
+        graph.Node.Add(Node("Mul", [$"{h}_mask", $"{h}_slot_weights"], $"{h}_weights"));
+        graph.Node.Add(Node("ReduceSum", [$"{h}_weights", $"{h}_slot_axis"], $"{h}_total", ("keepdims", 1L)));
+        graph.Node.Add(Node("Max", [$"{h}_total", $"{h}_tiny"], $"{h}_divisor"));
+        graph.Node.Add(Node("Div", [$"{h}_weights", $"{h}_divisor"], $"{h}_coefficients"));
+        graph.Node.Add(Node("Unsqueeze", [$"{h}_coefficients", $"{h}_dim_axis"], $"{h}_coefficient_column"));
+        graph.Node.Add(Node("Mul", [$"{h}_embedded", $"{h}_coefficient_column"], $"{h}_weighted"));
+        graph.Node.Add(Node("ReduceSum", [$"{h}_weighted", $"{h}_slot_axis"], $"{h}_pooled", ("keepdims", 0L)));
+        return $"{h}_pooled";
     }
 
     static NodeProto Node(string op, string[] inputs, string output, params (string Name, long Value)[] attributes)

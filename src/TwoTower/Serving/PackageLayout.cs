@@ -3,7 +3,7 @@ namespace TwoTower.Serving;
 /// <summary>The files of a serving package (artifacts/package/), as Package writes them and the Recommender reads them.</summary>
 public static class PackageLayout
 {
-    public const string FormatVersion = "twotower-package-3";
+    public const string FormatVersion = "twotower-package-4";
     public const string ManifestFile = "package.json";
     public const string CandidatesFile = "candidates.parquet";
     public const string IndexFile = "index.usearch";

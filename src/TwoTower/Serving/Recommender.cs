@@ -185,9 +185,10 @@ public sealed class Recommender : IDisposable
     /// Top k articles for a customer: the blend by default (when the package has one), the model
     /// alone with modelOnly. values: raw values of the query features by column (a feature left out
     /// is the customer's packaged one, else the training mean or unknown; "month" 1..12 supplies
-    /// month_sin and month_cos). An unknown customer id gets the out-of-vocabulary embedding (and, in
-    /// the blend, the sources that need no history). exact: the model's candidates by exact scoring
-    /// instead of the index.
+    /// month_sin and month_cos; with history features, "history": recent article ids, most recent
+    /// first, comma-separated, in place of the packaged ones). An unknown customer id gets the
+    /// out-of-vocabulary embedding (and, in the blend, the sources that need no history). exact: the
+    /// model's candidates by exact scoring instead of the index.
     /// </summary>
     public RecommendResult Recommend(string customerId, IReadOnlyDictionary<string, string> values, int k, bool excludeBought, bool exact,
         bool modelOnly = false)
@@ -282,6 +283,11 @@ public sealed class Recommender : IDisposable
         var floats = new Dictionary<string, float[]>();
         foreach (var f in features.Query)
         {
+            if (f.Kind == FeatureKind.History)
+            {
+                ints[PurchaseHistory.Column] = HistoryColumn(values, packagedRow);
+                continue;
+            }
             var stored = packagedFeatures.Names.Contains(f.Column) ? packagedFeatures.Column(f.Column) : null;
             if (f.IsCategorical)
             {
@@ -303,6 +309,34 @@ public sealed class Recommender : IDisposable
             floats[f.Column] = column;
         }
         return (new TrainingColumns(count, ints, floats), known);
+    }
+
+    /// <summary>
+    /// The history input of each customer (rows × length): the request's "history" (article ids,
+    /// most recent first, comma-separated; ids the catalogue does not know are skipped) when given,
+    /// else the packaged history as of the end of training, else none.
+    /// </summary>
+    int[] HistoryColumn(IReadOnlyDictionary<string, string> values, int[] packagedRow)
+    {
+        var length = features.History!.Length;
+        var history = new int[packagedRow.Length * length];
+        history.AsSpan().Fill(-1);
+        if (values.TryGetValue(PurchaseHistory.Column, out var text))
+        {
+            var articles = vocabularies[features.CandidateId];
+            var requested = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Select(id => articles[id]).Where(id => id != Vocabulary.OutOfVocabulary).Distinct().Take(length).ToArray();
+            for (var i = 0; i < packagedRow.Length; i++)
+                requested.CopyTo(history, i * length);
+            return history;
+        }
+        for (var j = 0; j < length; j++)
+        {
+            var slot = packagedFeatures.Ints(PurchaseHistory.SlotColumn(j));
+            for (var i = 0; i < packagedRow.Length; i++)
+                history[i * length + j] = packagedRow[i] >= 0 ? slot[packagedRow[i]] : -1;
+        }
+        return history;
     }
 
     /// <summary>A numeric feature's raw value from the request (NaN when it is left out); "month" 1..12 gives month_sin and month_cos.</summary>

@@ -9,12 +9,13 @@ namespace TwoTower.Stages;
 /// training values in first-seen order get 1..n, index 0 is the single out-of-vocabulary slot.
 /// The training levels are already in first-seen order, so a training code c becomes id c + 1;
 /// validation levels are looked up in the vocabulary. Writes vocab.&lt;column&gt;.json and
-/// {train,val}.parquet with the ids.
+/// {train,val}.parquet with the ids. With features.query.history, also each row's recent articles
+/// (history_0 …, <see cref="PurchaseHistory"/>) as article ids.
 /// </summary>
 public sealed class EncodeStage : Stage
 {
     public override string Name => "encode";
-    public override string CodeVersion => "encode-3";
+    public override string CodeVersion => "encode-4";
     public override IReadOnlyList<string> ConfigKeys => ["features"];
     public override IReadOnlyList<string> Upstream => ["ingest"];
 
@@ -47,8 +48,34 @@ public sealed class EncodeStage : Stage
             encodedTrain.Add(DataFiles.DayColumn, train.Ints(DataFiles.DayColumn));
             encodedVal.Add(DataFiles.DayColumn, val.Ints(DataFiles.DayColumn));
         }
+        if (features.History is { } history)
+            AddHistory(run, features, history.Length, encodedTrain, encodedVal);
         encodedTrain.WriteParquet(run.Output("train.parquet"));
         encodedVal.WriteParquet(run.Output("val.parquet"));
+    }
+
+    /// <summary>Training rows: purchases of earlier days; validation rows: every training purchase, never another validation row.</summary>
+    static void AddHistory(StageRun run, FeatureSet features, int length, ColumnTable train, ColumnTable val)
+    {
+        if (!train.Names.Contains(DataFiles.DayColumn))
+            throw new PipelineError("features.query.history needs purchase dates (a t_dat column), and the training data has none");
+        var customers = train.Ints(features.QueryId);
+        var customerCount = customers.Length == 0 ? 1 : customers.Max() + 1;
+        var (rows, atEnd) = PurchaseHistory.Build(customers, train.Ints(features.CandidateId), train.Ints(DataFiles.DayColumn), customerCount, length);
+        PurchaseHistory.AddTo(train, rows, length);
+        var valCustomers = val.Ints(features.QueryId);
+        var valRows = new int[(long)valCustomers.Length * length];
+        for (var r = 0; r < valCustomers.Length; r++)
+        {
+            var c = valCustomers[r];
+            if (c < customerCount)
+                atEnd.AsSpan(c * length, length).CopyTo(valRows.AsSpan(r * length, length));
+            else
+                valRows.AsSpan(r * length, length).Fill(-1);
+        }
+        PurchaseHistory.AddTo(val, valRows, length);
+        var empty = Enumerable.Range(0, customers.Length).Count(r => rows[r * length] < 0);
+        run.Log.Info($"Encode history: the last {length} distinct articles; {empty:N0} of {customers.Length:N0} training rows have none");
     }
 
     /// <summary>ids[r] = idOfCode[codes[r]].</summary>

@@ -13,7 +13,7 @@ namespace TwoTower.Stages;
 public sealed class NormalizeStage : Stage
 {
     public override string Name => "normalize";
-    public override string CodeVersion => "normalize-2";
+    public override string CodeVersion => "normalize-3";
     public override IReadOnlyList<string> ConfigKeys => ["normalize", "features"];
     public override IReadOnlyList<string> Upstream => ["encode"];
 
@@ -47,6 +47,11 @@ public sealed class NormalizeStage : Stage
         {
             outTrain.Add(DataFiles.DayColumn, train.Ints(DataFiles.DayColumn));
             outVal.Add(DataFiles.DayColumn, val.Ints(DataFiles.DayColumn));
+        }
+        for (var slot = 0; slot < (features.History?.Length ?? 0); slot++)
+        {
+            outTrain.Add(PurchaseHistory.SlotColumn(slot), train.Ints(PurchaseHistory.SlotColumn(slot)));
+            outVal.Add(PurchaseHistory.SlotColumn(slot), val.Ints(PurchaseHistory.SlotColumn(slot)));
         }
         File.WriteAllText(run.Output(NormalizationStats.FileName), JsonSerializer.Serialize(stats, new JsonSerializerOptions { WriteIndented = true }));
         outTrain.WriteParquet(run.Output("train.parquet"));

@@ -24,7 +24,7 @@ namespace TwoTower.Stages;
 public sealed class PackageStage : Stage
 {
     public override string Name => "package";
-    public override string CodeVersion => "package-4";
+    public override string CodeVersion => "package-5";
     public override IReadOnlyList<string> ConfigKeys => ["package", "opensearch", "features"];
     public override IReadOnlyList<string> Upstream => ["evaluate"];
 
@@ -142,14 +142,26 @@ public sealed class PackageStage : Stage
     /// <summary>
     /// customers.parquet: each training customer's query features from their last training row, as
     /// the towers see them (categorical ids, normalized numbers): what a request that leaves a feature
-    /// out is served with. The month features are the request's own (its month), not stored.
+    /// out is served with. The month features are the request's own (its month), not stored. With
+    /// history features, each customer's last distinct articles as of the end of training (history_0 …, article ids).
     /// </summary>
     static void WriteCustomers(StageRun run, FeatureSet features, Dictionary<string, Vocabulary> vocabularies, TrainingColumns train)
     {
         var last = SourceSet.LastRows(train, features, vocabularies[features.QueryId].Count + 1).Where(r => r >= 0).ToArray();
         var table = new ColumnTable().Add(features.QueryId, last.Select(r => vocabularies[features.QueryId].Decode(train.Ints[features.QueryId][r])).ToArray());
-        foreach (var f in features.Query.Where(f => f.Column != features.QueryId && !Recommender.IsRequestMonth(f.Column)).DistinctBy(f => f.Column))
+        foreach (var f in features.Query.Where(f => f.Column != features.QueryId && !Recommender.IsRequestMonth(f.Column) && f.Kind != FeatureKind.History)
+                     .DistinctBy(f => f.Column))
             table.Add(f.Column, f.IsCategorical ? last.Select(r => train.Ints[f.Column][r]).ToArray() : last.Select(r => train.Floats[f.Column][r]).ToArray());
+        if (features.History is { Length: var length })
+        {
+            var customers = train.Ints[features.QueryId];
+            var (_, atEnd) = PurchaseHistory.Build(customers, train.Ints[features.CandidateId], train.Ints[DataFiles.DayColumn],
+                vocabularies[features.QueryId].Count + 1, length);
+            var history = new int[last.Length * length];
+            for (var i = 0; i < last.Length; i++)
+                atEnd.AsSpan(customers[last[i]] * length, length).CopyTo(history.AsSpan(i * length, length));
+            PurchaseHistory.AddTo(table, history, length);
+        }
         table.WriteParquet(run.Output(PackageLayout.CustomersFile));
     }
 

@@ -157,4 +157,10 @@ public sealed partial class IlgpuKernels : IKernels
         where T8 : struct where T9 : struct where T10 : struct =>
         launcher ??= accelerator.LoadAutoGroupedStreamKernel(kernel);
 
+    Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11> Load<T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11>(
+        ref Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11>? launcher,
+        Action<Index1D, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11> kernel)
+        where T1 : struct where T2 : struct where T3 : struct where T4 : struct where T5 : struct where T6 : struct where T7 : struct
+        where T8 : struct where T9 : struct where T10 : struct where T11 : struct =>
+        launcher ??= accelerator.LoadAutoGroupedStreamKernel(kernel);
 }

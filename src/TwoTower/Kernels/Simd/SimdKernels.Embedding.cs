@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics;
 
 namespace TwoTower.Kernels.Simd;
 
-/// <summary>Embedding tables: the batch gather and the per-row gradient sums.</summary>
+/// <summary>Embedding tables: the batch gather and the per-row gradient sums, of single ids and of pooled bags (the purchase history).</summary>
 public sealed unsafe partial class SimdKernels
 {
     public void EmbeddingGather(DeviceBuffer<float> tableBuffer, int dim, DeviceBuffer<int> columnBuffer, DeviceBuffer<int> rowsBuffer, int count,
@@ -55,5 +55,65 @@ public sealed unsafe partial class SimdKernels
             for (var p = starts[u]; p < starts[u + 1]; p++)
                 Axpy(1, dx.Slice(positions[p] * dxStride + offset, dim), target);
         }
+    }
+
+    public void EmbeddingBagGather(DeviceBuffer<float> tableBuffer, int dim, DeviceBuffer<int> idsBuffer, int bagLength, DeviceBuffer<float> slotWeightsBuffer,
+        DeviceBuffer<int> rowsBuffer, int count, DeviceBuffer<float> xBuffer, int xStride, int offset, DeviceBuffer<float> weightsBuffer)
+    {
+        var table = S(tableBuffer);
+        var ids = S(idsBuffer);
+        var slotWeights = S(slotWeightsBuffer);
+        var rows = S(rowsBuffer);
+        var x = S(xBuffer);
+        var weights = S(weightsBuffer);
+        for (var r = 0; r < count; r++)
+        {
+            var bag = ids.Slice(rows[r] * bagLength, bagLength);
+            var w = weights.Slice(r * bagLength, bagLength);
+            var total = 0f;
+            for (var j = 0; j < bagLength; j++)
+                total += bag[j] >= 0 ? slotWeights[j] : 0f;
+            var target = x.Slice(r * xStride + offset, dim);
+            target.Clear();
+            for (var j = 0; j < bagLength; j++)
+            {
+                w[j] = bag[j] >= 0 ? slotWeights[j] / total : 0f;
+                if (bag[j] >= 0)
+                    Axpy(w[j], table.Slice(bag[j] * dim, dim), target);
+            }
+        }
+    }
+
+    public void EmbeddingBagRowGradients(DeviceBuffer<float> dxBuffer, int dxStride, int offset, int dim, DeviceBuffer<float> weightsBuffer, int bagLength,
+        RowGroups groups, bool accumulate, DeviceBuffer<float> gradBuffer)
+    {
+        var dx = S(dxBuffer);
+        var weights = S(weightsBuffer);
+        var grad = S(gradBuffer);
+        var rows = S(groups.Rows);
+        var starts = S(groups.Starts);
+        var positions = S(groups.Positions);
+        Span<float> sum = stackalloc float[dim];
+        for (var u = 0; u < rows.Length; u++)
+        {
+            sum.Clear();
+            for (var p = starts[u]; p < starts[u + 1]; p++)
+            {
+                var e = positions[p];
+                Axpy(weights[e], dx.Slice(e / bagLength * dxStride + offset, dim), sum);
+            }
+            var target = grad.Slice(rows[u] * dim, dim);
+            if (accumulate)
+                Axpy(1, sum, target);
+            else
+                sum.CopyTo(target);
+        }
+    }
+
+    public void ZeroRows(DeviceBuffer<float> tableBuffer, int rowWidth, DeviceBuffer<int> rowsBuffer)
+    {
+        var table = S(tableBuffer);
+        foreach (var row in S(rowsBuffer))
+            table.Slice(row * rowWidth, rowWidth).Clear();
     }
 }
