@@ -38,6 +38,14 @@ public sealed class ReferenceModel
                     for (var d = 0; d < input.Width; d++)
                         x[at + d] = table[id * input.Width + d];
                     break;
+                case FeatureKind.History:
+                    var history = Params[input.Embedding!.Name];
+                    foreach (var (article, weight) in Bag(tower, data, rows[r]))
+                    {
+                        for (var d = 0; d < input.Width; d++)
+                            x[at + d] += weight * history[article * input.Width + d];
+                    }
+                    break;
                 case FeatureKind.OneHot:
                     var k = data.Ints[input.Feature.Column][rows[r]];
                     if (k < input.Width)
@@ -105,11 +113,24 @@ public sealed class ReferenceModel
             var g = grads[input.Embedding!.Name];
             for (var r = 0; r < n; r++)
             {
-                var id = data.Ints[input.Feature.Column][rows[r]];
-                for (var d = 0; d < input.Width; d++)
-                    g[id * input.Width + d] += delta[r * tower.InputDim + input.Offset + d];
+                var bag = input.Feature.Kind == FeatureKind.History ? Bag(tower, data, rows[r]) : [(data.Ints[input.Feature.Column][rows[r]], 1.0)];
+                foreach (var (id, weight) in bag)
+                {
+                    for (var d = 0; d < input.Width; d++)
+                        g[id * input.Width + d] += weight * delta[r * tower.InputDim + input.Offset + d];
+                }
             }
         }
+    }
+
+    /// <summary>A row's history: its filled slots' articles with their pooling weights (slot weight over the filled slots' sum).</summary>
+    static List<(int Article, double Weight)> Bag(Tower tower, TrainingColumns data, int row)
+    {
+        var length = tower.History!.Length;
+        var slots = Enumerable.Range(0, length).Select(j => (Article: data.Ints[PurchaseHistory.Column][row * length + j], Slot: j))
+            .Where(s => s.Article >= 0).ToList();
+        var total = slots.Sum(s => tower.History.Recency ? 1.0 / (1 + s.Slot) : 1.0);
+        return slots.Select(s => (s.Article, (tower.History.Recency ? 1.0 / (1 + s.Slot) : 1.0) / total)).ToList();
     }
 
     /// <summary>Summed batch loss and (when asked) the gradient of every variable.</summary>

@@ -104,6 +104,39 @@ public sealed class ArrayOps(IKernels kernels)
         Release();
     }
 
+    public void EmbeddingBagGather(float[] table, int dim, int[] ids, int bagLength, float[] slotWeights, int[] rows, float[] x, int stride, int offset,
+        float[] weights)
+    {
+        var (vx, vw) = (In(x), In(weights));
+        kernels.EmbeddingBagGather(In(table), dim, In(ids), bagLength, In(slotWeights), In(rows), rows.Length, vx, stride, offset, vw);
+        Out(vx, x);
+        Out(vw, weights);
+        Release();
+    }
+
+    /// <summary>The bag gradient of a batch whose bags are ids[rows[p]·bagLength ..] (grouped here, as the trainer does).</summary>
+    public void EmbeddingBagRowGradients(float[] dx, int stride, int offset, int dim, float[] weights, int[] ids, int bagLength, int[] rows,
+        bool accumulate, float[] grad)
+    {
+        using var groups = new RowGroups(kernels, rows.Length * bagLength);
+        groups.Begin();
+        groups.Add(ids, bagLength, rows);
+        groups.Finish();
+        groups.Upload();
+        var vgrad = In(grad);
+        kernels.EmbeddingBagRowGradients(In(dx), stride, offset, dim, In(weights), bagLength, groups, accumulate, vgrad);
+        Out(vgrad, grad);
+        Release();
+    }
+
+    public void ZeroRows(float[] table, int width, int[] rows)
+    {
+        var vtable = In(table);
+        kernels.ZeroRows(vtable, width, In(rows));
+        Out(vtable, table);
+        Release();
+    }
+
     public void InBatchSoftmax(float[] q, float[] c, int rows, int dim, float[]? offset, float temperature, int[]? ids,
         float[] loss, float[] dq, float[] dc)
     {

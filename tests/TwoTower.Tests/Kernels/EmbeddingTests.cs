@@ -3,9 +3,150 @@ using TwoTower.Kernels.Simd;
 
 namespace TwoTower.Tests.Kernels;
 
+/// <summary>
+/// The pooled history bag in float64 plain loops: what <see cref="IKernels.EmbeddingBagGather"/> and
+/// <see cref="IKernels.EmbeddingBagRowGradients"/> compute, for both backends' tests.
+/// </summary>
+public static class BagReference
+{
+    /// <summary>A batch of bags: ids in [0, tableRows) with empty slots (−1), some bags empty, repeats allowed.</summary>
+    public static int[] Bags(int bagCount, int bagLength, int tableRows, int seed)
+    {
+        var rng = new Rng((ulong)seed);
+        var ids = new int[bagCount * bagLength];
+        for (var b = 0; b < bagCount; b++)
+        {
+            var filled = b % 4 == 0 ? 0 : 1 + rng.NextInt(bagLength);
+            for (var j = 0; j < bagLength; j++)
+                ids[b * bagLength + j] = j < filled || rng.NextInt(3) == 0 && j > filled ? rng.NextInt(tableRows) : -1;
+        }
+        return ids;
+    }
+
+    public static double Weight(int[] ids, float[] slotWeights, int bag, int slot)
+    {
+        var length = slotWeights.Length;
+        if (ids[bag * length + slot] < 0)
+            return 0;
+        var total = Enumerable.Range(0, length).Where(j => ids[bag * length + j] >= 0).Sum(j => (double)slotWeights[j]);
+        return slotWeights[slot] / total;
+    }
+
+    /// <summary>Checks x (count rows, at offset) and the weights against the float64 pooling.</summary>
+    public static void CheckGather(float[] table, int dim, int[] ids, float[] slotWeights, int[] rows, float[] x, int stride, int offset, float[] weights)
+    {
+        var length = slotWeights.Length;
+        for (var r = 0; r < rows.Length; r++)
+        {
+            var expected = new double[dim];
+            for (var j = 0; j < length; j++)
+            {
+                var w = Weight(ids, slotWeights, rows[r], j);
+                Assert.Equal(w, weights[r * length + j], 1e-6);
+                for (var d = 0; d < dim && w > 0; d++)
+                    expected[d] += w * table[ids[rows[r] * length + j] * dim + d];
+            }
+            Assert.True(Reference.MaxRelativeError(x.AsSpan(r * stride + offset, dim), expected, floor: 1e-3) < 1e-5, $"row {r}");
+        }
+    }
+
+    /// <summary>grad[id] = before[id] (accumulate) or 0, plus Σ weight · dx[position] over the positions of id; rows no bag holds unchanged.</summary>
+    public static void CheckGradients(float[] before, float[] grad, int dim, float[] dx, int stride, int offset, float[] weights, int[] ids, int bagLength,
+        int[] rows, bool accumulate)
+    {
+        var expected = before.Select(g => (double)g).ToArray();
+        var touched = new HashSet<int>();
+        for (var p = 0; p < rows.Length; p++)
+        for (var j = 0; j < bagLength; j++)
+        {
+            var id = ids[rows[p] * bagLength + j];
+            if (id < 0)
+                continue;
+            if (touched.Add(id) && !accumulate)
+                Array.Clear(expected, id * dim, dim);
+            for (var d = 0; d < dim; d++)
+                expected[id * dim + d] += weights[p * bagLength + j] * dx[p * stride + offset + d];
+        }
+        for (var i = 0; i < grad.Length; i++)
+        {
+            if (touched.Contains(i / dim))
+                Assert.Equal(expected[i], grad[i], 1e-5);
+            else
+                Assert.Equal(before[i], grad[i]);   // NaN stays NaN: not written
+        }
+    }
+}
+
 /// <summary>The SIMD backend's embedding tables: the batch gather, the per-row gradient sums and their row groups. Checked against the float64 reference or hand-computed cases, outputs poisoned first.</summary>
 public class SimdEmbeddingTests
 {
+    [Fact]
+    public void EmbeddingBagPoolsAMaskedWeightedMeanByHand()
+    {
+        const int dim = 2, length = 3;
+        var table = new float[] { 0, 0, 1, 2, 3, 4, 10, 20 };   // rows 0..3
+        int[] ids = [1, -1, 3, /* bag 1: empty */ -1, -1, -1, /* bag 2 */ 2, 2, -1];
+        float[] recency = [1f, 0.5f, 1f / 3];
+        var (x, weights) = (Reference.Poisoned(3 * dim), Reference.Poisoned(3 * length));
+        new ArrayOps(new SimdKernels(1)).EmbeddingBagGather(table, dim, ids, length, recency, [0, 1, 2], x, dim, 0, weights);
+        // Bag 0: weights 1 and 1/3 over 4/3 → 3/4 and 1/4: 0.75·(1,2) + 0.25·(10,20). Bag 1: zeros. Bag 2: a repeat counts twice, (3,4).
+        Assert.All(x.Zip([0.75 * 1 + 0.25 * 10, 0.75 * 2 + 0.25 * 20, 0, 0, 3, 4]), p => Assert.Equal(p.Second, p.First, 1e-6));
+        Assert.All(weights.Zip([0.75, 0, 0.25, 0, 0, 0, 1 / 1.5, 0.5 / 1.5, 0]), p => Assert.Equal(p.Second, p.First, 1e-6));
+    }
+
+    [Theory]
+    [InlineData(16, false)]
+    [InlineData(5, true)]
+    public void EmbeddingBagGatherAndRowGradientsMatchFloat64Reference(int dim, bool accumulate)
+    {
+        const int length = 6, tableRows = 11, bags = 40, stride = 30, offset = 7;
+        var table = Reference.Random(tableRows * dim, 1);
+        var ids = BagReference.Bags(bags, length, tableRows, 2);
+        var slotWeights = Data.PurchaseHistory.SlotWeights(length, recency: true);
+        int[] rows = [.. Enumerable.Range(0, 25).Select(i => i * 7 % bags)];
+        var kernels = new ArrayOps(new SimdKernels(2));
+        var (x, weights) = (Reference.Poisoned(rows.Length * stride), Reference.Poisoned(rows.Length * length));
+        kernels.EmbeddingBagGather(table, dim, ids, length, slotWeights, rows, x, stride, offset, weights);
+        BagReference.CheckGather(table, dim, ids, slotWeights, rows, x, stride, offset, weights);
+
+        var dx = Reference.Random(rows.Length * stride, 3);
+        var before = accumulate ? Reference.Random(tableRows * dim, 4) : Reference.Poisoned(tableRows * dim);
+        var grad = before.ToArray();
+        kernels.EmbeddingBagRowGradients(dx, stride, offset, dim, weights, ids, length, rows, accumulate, grad);
+        BagReference.CheckGradients(before, grad, dim, dx, stride, offset, weights, ids, length, rows, accumulate);
+    }
+
+    [Fact]
+    public void ZeroRowsClearsTheListedRowsOnly()
+    {
+        var table = Enumerable.Range(1, 12).Select(i => (float)i).ToArray();
+        new ArrayOps(new SimdKernels(1)).ZeroRows(table, 3, [2, 0]);
+        Assert.Equal([0f, 0, 0, 4, 5, 6, 0, 0, 0, 10, 11, 12], table);
+    }
+
+    /// <summary>Bags and a second source in one grouping (a shared table): empty slots left out, positions continuing across sources.</summary>
+    [Fact]
+    public void RowGroupsGroupBagsAndSeveralSourcesWithContinuingPositions()
+    {
+        var kernels = new SimdKernels(1);
+        using var groups = new RowGroups(kernels, 2 * 3 + 2);
+        int[] bags = [5, -1, 7, /* row 1 */ 9, 9, -1, /* row 2 */ 7, 5, 2];
+        int[] column = [7, 4, 9];
+        int[] batchRows = [2, 0];
+        groups.Begin();
+        groups.Add(column, 1, batchRows);   // positions 0, 1: ids 9, 7
+        groups.Add(bags, 3, batchRows);     // positions 2..7: ids 7, 5, 2, 5, −1, 7
+        groups.Finish();
+        groups.Upload();
+        var (rows, starts, positions) = (new int[groups.Count], new int[groups.Count + 1], new int[7]);
+        kernels.CopyToHost(groups.Rows, rows);
+        kernels.CopyToHost(groups.Starts, starts);
+        kernels.CopyToHost(groups.Positions, positions);
+        Assert.Equal([9, 7, 5, 2], rows);
+        Assert.Equal([0, 1, 4, 6, 7], starts);
+        Assert.Equal([0, 1, 2, 7, 3, 5, 4], positions);
+    }
+
     [Fact]
     public void EmbeddingGatherAndRowGradientsMatchHandComputedRows()
     {
@@ -82,5 +223,31 @@ public class IlgpuEmbeddingTests(IlgpuCpu ilgpu)
         gpu.EmbeddingRowGradients(dx, stride, offset, dim, ids, gg);
         simd.EmbeddingRowGradients(dx, stride, offset, dim, ids, gs);
         Assert.Equal(gs, gg);  // same additions in the same (batch) order; the same rows left unwritten
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void EmbeddingBagGatherAndRowGradientsMatchFloat64Reference(bool accumulate)
+    {
+        const int dim = 16, length = 5, tableRows = 13, bags = 50, stride = 40, offset = 9;
+        var table = Reference.Random(tableRows * dim, 7);
+        var ids = BagReference.Bags(bags, length, tableRows, 8);
+        var slotWeights = Data.PurchaseHistory.SlotWeights(length, recency: true);
+        int[] rows = [.. Enumerable.Range(0, 30).Select(i => i * 11 % bags)];
+        var (x, weights) = (Reference.Poisoned(rows.Length * stride), Reference.Poisoned(rows.Length * length));
+        gpu.EmbeddingBagGather(table, dim, ids, length, slotWeights, rows, x, stride, offset, weights);
+        BagReference.CheckGather(table, dim, ids, slotWeights, rows, x, stride, offset, weights);
+
+        var dx = Reference.Random(rows.Length * stride, 9);
+        var before = accumulate ? Reference.Random(tableRows * dim, 10) : Reference.Poisoned(tableRows * dim);
+        var grad = before.ToArray();
+        gpu.EmbeddingBagRowGradients(dx, stride, offset, dim, weights, ids, length, rows, accumulate, grad);
+        BagReference.CheckGradients(before, grad, dim, dx, stride, offset, weights, ids, length, rows, accumulate);
+
+        var zeroed = table.ToArray();
+        gpu.ZeroRows(zeroed, dim, [3, 12]);
+        for (var i = 0; i < zeroed.Length; i++)
+            Assert.Equal(i / dim is 3 or 12 ? 0f : table[i], zeroed[i]);
     }
 }

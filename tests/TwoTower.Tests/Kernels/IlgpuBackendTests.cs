@@ -29,11 +29,16 @@ public sealed class IlgpuCpuCollection : ICollectionFixture<IlgpuCpu>;
 [Collection(IlgpuCpu.Collection)]
 public class IlgpuBackendTests(IlgpuCpu ilgpu)
 {
-    [Fact]
-    public void ShortTrainingOnIlgpuCpuEndsWithinToleranceOfTheSimdRun()
+    /// <summary>Without history, and with a history pooled through the shared article table (the bag ops, the zeroed rows, the union of touched rows).</summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(4)]
+    public void ShortTrainingOnIlgpuCpuEndsWithinToleranceOfTheSimdRun(int historyLength)
     {
-        var config = TrainingTests.Config("train.batch_size=64");
+        var config = TrainingTests.Config("train.batch_size=64", $"features.query.history.length={historyLength}", "features.query.history.pooling=recency");
         var data = TrainingTests.TinyData(320, seed: 11);
+        if (historyLength > 0)
+            data = TrainingTests.WithHistory(data, historyLength);
         float[] Train(IKernels kernels, out double loss)
         {
             var model = TwoTowerModel.Create(config, TrainingTests.TinyVocabulary);
