@@ -17,7 +17,7 @@ using TwoTower.Stages;
 namespace TwoTower.Tests;
 
 /// <summary>The whole pipeline once, small, up to Package; shared by the package tests.</summary>
-public sealed class PackagedPipeline : IDisposable
+public class PackagedPipeline : IDisposable
 {
     public string Dir { get; } = Directory.CreateTempSubdirectory("twotower-package-").FullName;
     public ArtifactStore Store { get; }
@@ -25,9 +25,11 @@ public sealed class PackagedPipeline : IDisposable
     public string[] Overrides { get; }
 
 
-    public PackagedPipeline()
+    public PackagedPipeline() : this([]) { }
+
+    protected PackagedPipeline(string[] extraOverrides)
     {
-        Overrides = [$"data.dir={Dir}/data", "synth.scale=0.02", "train.epochs=2", "train.batch_size=256"];
+        Overrides = [$"data.dir={Dir}/data", "synth.scale=0.02", "train.epochs=2", "train.batch_size=256", .. extraOverrides];
         Config = PipelineConfig.Parse("", "test", Overrides);
         Store = new ArtifactStore(Path.Combine(Dir, "artifacts"));
         Synthesizer.EnsureData(Config, new RecordingLog());

@@ -1,0 +1,110 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using TwoTower.Data;
+using TwoTower.Kernels.Simd;
+using TwoTower.Model;
+using TwoTower.Serving;
+
+namespace TwoTower.Tests;
+
+/// <summary>The small pipeline with a history of 5 articles, recency-weighted, through the shared article table.</summary>
+public sealed class HistoryPackagedPipeline() : PackagedPipeline(
+    ["features.query.history.length=5", "features.query.history.pooling=recency", "features.query.history.share_embedding=true"]);
+
+/// <summary>History reaches the package, the ONNX query tower and the Recommender (the packaged history and a request's own).</summary>
+public class HistoryPackageTests(HistoryPackagedPipeline pipeline) : IClassFixture<HistoryPackagedPipeline>
+{
+    const int Length = 5;
+
+    [Fact]
+    public void OnnxQueryTowerTakesTheHistoryAndMatchesTheDotNetForwardPass()
+    {
+        var model = TrainedModel.Load(pipeline.Store, pipeline.Config);
+        var val = TrainingColumns.Read(pipeline.Store, "val");
+        var history = val.Ints[PurchaseHistory.Column];
+        var rows = Enumerable.Range(0, val.RowCount).Where(r => r % 7 == 0).Take(64).ToArray();
+        Assert.Contains(rows, r => history[r * Length] >= 0);
+        Assert.Contains(rows, r => history[r * Length] < 0);   // an empty history is a valid input too
+        var expected = TwoTowerModel.Embed(model.Query, new SimdKernels(1), val, rows);
+        var stats = NormalizationStats.ReadAll(pipeline.PackageDir);
+        using var session = new InferenceSession(Path.Combine(pipeline.PackageDir, PackageLayout.QueryTowerFile));
+        var inputs = model.Query.Inputs.Select(i => i.Feature.Kind switch
+        {
+            FeatureKind.History => NamedOnnxValue.CreateFromTensor(i.Feature.Column,
+                new DenseTensor<long>(rows.SelectMany(r => history.AsSpan(r * Length, Length).ToArray()).Select(id => (long)id).ToArray(), [rows.Length, Length])),
+            _ when i.Feature.IsCategorical => NamedOnnxValue.CreateFromTensor(i.Feature.Column,
+                new DenseTensor<long>(rows.Select(r => (long)val.Ints[i.Feature.Column][r]).ToArray(), [rows.Length])),
+            _ => NamedOnnxValue.CreateFromTensor(i.Feature.Column, new DenseTensor<float>(rows.Select(r =>
+            {
+                var s = stats[i.Feature.Column];
+                var x = val.Floats[i.Feature.Column][r];
+                return s.Normalized ? (float)(x * s.Std + s.Mean) : x;
+            }).ToArray(), [rows.Length])),
+        }).ToList();
+        using var results = session.Run(inputs);
+        var actual = results.First().AsTensor<float>().ToArray();
+        var worst = expected.Zip(actual).Max(p => Math.Abs(p.First - p.Second));
+        Assert.True(worst < 1e-5, $"max abs difference {worst}");
+    }
+
+    /// <summary>customers.parquet's history slots against each customer's training purchases read from Normalize's table, latest first.</summary>
+    [Fact]
+    public void PackagedHistoryIsEachCustomersLatestDistinctTrainingArticles()
+    {
+        var train = TrainingColumns.Read(pipeline.Store, "train");
+        var (customers, articles, days) = (train.Ints["customer_id"], train.Ints["article_id"], train.Ints[DataFiles.DayColumn]);
+        var customerIds = Vocabulary.Read(pipeline.PackageDir, "customer_id");
+        var packaged = ColumnTable.ReadParquet(Path.Combine(pipeline.PackageDir, PackageLayout.CustomersFile));
+        var ids = packaged.Strings("customer_id");
+        for (var i = 0; i < ids.Length; i += 37)
+        {
+            var c = customerIds[ids[i]];
+            var expected = Enumerable.Range(0, train.RowCount).Where(r => customers[r] == c).OrderByDescending(r => days[r]).ThenByDescending(r => r)
+                .Select(r => articles[r]).Distinct().Take(Length).ToList();
+            expected.AddRange(Enumerable.Repeat(-1, Length - expected.Count));
+            Assert.Equal(expected, Enumerable.Range(0, Length).Select(j => packaged.Ints(PurchaseHistory.SlotColumn(j))[i]));
+        }
+    }
+
+    /// <summary>
+    /// Cold start: a customer the package does not know, with recent article ids in the request, is
+    /// scored with exactly that history (unknown article ids skipped); without them, with none.
+    /// </summary>
+    [Fact]
+    public void ARequestsHistoryIsWhatTheQueryTowerSeesForANewCustomer()
+    {
+        var model = TrainedModel.Load(pipeline.Store, pipeline.Config);
+        using var recommender = new Recommender(pipeline.PackageDir);
+        var articleIds = Vocabulary.Read(pipeline.PackageDir, "article_id");
+        string[] recent = [recommender.ArticleIds[3], "no-such-article", recommender.ArticleIds[10], recommender.ArticleIds[3]];
+        var values = new Dictionary<string, string> { ["month"] = "7", ["age"] = "35", ["history"] = string.Join(",", recent) };
+        var result = recommender.Recommend("a-new-customer", values, 10, excludeBought: false, exact: true, modelOnly: true);
+        Assert.False(result.KnownCustomer);
+
+        var stats = NormalizationStats.ReadAll(pipeline.PackageDir);
+        int[] Bag(params string[] articles) => [.. articles.Select(a => articleIds[a]), .. Enumerable.Repeat(-1, Length - articles.Length)];
+        float[] Query(int[] bag) => TwoTowerModel.Embed(model.Query, new SimdKernels(1), new TrainingColumns(1,
+            new Dictionary<string, int[]> { ["customer_id"] = [Vocabulary.OutOfVocabulary], [PurchaseHistory.Column] = bag },
+            new Dictionary<string, float[]>
+            {
+                ["age"] = stats["age"].Apply([35f]),
+                ["month_sin"] = [(float)Math.Sin(2 * Math.PI * 7 / 12)],
+                ["month_cos"] = [(float)Math.Cos(2 * Math.PI * 7 / 12)],
+            }), [0]);
+        double Score(float[] q, string article)
+        {
+            var row = Array.IndexOf(recommender.ArticleIds, article);
+            return Enumerable.Range(0, 16).Sum(d => (double)q[d] * recommender.Embeddings[row * 16 + d]);
+        }
+        var withHistory = Query(Bag(recent[0], recent[2]));
+        foreach (var item in result.Items)
+            Assert.Equal(Score(withHistory, item.ArticleId), item.Score, 1e-4);
+
+        var without = recommender.Recommend("a-new-customer", new Dictionary<string, string> { ["month"] = "7", ["age"] = "35" }, 10,
+            excludeBought: false, exact: true, modelOnly: true);
+        var none = Query(Bag());
+        foreach (var item in without.Items)
+            Assert.Equal(Score(none, item.ArticleId), item.Score, 1e-4);
+        Assert.NotEqual(result.Items.Select(i => i.ArticleId), without.Items.Select(i => i.ArticleId));
+    }
+}
