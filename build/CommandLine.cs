@@ -24,6 +24,7 @@ public static class CommandLine
         ["k"] = "Recommend: how many articles",
         ["age"] = "Recommend: the customer's age",
         ["month"] = "Recommend: month of the query",
+        ["history"] = "Recommend: recent article ids, most recent first, comma-separated (history features; a new customer's cold start)",
         ["exact"] = "Recommend: exact scoring instead of the index",
         ["exclude-bought"] = "Recommend: drop articles the customer bought",
         ["model-only"] = "Recommend: the two-tower model's list instead of the blend",

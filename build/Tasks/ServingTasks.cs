@@ -14,7 +14,7 @@ public sealed class RecommendTask : FrostingTask<BuildContext>
         var customer = context.Argument("customer") ?? throw new PipelineError("Recommend needs --customer=<customer id>");
         var k = CommandLine.PositiveInt("k", context.Argument("k"), 10);
         using var recommender = new Recommender(context.Store.StageDir("package"));
-        var values = new[] { "age", "month" }.Where(n => context.Argument(n) != null).ToDictionary(n => n, n => context.Argument(n)!);
+        var values = new[] { "age", "month", "history" }.Where(n => context.Argument(n) != null).ToDictionary(n => n, n => context.Argument(n)!);
         RecommendResult result;
         try
         {

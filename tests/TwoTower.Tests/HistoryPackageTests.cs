@@ -107,4 +107,23 @@ public class HistoryPackageTests(HistoryPackagedPipeline pipeline) : IClassFixtu
             Assert.Equal(Score(none, item.ArticleId), item.Score, 1e-4);
         Assert.NotEqual(result.Items.Select(i => i.ArticleId), without.Items.Select(i => i.ArticleId));
     }
+
+    /// <summary>Evaluate's cold-start section, against the validation rows counted independently from Ingest's table.</summary>
+    [Fact]
+    public void ColdStartScoresTheLaterDaysOfNewCustomersWithTwoOrMoreDays()
+    {
+        var val = TrainingColumns.Read(pipeline.Store, "val");
+        var codes = ColumnTable.ReadParquet(Path.Combine(pipeline.Store.StageDir("ingest"), "val.parquet")).Ints("customer_id");
+        var (customers, days) = (val.Ints["customer_id"], val.Ints[DataFiles.DayColumn]);
+        var newCustomers = Enumerable.Range(0, val.RowCount).Where(r => customers[r] == Vocabulary.OutOfVocabulary).GroupBy(r => codes[r])
+            .Where(g => g.Select(r => days[r]).Distinct().Count() > 1).ToList();
+        var targets = newCustomers.Sum(g => g.Count(r => days[r] > g.Min(o => days[o])));
+        Assert.True(targets > 0, "the small data has new customers buying on two days");
+
+        using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(pipeline.Store.StageDir("evaluate"), "metrics.json")));
+        Assert.Equal(newCustomers.Count, metrics.RootElement.GetProperty("cold_start_customers").GetInt32());
+        var methods = metrics.RootElement.GetProperty("cold_start").EnumerateArray().ToList();
+        Assert.Equal(3, methods.Count);
+        Assert.All(methods, m => Assert.Equal(targets, m.GetProperty("metrics").GetProperty("rows").GetInt32()));
+    }
 }

@@ -9,6 +9,10 @@ public sealed record EvaluationReport(
     IReadOnlyList<int> Ks, IReadOnlyList<MethodScores> Methods, IReadOnlyList<MethodScores> ModelBySubset,
     IReadOnlyList<BasketMetrics.Result> PerCustomer)
 {
+    /// <summary>With history features: new customers served with their first validation day as history (<see cref="ColdStart"/>); else empty.</summary>
+    public IReadOnlyList<MethodScores> ColdStart { get; init; } = [];
+    public int ColdStartCustomers { get; init; }
+
     public string MarkdownTable()
     {
         var sb = new StringBuilder();
@@ -30,6 +34,12 @@ public sealed record EvaluationReport(
                   "A row is a hit at k when fewer than k candidates score strictly higher than its positive (TFRS FactorizedTopK).\n");
         Table("Model vs baselines", Methods);
         Table("Model by subset", ModelBySubset);
+        if (ColdStart.Count > 0)
+        {
+            sb.Append($"\nCold start: {ColdStartCustomers:N0} validation customers not seen in training, with purchases on more than one validation day; " +
+                      "their first day's purchases are the request's history, their later rows the targets.\n");
+            Table("Cold start (new customers, history passed at request time)", ColdStart);
+        }
         if (PerCustomer.Count > 0)
             PerCustomerTable(sb);
         return sb.ToString();

@@ -12,13 +12,14 @@ namespace TwoTower.Stages;
 
 /// <summary>
 /// Evaluate: TFRS FactorizedTopK over the whole catalogue of training articles, beside the
-/// popularity, buy-again and (expected) random baselines on the same validation rows.
+/// popularity, buy-again and (expected) random baselines on the same validation rows; with history
+/// features, also new customers served with a history passed at request time (<see cref="ColdStart"/>).
 /// Writes metrics.json, report.md, loss.png and hit_at_k.png.
 /// </summary>
 public sealed class EvaluateStage : Stage
 {
     public override string Name => "evaluate";
-    public override string CodeVersion => "evaluate-3";
+    public override string CodeVersion => "evaluate-4";
     public override IReadOnlyList<string> ConfigKeys => ["evaluate", "threads", "features"];
     public override IReadOnlyList<string> Upstream => ["blend"];
 
@@ -70,7 +71,18 @@ public sealed class EvaluateStage : Stage
             foreach (var (source, ranks) in rowRanks)
                 methods.Add(new($"{source.Name} (its top {source.Count})", RankMetrics.Compute(ranks, ks)));
         }
-        var report = new EvaluationReport(run.Store.ReadManifest("train")!.Fingerprint, val.RowCount, catalogue, seconds, ks, methods, subsets, perCustomer);
+        IReadOnlyList<MethodScores> coldStart = [];
+        var coldStartCustomers = 0;
+        if (features.History != null)
+        {
+            var customerCodes = ColumnTable.ReadParquet(run.Input("ingest", "val.parquet")).Ints(features.QueryId);
+            coldStart = ColdStart.Evaluate(model, kernels, train, val, customerCodes, features, modelRanks, popularityRanks, ks, out coldStartCustomers);
+        }
+        var report = new EvaluationReport(run.Store.ReadManifest("train")!.Fingerprint, val.RowCount, catalogue, seconds, ks, methods, subsets, perCustomer)
+        {
+            ColdStart = coldStart,
+            ColdStartCustomers = coldStartCustomers,
+        };
 
         var options = new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
         ArtifactStore.WriteAtomic(run.Output("metrics.json"), JsonSerializer.Serialize(report, options));
