@@ -6,11 +6,12 @@ namespace TwoTower.Evaluation;
 
 /// <summary>
 /// Cold start, with history features: validation customers the training data never saw, served
-/// with what they bought earlier in the validation period as the request's history (the Recommender's
-/// "history"). Each such customer's purchases on their first validation day become the history, the
-/// rows of their later days the targets; customers with one day of purchases have no target and are
-/// left out. The same target rows are scored by the model with that history, the model without it
-/// (the out-of-vocabulary customer alone) and all-time popularity.
+/// with what else they bought as the request's history (the Recommender's "history": a new
+/// customer's cart or first orders). Each of their validation rows is a target; its history is the
+/// customer's other validation purchases up to the target's day (same day included: the rest of the
+/// basket), never the target's own article; rows with nothing else bought are left out. The same
+/// target rows are scored by the model with that history, the model without it (the
+/// out-of-vocabulary customer alone) and all-time popularity.
 /// </summary>
 public static class ColdStart
 {
@@ -26,18 +27,22 @@ public static class ColdStart
         var bag = new int[length];
         customerCount = 0;
         foreach (var rows in Enumerable.Range(0, val.RowCount).Where(r => val.Ints[features.QueryId][r] == Vocabulary.OutOfVocabulary)
-                     .GroupBy(r => customerCodes[r]).Select(g => g.ToArray()))
+                     .GroupBy(r => customerCodes[r]).Select(g => g.OrderBy(r => days[r]).ThenBy(r => r).ToArray()))
         {
-            var firstDay = rows.Min(r => days[r]);
-            var later = rows.Where(r => days[r] > firstDay).ToArray();
-            if (later.Length == 0)
-                continue;
-            // The first day's articles the catalogue knows, in row order (the last row the most recent), as a request would pass them.
-            PurchaseHistory.Latest(rows.Where(r => days[r] == firstDay && articles[r] != Vocabulary.OutOfVocabulary).Select(r => articles[r]).ToArray(), bag);
-            customerCount++;
-            targets.AddRange(later);
-            foreach (var _ in later)
+            var counted = false;
+            foreach (var target in rows)
+            {
+                // In time order, the last row the most recent, as a request would pass them; articles the catalogue does not know are skipped.
+                var known = rows.Where(o => days[o] <= days[target] && articles[o] != articles[target] && articles[o] != Vocabulary.OutOfVocabulary)
+                    .Select(o => articles[o]).ToArray();
+                if (known.Length == 0)
+                    continue;
+                PurchaseHistory.Latest(known, bag);
+                targets.Add(target);
                 bags.AddRange(bag);
+                counted = true;
+            }
+            customerCount += counted ? 1 : 0;
         }
         var withHistory = Rows(val, targets, [.. bags]);
         var ranks = CatalogueRanks.Compute(model, kernels, train, withHistory, features, out _);

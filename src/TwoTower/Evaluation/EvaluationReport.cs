@@ -36,8 +36,8 @@ public sealed record EvaluationReport(
         Table("Model by subset", ModelBySubset);
         if (ColdStart.Count > 0)
         {
-            sb.Append($"\nCold start: {ColdStartCustomers:N0} validation customers not seen in training, with purchases on more than one validation day; " +
-                      "their first day's purchases are the request's history, their later rows the targets.\n");
+            sb.Append($"\nCold start: {ColdStartCustomers:N0} validation customers not seen in training; each of their rows is scored with the customer's " +
+                      "other validation purchases up to that day (the rest of the basket included, never the row's own article) as the request's history.\n");
             Table("Cold start (new customers, history passed at request time)", ColdStart);
         }
         if (PerCustomer.Count > 0)
