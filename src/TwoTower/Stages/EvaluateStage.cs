@@ -19,7 +19,7 @@ namespace TwoTower.Stages;
 public sealed class EvaluateStage : Stage
 {
     public override string Name => "evaluate";
-    public override string CodeVersion => "evaluate-4";
+    public override string CodeVersion => "evaluate-5";
     public override IReadOnlyList<string> ConfigKeys => ["evaluate", "threads", "features"];
     public override IReadOnlyList<string> Upstream => ["blend"];
 
