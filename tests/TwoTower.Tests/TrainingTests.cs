@@ -228,6 +228,30 @@ public class TrainingTests
         Assert.NotEqual(a[0], other[0]);
     }
 
+    /// <summary>
+    /// Query-id dropout: with every id dropped only the unknown customer's row learns (the others keep
+    /// their initial values exactly); with a share dropped the run is still a function of the seed.
+    /// </summary>
+    [Fact]
+    public void QueryIdDropoutTrainsTheUnknownRowAndIsSeeded()
+    {
+        var data = TinyData(640);
+        var all = NewModel(Config("train.batch_size=64", "train.query_id_dropout=1"));
+        var initial = all.Query.Inputs[0].Embedding!.Value.ToArray();
+        using (var trainer = new Trainer(all, new SimdKernels(2), TrainOptions.From(Config("train.batch_size=64", "train.query_id_dropout=1")), data, "article_id"))
+            trainer.RunEpoch(1);
+        var customers = all.Query.Inputs[0].Embedding!.Value;
+        Assert.Equal(initial[16..], customers[16..]);
+        Assert.NotEqual(initial[..16], customers[..16]);
+
+        var config = Config("train.batch_size=64", "threads=2", "train.query_id_dropout=0.3");
+        var (a, b) = (Train(config, data, 2), Train(config, data, 2));
+        for (var i = 0; i < a.Length; i++)
+            Assert.Equal(a[i], b[i]);
+        Assert.NotEqual(Train(Config("train.batch_size=64", "threads=2"), data, 2)[0], a[0]);
+        Assert.Equal(data.Ints["customer_id"], TinyData(640).Ints["customer_id"]);   // the caller's column is untouched
+    }
+
     [Fact]
     public void ResumingFromACheckpointEndsWithTheSameWeights()
     {

@@ -235,6 +235,10 @@ public static class ConfigSchema
         public static readonly Setting<bool> RemoveAccidentalHits =
             new(new ConfigKey("train.remove_accidental_hits", ConfigType.Bool, false,
                 "mask in-batch negatives that are the row's own item"));
+        public static readonly Setting<double> QueryIdDropout =
+            new(new ConfigKey("train.query_id_dropout", ConfigType.Float, 0.0,
+                "share of training rows whose query id (features.query.id) is replaced by the unknown id each epoch: the tower learns to serve " +
+                "customers it never saw from their other features and history; 0 = none (the notebook)", Min: 0, Max: 1, MinExclusive: false));
         public static readonly Setting<long> ValidateEvery =
             new(new ConfigKey("train.validate_every", ConfigType.Int, 0L,
                 "evaluate on the validation rows every N epochs into the history (0 = only in Evaluate; the notebook: 1)", Min: 0));
@@ -506,6 +510,7 @@ public static class ConfigSchema
         Train.Temperature.Key,
         Train.LogqCorrection.Key,
         Train.RemoveAccidentalHits.Key,
+        Train.QueryIdDropout.Key,
         Train.ValidateEvery.Key,
         Train.EarlyStoppingMetric.Key,
         Train.EarlyStoppingPatience.Key,

@@ -48,7 +48,7 @@ public static class ColdStart
         var ranks = CatalogueRanks.Compute(model, kernels, train, withHistory, features, out _);
         return
         [
-            new("model, the first day's purchases as history", RankMetrics.Compute(ranks, ks)),
+            new("model, their other purchases as history", RankMetrics.Compute(ranks, ks)),
             new("model, no history", RankMetrics.Compute([.. targets.Select(r => modelRanks[r])], ks)),
             new("popularity", RankMetrics.Compute([.. targets.Select(r => popularityRanks[r])], ks)),
         ];

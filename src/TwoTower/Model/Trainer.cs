@@ -9,11 +9,19 @@ public sealed record TrainOptions(
     double Beta1, double Beta2, double Epsilon, bool ShuffleRows, double Temperature,
     bool LogQCorrection, bool RemoveAccidentalHits, long Seed)
 {
+    /// <summary>Each epoch, this share of training rows sees the unknown query id instead of theirs (in <see cref="QueryIdColumn"/>).</summary>
+    public double QueryIdDropout { get; init; }
+    public string QueryIdColumn { get; init; } = "customer_id";
+
     public static TrainOptions From(PipelineConfig c) => new(
         (int)c.Get(ConfigSchema.Train.Epochs), (int)c.Get(ConfigSchema.Train.BatchSize), c.Get(ConfigSchema.Train.LearningRate),
         c.Get(ConfigSchema.Train.WeightDecay), c.Get(ConfigSchema.Train.WeightDecayConvention) == "keras",
         c.Get(ConfigSchema.Train.Beta1), c.Get(ConfigSchema.Train.Beta2), c.Get(ConfigSchema.Train.Epsilon), c.Get(ConfigSchema.Train.Shuffle) == "rows",
-        c.Get(ConfigSchema.Train.Temperature), c.Get(ConfigSchema.Train.LogqCorrection), c.Get(ConfigSchema.Train.RemoveAccidentalHits), c.Get(ConfigSchema.Seed));
+        c.Get(ConfigSchema.Train.Temperature), c.Get(ConfigSchema.Train.LogqCorrection), c.Get(ConfigSchema.Train.RemoveAccidentalHits), c.Get(ConfigSchema.Seed))
+    {
+        QueryIdDropout = c.Get(ConfigSchema.Train.QueryIdDropout),
+        QueryIdColumn = c.Get(ConfigSchema.FeaturesQuery.Id),
+    };
 }
 
 public sealed record EpochStats(int Epoch, double LossPerExample, double LossPerBatch, double Seconds, double RowsPerSecond)
@@ -71,6 +79,8 @@ public sealed class Trainer : IDisposable
     public IKernels Kernels => kernels;
     readonly TrainOptions options;
     readonly TrainingColumns data;
+    /// <summary>With query-id dropout: the query ids as the data has them (data's own column is this epoch's copy, some rows unknown).</summary>
+    readonly int[]? queryIds;
 
     // On the backend: the columns, both towers' weights and state, the batch buffers.
     readonly DeviceColumns columns;
@@ -104,6 +114,11 @@ public sealed class Trainer : IDisposable
         this.model = model;
         this.kernels = kernels;
         this.options = options;
+        if (options.QueryIdDropout > 0 && data.Ints.TryGetValue(options.QueryIdColumn, out var ids))
+        {
+            queryIds = ids;
+            data = data with { Ints = new Dictionary<string, int[]>(data.Ints) { [options.QueryIdColumn] = (int[])ids.Clone() } };
+        }
         this.data = data;
         this.itemColumn = itemColumn;
         var items = data.Ints[itemColumn];
@@ -170,7 +185,24 @@ public sealed class Trainer : IDisposable
         }
         else
             rng.Shuffle(batches.AsSpan());
+        if (queryIds != null)
+            DropQueryIds(epoch);
         return batches;
+    }
+
+    /// <summary>
+    /// This epoch's query ids: each row's own, or the unknown id with probability QueryIdDropout, from
+    /// a generator of (seed, epoch) alone (a resumed run drops the same rows). The host copy groups
+    /// the embedding rows, the device copy feeds the tower.
+    /// </summary>
+    void DropQueryIds(int epoch)
+    {
+        var rng = new Rng(((ulong)options.Seed * 0x9E3779B97F4A7C15UL + (ulong)epoch + 1) ^ 0xD1B54A32D192ED03UL);
+        var dropped = data.Ints[options.QueryIdColumn];
+        for (var r = 0; r < dropped.Length; r++)
+            dropped[r] = rng.NextDouble() < options.QueryIdDropout ? Data.Vocabulary.OutOfVocabulary : queryIds![r];
+        if (columns.Ints.TryGetValue(options.QueryIdColumn, out var onDevice))
+            kernels.CopyFromHost<int>(dropped, onDevice);
     }
 
     /// <summary>Makes the learning rates of steps 1..lastStep available on the host and on the backend.</summary>
