@@ -41,6 +41,22 @@ public sealed class SweepTests : IDisposable
         Assert.True(val.Length > 0);
         Assert.All(train, d => Assert.True(d < firstTuningDay));
         Assert.All(val, d => Assert.True(d >= firstTuningDay));
+
+        // A customer or article first seen in the tuning days is unknown to the model, as a new one is in the validation period.
+        var encode = new EncodeStage();
+        store.Run(encode, config, new RecordingLog(), store.Fingerprint(encode, config), resume: false);
+        var rows = File.ReadLines(DataFiles.TrainCsv(config)).Skip(1).Select(line => line.Split(',')).ToArray();
+        var anyUnknown = false;
+        foreach (var (column, field) in new[] { ("customer_id", 1), ("article_id", 2) })
+        {
+            var seenBefore = rows.Where(f => DateOnly.Parse(f[0]).DayNumber < firstTuningDay).Select(f => f[field]).ToHashSet();
+            var expectedUnknown = rows.Where(f => DateOnly.Parse(f[0]).DayNumber >= firstTuningDay).Select(f => !seenBefore.Contains(f[field])).ToArray();
+            var encoded = ColumnTable.ReadParquet(Path.Combine(store.StageDir("encode"), "val.parquet")).Ints(column);
+            Assert.Equal(expectedUnknown, encoded.Select(id => id == Vocabulary.OutOfVocabulary));
+            Assert.Equal(seenBefore.Count, Vocabulary.Read(store.StageDir("encode"), column).Count);
+            anyUnknown |= expectedUnknown.Contains(true);
+        }
+        Assert.True(anyUnknown, "the data has articles or customers first seen in the tuning days");
     }
 
     [Fact]

@@ -15,7 +15,7 @@ namespace TwoTower.Stages;
 public sealed class IngestStage : Stage
 {
     public override string Name => "ingest";
-    public override string CodeVersion => "ingest-4";
+    public override string CodeVersion => "ingest-5";
 
     public override IReadOnlyList<string> ConfigKeys => ["data", "raw", "features"];
 
@@ -84,7 +84,9 @@ public sealed class IngestStage : Stage
     /// <summary>
     /// Writes the training and validation splits; with data.split: tuning (no validation data given)
     /// the validation split is the training rows of the last data.tuning_days days, and the training
-    /// split the rows before them (both keep the training data's levels).
+    /// split the rows before them. The training split's levels are its own (a customer or article
+    /// first seen in the tuning days is unknown to the model, as a new one is in the validation
+    /// period); the tuning rows keep the whole training data's levels, looked up by value in Encode.
     /// </summary>
     static void WriteSplits(StageRun run, string trainPath, ColumnTable train, IReadOnlyDictionary<string, IReadOnlyList<string>> levels,
         (ColumnTable Table, IReadOnlyDictionary<string, IReadOnlyList<string>> Levels)? val, FeatureSet features)
@@ -105,8 +107,26 @@ public sealed class IngestStage : Stage
             throw run.Config.ErrorAt(ConfigSchema.Data.TuningDays.Key, $"every row of {trainPath} falls in the last {run.Config.Get(ConfigSchema.Data.TuningDays)} days: nothing is left to train on");
         run.Log.Info($"Ingest: data.split tuning: the {tuning.Length:N0} training rows from {DateOnly.FromDayNumber(firstTuningDay):yyyy-MM-dd} on are the " +
                      $"validation set, the {before.Length:N0} before them the training set; the configured validation data is not used");
-        Write(run, "train", train.SelectRows(before), levels, features);
+        var trainPart = train.SelectRows(before);
+        Write(run, "train", trainPart, levels.ToDictionary(l => l.Key, l => OwnLevels(trainPart.Ints(l.Key), l.Value)), features);
         Write(run, "val", train.SelectRows(tuning), levels, features);
+    }
+
+    /// <summary>Recodes a column to the levels its rows use, in first-seen order; returns those levels.</summary>
+    static IReadOnlyList<string> OwnLevels(int[] codes, IReadOnlyList<string> levels)
+    {
+        var newCode = Enumerable.Repeat(-1, levels.Count).ToArray();
+        var kept = new List<string>();
+        for (var r = 0; r < codes.Length; r++)
+        {
+            if (newCode[codes[r]] < 0)
+            {
+                newCode[codes[r]] = kept.Count;
+                kept.Add(levels[codes[r]]);
+            }
+            codes[r] = newCode[codes[r]];
+        }
+        return kept;
     }
 
     static void Write(StageRun run, string split, ColumnTable table, IReadOnlyDictionary<string, IReadOnlyList<string>> levels, FeatureSet features)
