@@ -48,6 +48,8 @@ public class PipelineTests : IDisposable
         Assert.Equal(["normalize"], RunPipeline(store, Config("normalize.epsilon=1e-6")));
         Assert.Empty(RunPipeline(store, Config("normalize.epsilon=1e-6")));
         Assert.Equal(["ingest", "encode", "normalize"], RunPipeline(store, Config("normalize.epsilon=1e-6", "features.query.raw=[month_sin]")));
+        // The history is Encode's: Ingest stays.
+        Assert.Equal(["encode", "normalize"], RunPipeline(store, Config("normalize.epsilon=1e-6", "features.query.raw=[month_sin]", "features.query.history.length=3")));
     }
 
     [Fact]

@@ -17,7 +17,12 @@ public sealed class IngestStage : Stage
     public override string Name => "ingest";
     public override string CodeVersion => "ingest-5";
 
-    public override IReadOnlyList<string> ConfigKeys => ["data", "raw", "features"];
+    /// <summary>Not features.query.history: Encode builds the history, so trials and runs that differ only there share one Ingest.</summary>
+    public override IReadOnlyList<string> ConfigKeys =>
+    [
+        "data", "raw", "features.candidate", "features.query.id", "features.query.embedded", "features.query.one_hot", "features.query.numeric",
+        "features.query.raw",
+    ];
 
     public override IEnumerable<string> InputFiles(PipelineConfig config) => DataFiles.All(config);
 
