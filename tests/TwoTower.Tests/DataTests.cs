@@ -81,6 +81,17 @@ public class ConfigTests
         Assert.Equal("tfa", config.Get(ConfigSchema.Train.WeightDecayConvention));
         Assert.Equal("batches", config.Get(ConfigSchema.Train.Shuffle));
         Assert.Equal(2048, config.Get(ConfigSchema.Train.BatchSize));
+        Assert.Equal(0, config.Get(ConfigSchema.FeaturesHistory.Length));   // the notebook's tower sees no purchase history
+        Assert.Equal(0.0, config.Get(ConfigSchema.Train.QueryIdDropout));
+    }
+
+    [Fact]
+    public void EveryConfigUnderDataLoads()
+    {
+        var files = Directory.GetFiles(RepoFile("data"), "*.pipeline.yaml");
+        Assert.Contains(files, f => f.EndsWith("history.pipeline.yaml"));
+        foreach (var file in files)
+            PipelineConfig.Load(file);
     }
 
     [Theory]
