@@ -57,57 +57,63 @@ public sealed unsafe partial class SimdKernels
         }
     }
 
+    /// <summary>Rows in parallel chunks: each row's pooling is its own, so any split gives the same result.</summary>
     public void EmbeddingBagGather(DeviceBuffer<float> tableBuffer, int dim, DeviceBuffer<int> idsBuffer, int bagLength, DeviceBuffer<float> slotWeightsBuffer,
         DeviceBuffer<int> rowsBuffer, int count, DeviceBuffer<float> xBuffer, int xStride, int offset, DeviceBuffer<float> weightsBuffer)
     {
-        var table = S(tableBuffer);
-        var ids = S(idsBuffer);
-        var slotWeights = S(slotWeightsBuffer);
-        var rows = S(rowsBuffer);
-        var x = S(xBuffer);
-        var weights = S(weightsBuffer);
-        for (var r = 0; r < count; r++)
+        var (table, ids, slotWeights, rows, x, weights) = ((HostBuffer<float>)tableBuffer, (HostBuffer<int>)idsBuffer, (HostBuffer<float>)slotWeightsBuffer,
+            (HostBuffer<int>)rowsBuffer, (HostBuffer<float>)xBuffer, (HostBuffer<float>)weightsBuffer);
+        ForChunks(count, (first, end) =>
         {
-            var bag = ids.Slice(rows[r] * bagLength, bagLength);
-            var w = weights.Slice(r * bagLength, bagLength);
-            var total = 0f;
-            for (var j = 0; j < bagLength; j++)
-                total += bag[j] >= 0 ? slotWeights[j] : 0f;
-            var target = x.Slice(r * xStride + offset, dim);
-            target.Clear();
-            for (var j = 0; j < bagLength; j++)
+            var tableRows = table.Span;
+            var slotWeight = slotWeights.Span;
+            for (var r = first; r < end; r++)
             {
-                w[j] = bag[j] >= 0 ? slotWeights[j] / total : 0f;
-                if (bag[j] >= 0)
-                    Axpy(w[j], table.Slice(bag[j] * dim, dim), target);
+                var bag = ids.Span.Slice(rows.Span[r] * bagLength, bagLength);
+                var w = weights.Span.Slice(r * bagLength, bagLength);
+                var total = 0f;
+                for (var j = 0; j < bagLength; j++)
+                    total += bag[j] >= 0 ? slotWeight[j] : 0f;
+                var target = x.Span.Slice(r * xStride + offset, dim);
+                target.Clear();
+                for (var j = 0; j < bagLength; j++)
+                {
+                    w[j] = bag[j] >= 0 ? slotWeight[j] / total : 0f;
+                    if (bag[j] >= 0)
+                        Axpy(w[j], tableRows.Slice(bag[j] * dim, dim), target);
+                }
             }
-        }
+        });
     }
 
+    /// <summary>Groups in parallel chunks: each group's sum is its own, added in position order, so any split gives the same result.</summary>
     public void EmbeddingBagRowGradients(DeviceBuffer<float> dxBuffer, int dxStride, int offset, int dim, DeviceBuffer<float> weightsBuffer, int bagLength,
         RowGroups groups, bool accumulate, DeviceBuffer<float> gradBuffer)
     {
-        var dx = S(dxBuffer);
-        var weights = S(weightsBuffer);
-        var grad = S(gradBuffer);
-        var rows = S(groups.Rows);
-        var starts = S(groups.Starts);
-        var positions = S(groups.Positions);
-        Span<float> sum = stackalloc float[dim];
-        for (var u = 0; u < rows.Length; u++)
+        var (dx, weights, grad) = ((HostBuffer<float>)dxBuffer, (HostBuffer<float>)weightsBuffer, (HostBuffer<float>)gradBuffer);
+        var (rows, starts, positions) = ((HostBuffer<int>)groups.Rows, (HostBuffer<int>)groups.Starts, (HostBuffer<int>)groups.Positions);
+        ForChunks(groups.Count, (first, end) =>
         {
-            sum.Clear();
-            for (var p = starts[u]; p < starts[u + 1]; p++)
+            var dxRows = dx.Span;
+            var weight = weights.Span;
+            var start = starts.Span;
+            var position = positions.Span;
+            Span<float> sum = stackalloc float[dim];
+            for (var u = first; u < end; u++)
             {
-                var e = positions[p];
-                Axpy(weights[e], dx.Slice(e / bagLength * dxStride + offset, dim), sum);
+                sum.Clear();
+                for (var p = start[u]; p < start[u + 1]; p++)
+                {
+                    var e = position[p];
+                    Axpy(weight[e], dxRows.Slice(e / bagLength * dxStride + offset, dim), sum);
+                }
+                var target = grad.Span.Slice(rows.Span[u] * dim, dim);
+                if (accumulate)
+                    Axpy(1, sum, target);
+                else
+                    sum.CopyTo(target);
             }
-            var target = grad.Slice(rows[u] * dim, dim);
-            if (accumulate)
-                Axpy(1, sum, target);
-            else
-                sum.CopyTo(target);
-        }
+        });
     }
 
     public void ZeroRows(DeviceBuffer<float> tableBuffer, int rowWidth, DeviceBuffer<int> rowsBuffer)
