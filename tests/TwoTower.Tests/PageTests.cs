@@ -29,7 +29,8 @@ public sealed class BrowserFactAttribute : FactAttribute
 /// <summary>A small package served on a loopback port, and headless chromium driven through chromedriver.</summary>
 public sealed class ServedPage : IDisposable
 {
-    readonly PackagedPipeline pipeline = new();
+    // With history features, so the page's recent-articles field (a new customer's cold start) is there to test.
+    readonly PackagedPipeline pipeline = new HistoryPackagedPipeline();
     readonly Microsoft.AspNetCore.Builder.WebApplication app;
     readonly string profile = Directory.CreateTempSubdirectory("twotower-chromium-").FullName;
     IWebDriver? driver;
@@ -179,6 +180,33 @@ public class PageTests(ServedPage page) : IClassFixture<ServedPage>
         var expected = (await Api($"/recommend?customer_id={customer}&k=12&exclude_bought=true"))["items"]!.AsArray().Select(i => i!["article_id"]!.GetValue<string>());
         Assert.Equal(expected, shown);
         Screenshot("exclude-bought");
+    }
+
+    /// <summary>A new customer with recent articles typed in: the list is /recommend's with that history, and differs from the one without.</summary>
+    [BrowserFact]
+    public async Task ANewCustomersRecentArticlesReachTheirList()
+    {
+        Open();
+        var field = Browser.FindElement(By.Id("recent"));
+        Assert.True(field.Displayed, "a model with history features offers the field");
+        var recent = string.Join(",", page.Recommender.ArticleIds.Take(3));
+        try
+        {
+            field.SendKeys(recent);
+            LookUp("a-new-customer", 12);
+            var expected = (await Api($"/recommend?customer_id=a-new-customer&k=12&history={Uri.EscapeDataString(recent)}"))["items"]!.AsArray()
+                .Select(i => i!["article_id"]!.GetValue<string>()).ToArray();
+            var without = (await Api("/recommend?customer_id=a-new-customer&k=12"))["items"]!.AsArray().Select(i => i!["article_id"]!.GetValue<string>());
+            Assert.Equal(expected, ShownArticles());
+            Assert.NotEqual(without, expected);
+            Assert.Contains("who bought", Browser.FindElement(By.Id("message")).Text);
+            Assert.Contains("history=", Browser.Url);
+            Screenshot("new-customer-recent-articles");
+        }
+        finally
+        {
+            field.Clear();   // the other tests share the page
+        }
     }
 
     [BrowserFact]

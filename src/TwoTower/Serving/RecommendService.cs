@@ -139,6 +139,7 @@ public static class RecommendService
             config_fingerprint = stage["fingerprint"]?.GetValue<string>(),
             format_version = manifest["format_version"]?.GetValue<string>(),
             index_recall_at_100 = manifest["index"]?["recall_at_100"]?.GetValue<double>(),
+            history_length = config.Get(ConfigSchema.FeaturesHistory.Length),
             per_customer = manifest["validation_metrics"]?["per_customer"] ?? new JsonArray(),
             per_row = manifest["validation_metrics"]?["methods"] ?? new JsonArray(),
             plots = recommender.PlotNames.Select(name => new { name, url = "/plots/" + Uri.EscapeDataString(name) }),

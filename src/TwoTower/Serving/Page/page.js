@@ -90,6 +90,9 @@ async function lookUp(event) {
   }
   const k = $("k").value;
   const params = new URLSearchParams({ customer_id: customer, k, exclude_bought: $("exclude-bought").checked, model_only: $("list").value === "model" });
+  // A model with history features takes recent purchases from the request: a new customer's cart or first orders.
+  const recent = $("recent-label").hidden ? "" : $("recent").value.trim();
+  if (recent) params.set("history", recent);
   history.replaceState(null, "", "?" + params);
   showMessage("");
   try {
@@ -101,7 +104,9 @@ async function lookUp(event) {
       renderHistory(bought);
     } else {
       $("history").hidden = true;
-      showMessage(`Customer "${customer}" was not seen in training, so there is no history: the list below is what a new customer gets.`, "note");
+      showMessage(recent
+        ? `Customer "${customer}" was not seen in training: the list below is what a new customer who bought ${recent} gets.`
+        : `Customer "${customer}" was not seen in training, so there is no history: the list below is what a new customer gets.`, "note");
     }
     renderRecommendations(recommended, new Set(bought ? bought.articles_bought : []));
   } catch (e) {
@@ -141,6 +146,7 @@ async function loadModelCard() {
     add("config fingerprint", card.config_fingerprint);
     add("package format", card.format_version);
     add("index recall@100", card.index_recall_at_100?.toFixed(4));
+    $("recent-label").hidden = !(card.history_length > 0);
     $("package-line").textContent = `${card.articles.toLocaleString("en")} articles, ${card.customers.toLocaleString("en")} known customers; model ${card.model_fingerprint.slice(0, 8)}.`;
     const best = Math.max(...card.per_customer.map(m => m.map12));
     const rows = $("card-metrics");
@@ -171,7 +177,7 @@ $("customer").addEventListener("input", suggest);
 for (const id of ["k", "list", "exclude-bought"])
   $(id).addEventListener("change", () => { if ($("customer").value.trim()) lookUp(); });
 
-loadModelCard();
+const cardLoaded = loadModelCard();
 suggest();
 const start = new URLSearchParams(location.search);
 if (start.get("customer_id")) {
@@ -179,5 +185,6 @@ if (start.get("customer_id")) {
   if (start.get("k")) $("k").value = start.get("k");
   $("exclude-bought").checked = start.get("exclude_bought") === "true";
   $("list").value = start.get("model_only") === "true" ? "model" : "blend";
-  lookUp();
+  if (start.get("history")) $("recent").value = start.get("history");
+  cardLoaded.then(() => lookUp());   // the card says whether the recent-articles field applies
 }
