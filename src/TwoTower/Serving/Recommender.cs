@@ -123,7 +123,7 @@ public sealed class Recommender : IDisposable
 
         sortedCustomerIds = [.. vocabularies[features.QueryId].Values.Order(StringComparer.Ordinal)];
         var plots = File(PackageLayout.PlotsFolder);
-        PlotNames = Directory.Exists(plots) ? Directory.GetFiles(plots, "*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList()! : [];
+        PlotNames = Directory.Exists(plots) ? Directory.GetFiles(plots, "*.png").Select(f => Path.GetFileName(f)).Order(StringComparer.Ordinal).ToList() : [];
         var history = ColumnTable.ReadParquet(File(PackageLayout.HistoryFile));
         boughtRows = history.Ints(PackageLayout.HistoryArticleRowColumn);
         boughtStart = new int[vocabularies[features.QueryId].Count + 2];
