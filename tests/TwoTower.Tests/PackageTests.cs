@@ -101,6 +101,16 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         }
     }
 
+    /// <summary>A request's purchase history on a model without history features is refused, not silently ignored.</summary>
+    [Fact]
+    public void AHistoryForAModelWithoutHistoryFeaturesIsRefused()
+    {
+        using var recommender = new Recommender(pipeline.PackageDir);
+        var error = Assert.Throws<ArgumentException>(() => recommender.Recommend("someone-new", new Dictionary<string, string> { ["history"] = recommender.ArticleIds[0] },
+            10, excludeBought: false, exact: true));
+        Assert.Contains("needs a model with history features", error.Message);
+    }
+
     [Fact]
     public void RecommenderFromThePackageScoresLikeTheTrainedModel()
     {

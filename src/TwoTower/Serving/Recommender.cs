@@ -276,6 +276,8 @@ public sealed class Recommender : IDisposable
     /// <summary>The query tower's input columns for the customers, one row each, and whether each is known.</summary>
     (TrainingColumns Columns, bool[] Known) QueryColumns(IReadOnlyList<string> customerIds, IReadOnlyDictionary<string, string> values)
     {
+        if (features.History == null && values.ContainsKey(PurchaseHistory.Column))
+            throw new ArgumentException("'history' needs a model with history features (features.query.history.length > 0); this package's has none");
         var count = customerIds.Count;
         var known = customerIds.Select(c => vocabularies[features.QueryId][c] != Vocabulary.OutOfVocabulary).ToArray();
         var packagedRow = customerIds.Select(c => packagedCustomer.GetValueOrDefault(c, -1)).ToArray();
