@@ -146,6 +146,17 @@ public class TrainingTests
         return touched;
     }
 
+    [Fact]
+    public void ASharedHistoryTableNeedsTheCandidateTowerToEmbedItsId()
+    {
+        var config = Config("features.query.history.length=4", "features.candidate.embedded=[]", "features.candidate.one_hot=[article_id]");
+        var error = Assert.Throws<PipelineError>(() => TwoTowerModel.Create(config, TinyVocabulary));
+        Assert.Contains("share_embedding: true needs the candidate tower to embed 'article_id'", error.Message);
+        // A table of its own needs nothing from the candidate tower.
+        Assert.Contains(TwoTowerModel.Create(Config("features.query.history.length=4", "features.query.history.share_embedding=false",
+            "features.candidate.embedded=[]", "features.candidate.one_hot=[article_id]"), TinyVocabulary).Variables, v => v.Name == "query/embedding/history");
+    }
+
     /// <summary>
     /// Six AdamW steps against float64 dense training: rows a step does not touch still move with
     /// their momentum (the lazy update replays those steps). With a shared history table, a row
