@@ -59,6 +59,23 @@ public sealed class SweepTests : IDisposable
         Assert.True(anyUnknown, "the data has articles or customers first seen in the tuning days");
     }
 
+    /// <summary>sweep.method cold_start reads the hit@100 of the model with history from Evaluate's cold-start section (a hand-written metrics.json).</summary>
+    [Fact]
+    public void ColdStartFigureIsTheModelWithHistorysHitAt100()
+    {
+        var path = Path.Combine(dir, "metrics.json");
+        File.WriteAllText(path, """
+            { "per_customer": [], "cold_start": [
+                { "name": "model, their other purchases as history", "metrics": { "rows": 9, "hit_at": { "10": 0.1, "100": 0.25 } } },
+                { "name": "model, no history", "metrics": { "rows": 9, "hit_at": { "10": 0.05, "100": 0.125 } } } ] }
+            """);
+        Assert.Equal(0.25, Sweep.Figure(path, Config("sweep.method=cold_start", "sweep.metric=row_hit_at100")));
+        Assert.Contains("only row_hit_at100", Assert.Throws<PipelineError>(() => Sweep.Figure(path, Config("sweep.method=cold_start"))).Message);
+        File.WriteAllText(path, """{ "per_customer": [], "cold_start": [] }""");
+        Assert.Contains("needs features.query.history",
+            Assert.Throws<PipelineError>(() => Sweep.Figure(path, Config("sweep.method=cold_start", "sweep.metric=row_hit_at100"))).Message);
+    }
+
     [Fact]
     public void TrialsAreTheGridOrASeededSampleAndBadEntriesAreRefused()
     {

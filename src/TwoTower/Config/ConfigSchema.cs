@@ -288,7 +288,8 @@ public static class ConfigSchema
             new(new ConfigKey("sweep.trials", ConfigType.Int, 0L, "how many grid points to try, a seeded random sample; 0: all of them", Min: 0));
         public static readonly Setting<string> Method =
             new(new ConfigKey("sweep.method", ConfigType.String, "two_tower",
-                "whose tuning-set figure is maximised: a row of Evaluate's per-customer table (two_tower, blend, ease, buy_again, ...)"));
+                "whose tuning-set figure is maximised: a row of Evaluate's per-customer table (two_tower, blend, ease, buy_again, ...), " +
+                "or cold_start (new customers served with their purchases as history; metric row_hit_at100)"));
         public static readonly Setting<string> Metric =
             new(new ConfigKey("sweep.metric", ConfigType.Choice, "map12", "the figure: map12 | recall_at_100 | row_hit_at100",
                 Choices: ["map12", "recall_at_100", "row_hit_at100"]));

@@ -148,10 +148,18 @@ public static class Sweep
         return new TrialResult(trial, figure, seconds, Cached: false);
     }
 
-    /// <summary>sweep.metric of sweep.method in a metrics.json's per-customer table.</summary>
-    static double Figure(string metricsPath, PipelineConfig config)
+    /// <summary>The sweep.method that scores new customers served with their purchases (Evaluate's cold-start section).</summary>
+    public const string ColdStartMethod = "cold_start";
+
+    /// <summary>
+    /// sweep.metric of sweep.method in a metrics.json's per-customer table; for cold_start, the row
+    /// hit@100 of the model with the new customers' purchases as history.
+    /// </summary>
+    internal static double Figure(string metricsPath, PipelineConfig config)
     {
         var method = config.Get(ConfigSchema.Sweep.Method);
+        if (method == ColdStartMethod)
+            return ColdStartFigure(metricsPath, config);
         var rows = JsonNode.Parse(File.ReadAllText(metricsPath))!["per_customer"]?.AsArray()
             ?? throw new PipelineError($"{metricsPath} has no per-customer table (the data needs purchase dates)");
         var row = rows.FirstOrDefault(r => r!["method"]!.GetValue<string>() == method)
@@ -164,6 +172,16 @@ public static class Sweep
                                ?? throw config.ErrorAt(ConfigSchema.Sweep.Metric.Key, "recall_at_100 needs 100 in evaluate.ks"),
             _ => row["row_hit_at100"]!.GetValue<double>(),
         };
+    }
+
+    static double ColdStartFigure(string metricsPath, PipelineConfig config)
+    {
+        if (config.Get(ConfigSchema.Sweep.Metric) != "row_hit_at100")
+            throw config.ErrorAt(ConfigSchema.Sweep.Metric.Key, "the cold_start method has only row_hit_at100 (hit@100 per row)");
+        var withHistory = JsonNode.Parse(File.ReadAllText(metricsPath))!["cold_start"]?.AsArray().FirstOrDefault()
+            ?? throw new PipelineError($"{metricsPath} has no cold-start section: cold_start needs features.query.history and customers new in the tuning days");
+        return withHistory["metrics"]!["hit_at"]!["100"]?.GetValue<double>()
+               ?? throw config.ErrorAt(ConfigSchema.Sweep.Metric.Key, "row_hit_at100 needs 100 in evaluate.ks");
     }
 
     /// <summary>results.csv, the console table and best.pipeline.yaml (the best figure; of equal ones, the earlier trial).</summary>
