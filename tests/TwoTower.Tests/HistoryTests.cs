@@ -1,4 +1,5 @@
 using TwoTower.Data;
+using TwoTower.Retrieval;
 
 namespace TwoTower.Tests;
 
@@ -12,7 +13,8 @@ public class HistoryTests
         int[] customers = [1, 1, 1, 2, 1, 1, 1];
         int[] articles = [10, 20, 10, 60, 30, 40, 50];
         int[] days = [10, 10, 11, 11, 12, 12, 13];
-        var (rows, atEnd) = PurchaseHistory.Build(customers, articles, days, customerCount: 3, length: 3);
+        var rows = PurchaseHistory.Build(customers, articles, days, customerCount: 3, length: 3);
+        var atEnd = Purchases.From(customers, articles, days, 3, 61, int.MaxValue).LatestArticles([0, 1, 2], 3);
         int[] Row(int r) => rows[(r * 3)..(r * 3 + 3)];
         Assert.Equal([-1, -1, -1], Row(0));   // nothing before day 10, not even the same day's b
         Assert.Equal([-1, -1, -1], Row(1));
@@ -35,7 +37,8 @@ public class HistoryTests
         var customers = Enumerable.Range(0, n).Select(_ => rng.NextInt(25)).ToArray();
         var articles = Enumerable.Range(0, n).Select(_ => rng.NextInt(12)).ToArray();
         var days = Enumerable.Range(0, n).Select(_ => 100 + rng.NextInt(30)).ToArray();
-        var (rows, atEnd) = PurchaseHistory.Build(customers, articles, days, 25, length);
+        var rows = PurchaseHistory.Build(customers, articles, days, 25, length);
+        var atEnd = Purchases.From(customers, articles, days, 25, 12, int.MaxValue).LatestArticles([.. Enumerable.Range(0, 25)], length);
         int[] Expected(IEnumerable<int> earlier) =>
         [
             .. earlier.OrderByDescending(r => days[r]).ThenByDescending(r => r).Select(r => articles[r]).Distinct().Take(length),
@@ -48,11 +51,8 @@ public class HistoryTests
         for (var c = 0; c < 25; c++)
         {
             var expected = Expected(Enumerable.Range(0, n).Where(o => customers[o] == c));
+            // What validation rows, Blend and serving see: Latest over the customer's purchases in time order.
             Assert.Equal(expected.Concat(Enumerable.Repeat(-1, length - expected.Length)), atEnd[(c * length)..((c + 1) * length)]);
-            // Latest (serving, Blend) reads a time-ordered purchase list to the same answer.
-            var latest = new int[length];
-            PurchaseHistory.Latest(Enumerable.Range(0, n).Where(o => customers[o] == c).OrderBy(o => days[o]).ThenBy(o => o).Select(o => articles[o]).ToArray(), latest);
-            Assert.Equal(atEnd[(c * length)..((c + 1) * length)], latest);
         }
     }
 

@@ -19,11 +19,12 @@ public static class PurchaseHistory
         Enumerable.Range(0, length).Select(j => recency ? 1f / (1 + j) : 1f).ToArray();
 
     /// <summary>
-    /// Each row's history strictly before its day (rows × length), and each customer's history after
-    /// every row (customers × length, indexed by customer id; customerCount &gt; every id): what a
-    /// validation row or a served customer sees. Within a day, a later row counts as more recent.
+    /// Each row's history strictly before its day (rows × length; customerCount &gt; every customer
+    /// id). Within a day, a later row counts as more recent. What a validation row or a served
+    /// customer sees, every training purchase, is <see cref="Latest"/> of their purchases
+    /// (<see cref="Retrieval.Purchases.LatestArticles"/>).
     /// </summary>
-    public static (int[] Rows, int[] AtEnd) Build(int[] customers, int[] articles, int[] days, int customerCount, int length)
+    public static int[] Build(int[] customers, int[] articles, int[] days, int customerCount, int length)
     {
         var n = customers.Length;
         // Rows grouped by customer (stable), then by day (stable): each customer's purchases in time order.
@@ -40,7 +41,6 @@ public static class PurchaseHistory
             order.AsSpan(start[c], start[c + 1] - start[c]).Sort((a, b) => days[a] != days[b] ? days[a].CompareTo(days[b]) : a.CompareTo(b));
 
         var rows = new int[(long)n * length];
-        var atEnd = new int[(long)customerCount * length];
         var recent = new int[length];
         for (var c = 0; c < customerCount; c++)
         {
@@ -57,9 +57,8 @@ public static class PurchaseHistory
                     count = Push(recent, count, articles[order[k]]);
                 i = end;
             }
-            Write(recent, count, atEnd.AsSpan(c * length, length));
         }
-        return (rows, atEnd);
+        return rows;
     }
 
     /// <summary>The last `length` distinct articles of a purchase sequence in time order, most recent first, −1 padded.</summary>
@@ -94,9 +93,7 @@ public static class PurchaseHistory
     /// <summary>Slot columns of a table (history_0 …) as one row-major array, or null when the table has none.</summary>
     public static int[]? Flatten(ColumnTable table)
     {
-        var length = 0;
-        while (table.Names.Contains(SlotColumn(length)))
-            length++;
+        var length = SlotCount(table);
         if (length == 0)
             return null;
         var flat = new int[(long)table.RowCount * length];
@@ -107,6 +104,15 @@ public static class PurchaseHistory
                 flat[r * length + j] = slot[r];
         }
         return flat;
+    }
+
+    /// <summary>How many slot columns (history_0, history_1, …) a table holds.</summary>
+    public static int SlotCount(ColumnTable table)
+    {
+        var length = 0;
+        while (table.Names.Contains(SlotColumn(length)))
+            length++;
+        return length;
     }
 
     /// <summary>Adds a row-major history array to a table as its slot columns.</summary>

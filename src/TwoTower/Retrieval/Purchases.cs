@@ -65,6 +65,18 @@ public sealed class Purchases
         }
     }
 
+    /// <summary>
+    /// Each listed customer's last `length` distinct articles before the as-of day, most recent first,
+    /// −1 padded (customers × length): the query tower's history input as of that day.
+    /// </summary>
+    public int[] LatestArticles(IReadOnlyList<int> customers, int length)
+    {
+        var history = new int[(long)customers.Count * length];
+        for (var i = 0; i < customers.Count; i++)
+            Data.PurchaseHistory.Latest(ArticlesOf(customers[i]), history.AsSpan(i * length, length));
+        return history;
+    }
+
     public ReadOnlySpan<int> ArticlesOf(int customer) => Articles.AsSpan(Start[customer], Start[customer + 1] - Start[customer]);
     public ReadOnlySpan<int> DaysOf(int customer) => Days.AsSpan(Start[customer], Start[customer + 1] - Start[customer]);
 

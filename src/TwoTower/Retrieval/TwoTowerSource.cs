@@ -54,12 +54,7 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
         var ints = features.Query.Where(f => f.IsCategorical).Select(f => f.Column).Append(features.QueryId).Distinct()
             .ToDictionary(c => c, c => rows.Select((r, i) => c == features.QueryId ? customers[i] : r < 0 ? 0 : train.Ints[c][r]).ToArray());
         if (features.History is { Length: var length })
-        {
-            var history = new int[customers.Count * length];
-            for (var i = 0; i < customers.Count; i++)
-                PurchaseHistory.Latest(purchases.ArticlesOf(customers[i]), history.AsSpan(i * length, length));
-            ints[PurchaseHistory.Column] = history;
-        }
+            ints[PurchaseHistory.Column] = purchases.LatestArticles(customers, length);
         var floats = features.Query.Where(f => f.Kind is FeatureKind.Numeric or FeatureKind.Raw).Select(f => f.Column).Distinct().ToDictionary(c => c, c => c switch
         {
             "month_sin" => rows.Select(_ => MonthEncoding.Sin[month]).ToArray(),

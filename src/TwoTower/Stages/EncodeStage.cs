@@ -1,6 +1,7 @@
 using System.Text.Json;
 using TwoTower.Data;
 using TwoTower.Pipeline;
+using TwoTower.Retrieval;
 
 namespace TwoTower.Stages;
 
@@ -59,21 +60,13 @@ public sealed class EncodeStage : Stage
     {
         if (!train.Names.Contains(DataFiles.DayColumn))
             throw new PipelineError("features.query.history needs purchase dates (a t_dat column), and the training data has none");
-        var customers = train.Ints(features.QueryId);
+        var (customers, articles, days) = (train.Ints(features.QueryId), train.Ints(features.CandidateId), train.Ints(DataFiles.DayColumn));
+        // Training ids are 1..n, validation ids 0..n (0: unknown, no purchases).
         var customerCount = customers.Length == 0 ? 1 : customers.Max() + 1;
-        var (rows, atEnd) = PurchaseHistory.Build(customers, train.Ints(features.CandidateId), train.Ints(DataFiles.DayColumn), customerCount, length);
+        var rows = PurchaseHistory.Build(customers, articles, days, customerCount, length);
         PurchaseHistory.AddTo(train, rows, length);
-        var valCustomers = val.Ints(features.QueryId);
-        var valRows = new int[(long)valCustomers.Length * length];
-        for (var r = 0; r < valCustomers.Length; r++)
-        {
-            var c = valCustomers[r];
-            if (c < customerCount)
-                atEnd.AsSpan(c * length, length).CopyTo(valRows.AsSpan(r * length, length));
-            else
-                valRows.AsSpan(r * length, length).Fill(-1);
-        }
-        PurchaseHistory.AddTo(val, valRows, length);
+        var everyPurchase = Purchases.From(customers, articles, days, customerCount, articles.Length == 0 ? 1 : articles.Max() + 1, int.MaxValue);
+        PurchaseHistory.AddTo(val, everyPurchase.LatestArticles(val.Ints(features.QueryId), length), length);
         var empty = Enumerable.Range(0, customers.Length).Count(r => rows[r * length] < 0);
         run.Log.Info($"Encode history: the last {length} distinct articles; {empty:N0} of {customers.Length:N0} training rows have none");
     }

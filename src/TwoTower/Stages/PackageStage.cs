@@ -155,12 +155,9 @@ public sealed class PackageStage : Stage
         if (features.History is { Length: var length })
         {
             var customers = train.Ints[features.QueryId];
-            var (_, atEnd) = PurchaseHistory.Build(customers, train.Ints[features.CandidateId], train.Ints[DataFiles.DayColumn],
-                vocabularies[features.QueryId].Count + 1, length);
-            var history = new int[last.Length * length];
-            for (var i = 0; i < last.Length; i++)
-                atEnd.AsSpan(customers[last[i]] * length, length).CopyTo(history.AsSpan(i * length, length));
-            PurchaseHistory.AddTo(table, history, length);
+            var everyPurchase = Purchases.From(customers, train.Ints[features.CandidateId], train.Ints[DataFiles.DayColumn],
+                vocabularies[features.QueryId].Count + 1, vocabularies[features.CandidateId].Count + 1, int.MaxValue);
+            PurchaseHistory.AddTo(table, everyPurchase.LatestArticles(last.Select(r => customers[r]).ToArray(), length), length);
         }
         table.WriteParquet(run.Output(PackageLayout.CustomersFile));
     }
