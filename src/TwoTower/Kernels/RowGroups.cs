@@ -54,10 +54,13 @@ public sealed class RowGroups : IDisposable
     /// <see cref="Upload"/> then copies the groups to the backend. Split so that a trainer can group
     /// the next batch while the device is still busy with this one.
     /// </summary>
-    public void Build(ReadOnlySpan<int> column, ReadOnlySpan<int> batchRows)
+    public void Build(ReadOnlySpan<int> column, ReadOnlySpan<int> batchRows) => Build(column, 1, batchRows);
+
+    /// <summary>Groups one source of bags (see <see cref="Add"/>): the batch's purchase histories.</summary>
+    public void Build(ReadOnlySpan<int> ids, int bagLength, ReadOnlySpan<int> batchRows)
     {
         Begin();
-        Add(column, 1, batchRows);
+        Add(ids, bagLength, batchRows);
         Finish();
     }
 

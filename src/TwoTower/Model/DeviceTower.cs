@@ -201,12 +201,7 @@ public sealed class DeviceTower : IDisposable
     {
         foreach (var (input, _, groups) in embeddings)
             groups!.Build(host.Ints[input.Feature.Column], rows);
-        if (history is { } h)
-        {
-            h.Groups!.Begin();
-            h.Groups.Add(host.Ints[PurchaseHistory.Column], tower.History!.Length, rows);
-            h.Groups.Finish();
-        }
+        history?.Groups!.Build(host.Ints[PurchaseHistory.Column], tower.History!.Length, rows);
     }
 
     /// <summary>Copies the groups of the last <see cref="GroupEmbeddedIds"/> to the backend.</summary>

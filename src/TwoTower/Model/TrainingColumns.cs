@@ -17,9 +17,10 @@ public sealed record TrainingColumns(int RowCount, IReadOnlyDictionary<string, i
     {
         var ints = new Dictionary<string, int[]>();
         var floats = new Dictionary<string, float[]>();
+        var slots = Enumerable.Range(0, PurchaseHistory.SlotCount(table)).Select(PurchaseHistory.SlotColumn).ToHashSet();
         foreach (var name in table.Names)
         {
-            if (name.StartsWith(PurchaseHistory.Column + "_", StringComparison.Ordinal))
+            if (slots.Contains(name))
                 continue;
             if (table.Column(name) is int[] i)
                 ints[name] = i;

@@ -119,9 +119,7 @@ public sealed class ArrayOps(IKernels kernels)
         bool accumulate, float[] grad)
     {
         using var groups = new RowGroups(kernels, rows.Length * bagLength);
-        groups.Begin();
-        groups.Add(ids, bagLength, rows);
-        groups.Finish();
+        groups.Build(ids, bagLength, rows);
         groups.Upload();
         var vgrad = In(grad);
         kernels.EmbeddingBagRowGradients(In(dx), stride, offset, dim, In(weights), bagLength, groups, accumulate, vgrad);

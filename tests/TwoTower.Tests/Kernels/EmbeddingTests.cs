@@ -50,6 +50,27 @@ public static class BagReference
         }
     }
 
+    /// <summary>
+    /// Random bags pooled and their gradients taken by a backend (the batch is `rows` of the bags),
+    /// each checked against the float64 definitions below.
+    /// </summary>
+    public static void GatherAndRowGradientsMatch(ArrayOps kernels, int dim, int length, int tableRows, int bags, int stride, int offset, int[] rows,
+        int seed, bool accumulate)
+    {
+        var table = Reference.Random(tableRows * dim, seed);
+        var ids = Bags(bags, length, tableRows, seed + 1);
+        var slotWeights = Data.PurchaseHistory.SlotWeights(length, recency: true);
+        var (x, weights) = (Reference.Poisoned(rows.Length * stride), Reference.Poisoned(rows.Length * length));
+        kernels.EmbeddingBagGather(table, dim, ids, length, slotWeights, rows, x, stride, offset, weights);
+        CheckGather(table, dim, ids, slotWeights, rows, x, stride, offset, weights);
+
+        var dx = Reference.Random(rows.Length * stride, seed + 2);
+        var before = accumulate ? Reference.Random(tableRows * dim, seed + 3) : Reference.Poisoned(tableRows * dim);
+        var grad = before.ToArray();
+        kernels.EmbeddingBagRowGradients(dx, stride, offset, dim, weights, ids, length, rows, accumulate, grad);
+        CheckGradients(before, grad, dim, dx, stride, offset, weights, ids, length, rows, accumulate);
+    }
+
     /// <summary>grad[id] = before[id] (accumulate) or 0, plus Σ weight · dx[position] over the positions of id; rows no bag holds unchanged.</summary>
     public static void CheckGradients(float[] before, float[] grad, int dim, float[] dx, int stride, int offset, float[] weights, int[] ids, int bagLength,
         int[] rows, bool accumulate)
@@ -99,21 +120,8 @@ public class SimdEmbeddingTests
     [InlineData(5, true)]
     public void EmbeddingBagGatherAndRowGradientsMatchFloat64Reference(int dim, bool accumulate)
     {
-        const int length = 6, tableRows = 11, bags = 40, stride = 30, offset = 7;
-        var table = Reference.Random(tableRows * dim, 1);
-        var ids = BagReference.Bags(bags, length, tableRows, 2);
-        var slotWeights = Data.PurchaseHistory.SlotWeights(length, recency: true);
-        int[] rows = [.. Enumerable.Range(0, 25).Select(i => i * 7 % bags)];
-        var kernels = new ArrayOps(new SimdKernels(2));
-        var (x, weights) = (Reference.Poisoned(rows.Length * stride), Reference.Poisoned(rows.Length * length));
-        kernels.EmbeddingBagGather(table, dim, ids, length, slotWeights, rows, x, stride, offset, weights);
-        BagReference.CheckGather(table, dim, ids, slotWeights, rows, x, stride, offset, weights);
-
-        var dx = Reference.Random(rows.Length * stride, 3);
-        var before = accumulate ? Reference.Random(tableRows * dim, 4) : Reference.Poisoned(tableRows * dim);
-        var grad = before.ToArray();
-        kernels.EmbeddingBagRowGradients(dx, stride, offset, dim, weights, ids, length, rows, accumulate, grad);
-        BagReference.CheckGradients(before, grad, dim, dx, stride, offset, weights, ids, length, rows, accumulate);
+        BagReference.GatherAndRowGradientsMatch(new ArrayOps(new SimdKernels(2)), dim, length: 6, tableRows: 11, bags: 40, stride: 30, offset: 7,
+            rows: [.. Enumerable.Range(0, 25).Select(i => i * 7 % 40)], seed: 1, accumulate);
     }
 
     [Fact]
@@ -230,21 +238,11 @@ public class IlgpuEmbeddingTests(IlgpuCpu ilgpu)
     [InlineData(true)]
     public void EmbeddingBagGatherAndRowGradientsMatchFloat64Reference(bool accumulate)
     {
-        const int dim = 16, length = 5, tableRows = 13, bags = 50, stride = 40, offset = 9;
+        const int dim = 16, tableRows = 13;
+        BagReference.GatherAndRowGradientsMatch(gpu, dim, length: 5, tableRows, bags: 50, stride: 40, offset: 9,
+            rows: [.. Enumerable.Range(0, 30).Select(i => i * 11 % 50)], seed: 7, accumulate);
+
         var table = Reference.Random(tableRows * dim, 7);
-        var ids = BagReference.Bags(bags, length, tableRows, 8);
-        var slotWeights = Data.PurchaseHistory.SlotWeights(length, recency: true);
-        int[] rows = [.. Enumerable.Range(0, 30).Select(i => i * 11 % bags)];
-        var (x, weights) = (Reference.Poisoned(rows.Length * stride), Reference.Poisoned(rows.Length * length));
-        gpu.EmbeddingBagGather(table, dim, ids, length, slotWeights, rows, x, stride, offset, weights);
-        BagReference.CheckGather(table, dim, ids, slotWeights, rows, x, stride, offset, weights);
-
-        var dx = Reference.Random(rows.Length * stride, 9);
-        var before = accumulate ? Reference.Random(tableRows * dim, 10) : Reference.Poisoned(tableRows * dim);
-        var grad = before.ToArray();
-        gpu.EmbeddingBagRowGradients(dx, stride, offset, dim, weights, ids, length, rows, accumulate, grad);
-        BagReference.CheckGradients(before, grad, dim, dx, stride, offset, weights, ids, length, rows, accumulate);
-
         var zeroed = table.ToArray();
         gpu.ZeroRows(zeroed, dim, [3, 12]);
         for (var i = 0; i < zeroed.Length; i++)
