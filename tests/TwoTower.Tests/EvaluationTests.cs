@@ -13,6 +13,7 @@ public class EvaluationTests
     [InlineData(1, 37, 300, 16)]
     [InlineData(2, 130, 2000, 16)]
     [InlineData(2, 20, 77, 5)]
+    [InlineData(2, 21, 150, 40)]
     public void CountScoresAboveMatchesABruteForceSort(int threads, int queries, int candidates, int dim)
     {
         var q = Reference.Random(queries * dim, 21);

@@ -30,9 +30,10 @@ public class SimdRankingTests
     [InlineData(2, 3, 64, 1)]
     [InlineData(2, 37, 1001, 12)]   // register blocks of 4 queries × 16 candidates, with a query tail and a candidate tail
     [InlineData(1, 8, 200, 40)]     // the heap fills inside a block
-    public void TopKEqualsBruteForceSortWithTiesToTheLowerIndex(int threads, int queries, int candidates, int k)
+    [InlineData(2, 9, 300, 20, 40)] // register blocks over a width other than 16
+    [InlineData(1, 5, 100, 10, 7)]
+    public void TopKEqualsBruteForceSortWithTiesToTheLowerIndex(int threads, int queries, int candidates, int k, int dim = 16)
     {
-        const int dim = 16;
         var (q, c) = GridInputs(queries, candidates, dim);
         c.AsSpan(3 * dim, dim).CopyTo(c.AsSpan(candidates / 2 * dim, dim));   // an exact duplicate: the tie goes to index 3
         if (candidates > 40)

@@ -59,6 +59,8 @@ public class SimdSoftmaxTests
     [InlineData(2, 37, 16, true, 0.5, true)]
     [InlineData(2, 30, 5, false, 2.0, true)]
     [InlineData(3, 130, 16, true, 1.0, true)]
+    [InlineData(2, 70, 48, true, 0.5, true)]   // register blocks over 3 × 16 dimensions
+    [InlineData(2, 41, 20, false, 1.0, false)] // blocked logits, the general backward
     public void InBatchSoftmaxMatchesReference(int threads, int rows, int dim, bool logQ, double temperature, bool accidentalHits) =>
         CheckInBatchSoftmax(new SimdKernels(threads), rows, dim, logQ, temperature, accidentalHits);
 

@@ -44,7 +44,7 @@ public sealed unsafe partial class SimdKernels
 
     /// <summary>
     /// Top k per query by a bounded heap over the candidates in index order (see <see cref="TopKHeap"/>).
-    /// Four or more 16-wide queries are scored in register blocks against the transposed candidates
+    /// Four or more queries are scored in register blocks against the transposed candidates
     /// (the same fused multiply-add chain as <see cref="ScoreDot"/>, so the same scores): a block of
     /// 16 candidates touches the heap only where a score beats its root. One query (a request) is
     /// scored row by row, with no transposed copy of the catalogue.
@@ -57,7 +57,7 @@ public sealed unsafe partial class SimdKernels
             return;
         var queries = S(queriesBuffer)[..(queryCount * dim)];
         var candidates = S(candidatesBuffer)[..(candidateCount * dim)];
-        var blocked = dim == 16 && queryCount >= RowBlock && Vector256.IsHardwareAccelerated;
+        var blocked = queryCount >= RowBlock && Vector256.IsHardwareAccelerated;
         // A local copy, not a field: the serving path calls TopK from concurrent requests.
         var transposedCandidates = blocked ? new float[candidateCount * dim] : [];
         if (blocked)
@@ -108,7 +108,7 @@ public sealed unsafe partial class SimdKernels
                     var j = 0;
                     for (; j + 16 <= Candidates; j += 16)
                     {
-                        var a = Block4x16.Dot(Q + (long)i * 16, CT, Candidates, j);
+                        var a = Block4x16.Dot(Q + (long)i * Dim, Dim, CT, Candidates, j);
                         OfferBlock(i, j, a.R00, a.R01, block);
                         OfferBlock(i + 1, j, a.R10, a.R11, block);
                         OfferBlock(i + 2, j, a.R20, a.R21, block);
@@ -165,11 +165,11 @@ public sealed unsafe partial class SimdKernels
         {
             var n = Candidates;
             var i = start;
-            if (Dim == 16 && Vector256.IsHardwareAccelerated)
+            if (Vector256.IsHardwareAccelerated)
             {
                 for (; i + RowBlock <= end; i += RowBlock)
                 {
-                    var q0 = Q + (long)i * 16;
+                    var q0 = Q + (long)i * Dim;
                     var t0 = Vector256.Create(Thresholds[i]);
                     var t1 = Vector256.Create(Thresholds[i + 1]);
                     var t2 = Vector256.Create(Thresholds[i + 2]);
@@ -178,7 +178,7 @@ public sealed unsafe partial class SimdKernels
                     var j = 0;
                     for (; j + 16 <= n; j += 16)
                     {
-                        var a = Block4x16.Dot(q0, CT, n, j);
+                        var a = Block4x16.Dot(q0, Dim, CT, n, j);
                         n0 += CountAbove(a.R00, a.R01, t0);
                         n1 += CountAbove(a.R10, a.R11, t1);
                         n2 += CountAbove(a.R20, a.R21, t2);

@@ -110,12 +110,12 @@ public sealed unsafe partial class SimdKernels
         {
             var n = Rows;
             var j = 0;
-            if (Dim == 16 && block == RowBlock && Vector256.IsHardwareAccelerated)
+            if (block == RowBlock && Vector256.IsHardwareAccelerated)
             {
-                var q0 = Q + (long)i0 * 16;
+                var q0 = Q + (long)i0 * Dim;
                 for (; j + 16 <= n; j += 16)
                 {
-                    var a = Block4x16.Dot(q0, CT, n, j);
+                    var a = Block4x16.Dot(q0, Dim, CT, n, j);
                     a.R00.Store(logits + j);
                     a.R01.Store(logits + j + 8);
                     a.R10.Store(logits + n + j);
@@ -208,69 +208,19 @@ public sealed unsafe partial class SimdKernels
             row[i] -= InvTemperature;
         }
 
-        /// <summary>dq_r = Σ_j g[r,j] c_j; dcPart_j += Σ_r g[r,j] q_r.</summary>
+        /// <summary>
+        /// dq_r = Σ_j g[r,j] c_j; dcPart_j += Σ_r g[r,j] q_r. A width that is a multiple of 16 goes
+        /// 16 dimensions at a time, the 4 rows' sums in 8 registers (each element summed in the same
+        /// order, whatever the width).
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Backward(int i0, int block, float* g, float* dcPart)
         {
             var n = Rows;
-            if (Dim == 16 && block == RowBlock && Vector256.IsHardwareAccelerated)
+            if (Dim % 16 == 0 && block == RowBlock && Vector256.IsHardwareAccelerated)
             {
-                Vector256<float> d00 = default, d01 = default, d10 = default, d11 = default;
-                Vector256<float> d20 = default, d21 = default, d30 = default, d31 = default;
-                for (var j = 0; j < n; j++)
-                {
-                    var c0 = Vector256.Load(C + (long)j * 16);
-                    var c1 = Vector256.Load(C + (long)j * 16 + 8);
-                    var g0 = Vector256.Create(g[j]);
-                    var g1 = Vector256.Create(g[n + j]);
-                    var g2 = Vector256.Create(g[2 * n + j]);
-                    var g3 = Vector256.Create(g[3 * n + j]);
-                    d00 = Vector256.FusedMultiplyAdd(g0, c0, d00);
-                    d01 = Vector256.FusedMultiplyAdd(g0, c1, d01);
-                    d10 = Vector256.FusedMultiplyAdd(g1, c0, d10);
-                    d11 = Vector256.FusedMultiplyAdd(g1, c1, d11);
-                    d20 = Vector256.FusedMultiplyAdd(g2, c0, d20);
-                    d21 = Vector256.FusedMultiplyAdd(g2, c1, d21);
-                    d30 = Vector256.FusedMultiplyAdd(g3, c0, d30);
-                    d31 = Vector256.FusedMultiplyAdd(g3, c1, d31);
-                }
-                var dq0 = DQ + (long)i0 * 16;
-                d00.Store(dq0);
-                d01.Store(dq0 + 8);
-                d10.Store(dq0 + 16);
-                d11.Store(dq0 + 24);
-                d20.Store(dq0 + 32);
-                d21.Store(dq0 + 40);
-                d30.Store(dq0 + 48);
-                d31.Store(dq0 + 56);
-
-                var q0 = Q + (long)i0 * 16;
-                var q00 = Vector256.Load(q0);
-                var q01 = Vector256.Load(q0 + 8);
-                var q10 = Vector256.Load(q0 + 16);
-                var q11 = Vector256.Load(q0 + 24);
-                var q20 = Vector256.Load(q0 + 32);
-                var q21 = Vector256.Load(q0 + 40);
-                var q30 = Vector256.Load(q0 + 48);
-                var q31 = Vector256.Load(q0 + 56);
-                for (var j = 0; j < n; j++)
-                {
-                    var p = dcPart + (long)j * 16;
-                    var g0 = Vector256.Create(g[j]);
-                    var g1 = Vector256.Create(g[n + j]);
-                    var g2 = Vector256.Create(g[2 * n + j]);
-                    var g3 = Vector256.Create(g[3 * n + j]);
-                    var s0 = Vector256.FusedMultiplyAdd(g0, q00, Vector256.Load(p));
-                    var s1 = Vector256.FusedMultiplyAdd(g0, q01, Vector256.Load(p + 8));
-                    s0 = Vector256.FusedMultiplyAdd(g1, q10, s0);
-                    s1 = Vector256.FusedMultiplyAdd(g1, q11, s1);
-                    s0 = Vector256.FusedMultiplyAdd(g2, q20, s0);
-                    s1 = Vector256.FusedMultiplyAdd(g2, q21, s1);
-                    s0 = Vector256.FusedMultiplyAdd(g3, q30, s0);
-                    s1 = Vector256.FusedMultiplyAdd(g3, q31, s1);
-                    s0.Store(p);
-                    s1.Store(p + 8);
-                }
+                for (var dd = 0; dd < Dim; dd += 16)
+                    Backward16(i0, dd, g, dcPart);
                 return;
             }
             for (var r = 0; r < block; r++)
@@ -291,6 +241,69 @@ public sealed unsafe partial class SimdKernels
                         pj[d] += gj * qr[d];
                     }
                 }
+            }
+        }
+
+        /// <summary>Dimensions dd..dd+16 of <see cref="Backward"/> for the 4 rows from i0.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        void Backward16(int i0, int dd, float* g, float* dcPart)
+        {
+            var n = Rows;
+            Vector256<float> d00 = default, d01 = default, d10 = default, d11 = default;
+            Vector256<float> d20 = default, d21 = default, d30 = default, d31 = default;
+            for (var j = 0; j < n; j++)
+            {
+                var c0 = Vector256.Load(C + (long)j * Dim + dd);
+                var c1 = Vector256.Load(C + (long)j * Dim + dd + 8);
+                var g0 = Vector256.Create(g[j]);
+                var g1 = Vector256.Create(g[n + j]);
+                var g2 = Vector256.Create(g[2 * n + j]);
+                var g3 = Vector256.Create(g[3 * n + j]);
+                d00 = Vector256.FusedMultiplyAdd(g0, c0, d00);
+                d01 = Vector256.FusedMultiplyAdd(g0, c1, d01);
+                d10 = Vector256.FusedMultiplyAdd(g1, c0, d10);
+                d11 = Vector256.FusedMultiplyAdd(g1, c1, d11);
+                d20 = Vector256.FusedMultiplyAdd(g2, c0, d20);
+                d21 = Vector256.FusedMultiplyAdd(g2, c1, d21);
+                d30 = Vector256.FusedMultiplyAdd(g3, c0, d30);
+                d31 = Vector256.FusedMultiplyAdd(g3, c1, d31);
+            }
+            var dq0 = DQ + (long)i0 * Dim + dd;
+            d00.Store(dq0);
+            d01.Store(dq0 + 8);
+            d10.Store(dq0 + Dim);
+            d11.Store(dq0 + Dim + 8);
+            d20.Store(dq0 + 2 * Dim);
+            d21.Store(dq0 + 2 * Dim + 8);
+            d30.Store(dq0 + 3 * Dim);
+            d31.Store(dq0 + 3 * Dim + 8);
+
+            var q0 = Q + (long)i0 * Dim + dd;
+            var q00 = Vector256.Load(q0);
+            var q01 = Vector256.Load(q0 + 8);
+            var q10 = Vector256.Load(q0 + Dim);
+            var q11 = Vector256.Load(q0 + Dim + 8);
+            var q20 = Vector256.Load(q0 + 2 * Dim);
+            var q21 = Vector256.Load(q0 + 2 * Dim + 8);
+            var q30 = Vector256.Load(q0 + 3 * Dim);
+            var q31 = Vector256.Load(q0 + 3 * Dim + 8);
+            for (var j = 0; j < n; j++)
+            {
+                var p = dcPart + (long)j * Dim + dd;
+                var g0 = Vector256.Create(g[j]);
+                var g1 = Vector256.Create(g[n + j]);
+                var g2 = Vector256.Create(g[2 * n + j]);
+                var g3 = Vector256.Create(g[3 * n + j]);
+                var s0 = Vector256.FusedMultiplyAdd(g0, q00, Vector256.Load(p));
+                var s1 = Vector256.FusedMultiplyAdd(g0, q01, Vector256.Load(p + 8));
+                s0 = Vector256.FusedMultiplyAdd(g1, q10, s0);
+                s1 = Vector256.FusedMultiplyAdd(g1, q11, s1);
+                s0 = Vector256.FusedMultiplyAdd(g2, q20, s0);
+                s1 = Vector256.FusedMultiplyAdd(g2, q21, s1);
+                s0 = Vector256.FusedMultiplyAdd(g3, q30, s0);
+                s1 = Vector256.FusedMultiplyAdd(g3, q31, s1);
+                s0.Store(p);
+                s1.Store(p + 8);
             }
         }
     }

@@ -107,8 +107,9 @@ public sealed unsafe partial class SimdKernels(int threads) : IKernels
 
     /// <summary>
     /// The register block shared by the logits and the rank counting: dot products of 4
-    /// consecutive 16-wide rows q0[0..4) with 16 consecutive columns j..j+16 of a transposed
-    /// 16×n matrix, accumulated d = 0..15 by fused multiply-adds from 0 (8 accumulators).
+    /// consecutive dim-wide rows q0[0..4) with 16 consecutive columns j..j+16 of a transposed
+    /// dim×n matrix, accumulated d = 0..dim−1 by fused multiply-adds from 0 (8 accumulators): the
+    /// chain of <see cref="ScoreDot"/>, so the same scores.
     /// </summary>
     readonly struct Block4x16
     {
@@ -119,18 +120,18 @@ public sealed unsafe partial class SimdKernels(int threads) : IKernels
             (R00, R01, R10, R11, R20, R21, R30, R31) = (r00, r01, r10, r11, r20, r21, r30, r31);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Block4x16 Dot(float* q0, float* transposed, int n, int j)
+        public static Block4x16 Dot(float* q0, int dim, float* transposed, int n, int j)
         {
             Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default;
             Vector256<float> a20 = default, a21 = default, a30 = default, a31 = default;
-            for (var d = 0; d < 16; d++)
+            for (var d = 0; d < dim; d++)
             {
                 var c0 = Vector256.Load(transposed + (long)d * n + j);
                 var c1 = Vector256.Load(transposed + (long)d * n + j + 8);
                 var b0 = Vector256.Create(q0[d]);
-                var b1 = Vector256.Create(q0[16 + d]);
-                var b2 = Vector256.Create(q0[32 + d]);
-                var b3 = Vector256.Create(q0[48 + d]);
+                var b1 = Vector256.Create(q0[dim + d]);
+                var b2 = Vector256.Create(q0[2 * dim + d]);
+                var b3 = Vector256.Create(q0[3 * dim + d]);
                 a00 = Vector256.FusedMultiplyAdd(b0, c0, a00);
                 a01 = Vector256.FusedMultiplyAdd(b0, c1, a01);
                 a10 = Vector256.FusedMultiplyAdd(b1, c0, a10);
