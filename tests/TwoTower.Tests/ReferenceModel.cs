@@ -144,7 +144,7 @@ public sealed class ReferenceModel
         var offsets = logQ ? rows.Select(r => Math.Log((double)counts[items[r]] / items.Length)).ToArray() : null;
         var ids = accidentalHits ? rows.Select(r => items[r]).ToArray() : null;
         var dim = layout.Query.OutputDim;
-        var (loss, dq, dc) = Reference.InBatchSoftmax(qPass.Outputs[^1], cPass.Outputs[^1], rows.Length, dim, offsets, temperature, ids);
+        var (loss, dq, dc, _) = Reference.InBatchSoftmax(qPass.Outputs[^1], cPass.Outputs[^1], rows.Length, dim, offsets, temperature, ids);
         var grads = Params.ToDictionary(p => p.Key, p => new double[p.Value.Length]);
         Backward(layout.Query, data, rows, qPass, dq, grads);
         Backward(layout.Candidate, data, rows, cPass, dc, grads);

@@ -96,12 +96,15 @@ public interface IKernels : IDisposable
 
     /// <summary>
     /// TFRS Retrieval loss with in-batch negatives, forward and backward in one pass:
-    /// logits[i,j] = (q_i·c_j)/τ − columnOffset[j] (offset: log p_j for the logQ correction, or null);
+    /// logits[i,j] = (q_i·c_j)/τ − columnOffset[j] (offset: log p_j for the logQ correction, or null),
+    /// plus the repeat bias's entries (see <see cref="RepeatLogits"/>, or null);
     /// with accidental-hit removal (itemIds not null), logits[i,j] = −∞ where itemIds[j] = itemIds[i] and j ≠ i.
-    /// loss_i = logsumexp_j(logits[i,:]) − logits[i,i]. Writes lossPerRow, dq = ∂Σloss/∂q, dc = ∂Σloss/∂c.
+    /// loss_i = logsumexp_j(logits[i,:]) − logits[i,i]. Writes lossPerRow, dq = ∂Σloss/∂q, dc = ∂Σloss/∂c,
+    /// and the repeat bias's gradient.
     /// </summary>
     void InBatchSoftmax(DeviceBuffer<float> q, DeviceBuffer<float> c, int rows, int dim, DeviceBuffer<float>? columnOffset,
-        float temperature, DeviceBuffer<int>? itemIds, DeviceBuffer<float> lossPerRow, DeviceBuffer<float> dq, DeviceBuffer<float> dc);
+        float temperature, DeviceBuffer<int>? itemIds, DeviceBuffer<float> lossPerRow, DeviceBuffer<float> dq, DeviceBuffer<float> dc,
+        RepeatLogits? repeat = null);
 
     // ---- optimizer ----
 
@@ -152,3 +155,13 @@ public interface IKernels : IDisposable
     void TopK(DeviceBuffer<float> queries, int queryCount, DeviceBuffer<float> candidates, int candidateCount, int dim, int k,
         DeviceBuffer<int> indices, DeviceBuffer<float> scores);
 }
+
+/// <summary>
+/// The repeat-purchase term of the in-batch logits, a sparse matrix by row: row i's entries
+/// e in RowStarts[i]..RowStarts[i+1) add Bias[Slots[e]] to logit (i, Columns[e]), after the
+/// temperature and the offset (column j's article is at slot s of row i's purchase history).
+/// The softmax writes BiasGradient[s] = Σ ∂Σloss/∂logit(i, Columns[e]) over the entries of slot s,
+/// for every s &lt; SlotCount (0 for a slot without entries).
+/// </summary>
+public sealed record RepeatLogits(DeviceBuffer<int> RowStarts, DeviceBuffer<int> Columns, DeviceBuffer<int> Slots, int EntryCount,
+    DeviceBuffer<float> Bias, int SlotCount, DeviceBuffer<float> BiasGradient);

@@ -135,14 +135,23 @@ public sealed class ArrayOps(IKernels kernels)
         Release();
     }
 
+    /// <param name="repeat">The repeat bias's entries as CSR by row (see <see cref="RepeatLogits"/>); BiasGradient receives its gradient.</param>
     public void InBatchSoftmax(float[] q, float[] c, int rows, int dim, float[]? offset, float temperature, int[]? ids,
-        float[] loss, float[] dq, float[] dc)
+        float[] loss, float[] dq, float[] dc,
+        (int[] RowStarts, int[] Columns, int[] Slots, float[] Bias, float[] BiasGradient)? repeat = null)
     {
         var (vloss, vdq, vdc) = (In(loss), In(dq), In(dc));
-        kernels.InBatchSoftmax(In(q), In(c), rows, dim, offset == null ? null : In(offset), temperature, ids == null ? null : In(ids), vloss, vdq, vdc);
+        var repeatLogits = repeat is { } r
+            ? new RepeatLogits(In(r.RowStarts), In(r.Columns.Length == 0 ? [0] : r.Columns), In(r.Slots.Length == 0 ? [0] : r.Slots), r.Columns.Length,
+                In(r.Bias), r.Bias.Length, In(r.BiasGradient))
+            : null;
+        kernels.InBatchSoftmax(In(q), In(c), rows, dim, offset == null ? null : In(offset), temperature, ids == null ? null : In(ids), vloss, vdq, vdc,
+            repeatLogits);
         Out(vloss, loss);
         Out(vdq, dq);
         Out(vdc, dc);
+        if (repeat is { } done)
+            Out(repeatLogits!.BiasGradient, done.BiasGradient);
         Release();
     }
 

@@ -18,6 +18,8 @@ public sealed partial class IlgpuKernels
     Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, float> SoftmaxGradientLauncher => Load(ref field, SoftmaxGradientKernel);
     Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> GradQueryLauncher => Load(ref field, GradQueryKernel);
     Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> GradCandidateLauncher => Load(ref field, GradCandidateKernel);
+    Action<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int> AddRepeatBiasLauncher => Load(ref field, AddRepeatBiasKernel);
+    Action<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, int, float> RepeatBiasGradientLauncher => Load(ref field, RepeatBiasGradientKernel);
 
     /// <summary>l(i,j) = (q_i·c_j)/τ − offset_j; −∞ for an accidental hit (flags: 1 = offset given, 2 = ids given).</summary>
     static void LogitsKernel(Index1D index, ArrayView<float> q, ArrayView<float> c, ArrayView<float> offset, ArrayView<int> ids,
@@ -34,6 +36,33 @@ public sealed partial class IlgpuKernels
         if ((flags & 2) != 0 && j != i && ids[j] == ids[i])
             s = float.NegativeInfinity;
         l[index] = s;
+    }
+
+    /// <summary>Row i: l(i, columns[e]) += bias[slots[e]] over its repeat entries (an accidental hit stays −∞).</summary>
+    static void AddRepeatBiasKernel(Index1D i, ArrayView<int> starts, ArrayView<int> columns, ArrayView<int> slots, ArrayView<float> bias,
+        ArrayView<float> l, int rows)
+    {
+        for (var e = starts[i]; e < starts[i + 1]; e++)
+            l[columns[e] * rows + i] += bias[slots[e]];
+    }
+
+    /// <summary>
+    /// Slot s: grad[s] = Σ g(i, columns[e])·τ over the entries of slot s, rows and entries in order
+    /// (g holds (softmax − onehot)/τ; the bias's logits are not divided by τ).
+    /// </summary>
+    static void RepeatBiasGradientKernel(Index1D s, ArrayView<int> starts, ArrayView<int> columns, ArrayView<int> slots, ArrayView<float> g,
+        ArrayView<float> grad, int rows, float temperature)
+    {
+        var sum = 0f;
+        for (var i = 0; i < rows; i++)
+        {
+            for (var e = starts[i]; e < starts[i + 1]; e++)
+            {
+                if (slots[e] == s)
+                    sum += g[columns[e] * rows + i] * temperature;
+            }
+        }
+        grad[s] = sum;
     }
 
     /// <summary>
@@ -117,7 +146,8 @@ public sealed partial class IlgpuKernels
     MemoryBuffer1D<float, Stride1D.Dense>? chunkStats;
 
     public void InBatchSoftmax(DeviceBuffer<float> q, DeviceBuffer<float> c, int rows, int dim, DeviceBuffer<float>? columnOffset,
-        float temperature, DeviceBuffer<int>? itemIds, DeviceBuffer<float> lossPerRow, DeviceBuffer<float> dq, DeviceBuffer<float> dc)
+        float temperature, DeviceBuffer<int>? itemIds, DeviceBuffer<float> lossPerRow, DeviceBuffer<float> dq, DeviceBuffer<float> dc,
+        RepeatLogits? repeat = null)
     {
         if (rows == 0)
             return;
@@ -129,9 +159,13 @@ public sealed partial class IlgpuKernels
         var flags = (columnOffset == null ? 0 : 1) | (itemIds == null ? 0 : 2);
         var invTemperature = 1f / temperature;
         LogitsLauncher(rows * rows, V(q), V(c), Optional(columnOffset), Optional(itemIds), l, rows, dim, invTemperature, flags);
+        if (repeat != null)
+            AddRepeatBiasLauncher(rows, V(repeat.RowStarts), V(repeat.Columns), V(repeat.Slots), V(repeat.Bias), l, rows);
         ChunkMaxSumLauncher(SoftmaxChunks * rows, l, chunkMax, chunkSum, rows, chunkLength);
         RowLossLauncher(rows, l, chunkMax, chunkSum, V(lossPerRow), rows, SoftmaxChunks);
         SoftmaxGradientLauncher(SoftmaxChunks * rows, l, stats, rows, chunkLength, invTemperature);
+        if (repeat is { SlotCount: > 0 })
+            RepeatBiasGradientLauncher(repeat.SlotCount, V(repeat.RowStarts), V(repeat.Columns), V(repeat.Slots), l, V(repeat.BiasGradient), rows, temperature);
         GradQueryLauncher(rows * dim, l, V(c), V(dq), rows, dim);
         GradCandidateLauncher(rows * dim, l, V(q), V(dc), rows, dim);
     }

@@ -11,6 +11,7 @@ public sealed unsafe partial class SimdKernels
     float[] transposed = [];
     float[] logitRows = [];
     float[] dcPartials = [];
+    float[] biasPartials = [];
 
     /// <summary>
     /// e^x for x ≤ 0 (softmax after subtracting the row max), Cephes expf: x = n·ln2 + r with
@@ -38,7 +39,8 @@ public sealed unsafe partial class SimdKernels
     }
 
     public void InBatchSoftmax(DeviceBuffer<float> qBuffer, DeviceBuffer<float> cBuffer, int rows, int dim, DeviceBuffer<float>? columnOffsetBuffer,
-        float temperature, DeviceBuffer<int>? itemIdsBuffer, DeviceBuffer<float> lossBuffer, DeviceBuffer<float> dqBuffer, DeviceBuffer<float> dcBuffer)
+        float temperature, DeviceBuffer<int>? itemIdsBuffer, DeviceBuffer<float> lossBuffer, DeviceBuffer<float> dqBuffer, DeviceBuffer<float> dcBuffer,
+        RepeatLogits? repeat = null)
     {
         var q = S(qBuffer);
         var c = S(cBuffer);
@@ -53,16 +55,25 @@ public sealed unsafe partial class SimdKernels
         Ensure(ref transposed, rows * dim);
         Ensure(ref logitRows, chunks * RowBlock * rows);
         Ensure(ref dcPartials, chunks * rows * dim);
+        var slots = repeat?.SlotCount ?? 0;
+        Ensure(ref biasPartials, chunks * slots);
         Transpose(c, rows, dim, transposed);
+        ReadOnlySpan<int> repeatStarts = repeat == null ? default : S(repeat.RowStarts, rows + 1);
+        ReadOnlySpan<int> repeatColumns = repeat == null ? default : S(repeat.Columns, repeat.EntryCount);
+        ReadOnlySpan<int> repeatSlots = repeat == null ? default : S(repeat.Slots, repeat.EntryCount);
+        ReadOnlySpan<float> repeatBias = repeat == null ? default : S(repeat.Bias, slots);
 
         fixed (float* pq = q, pc = c, pOffset = columnOffset, pLoss = lossPerRow, pdq = dq, pct = transposed, pl = logitRows, pdc = dcPartials)
-        fixed (int* pIds = itemIds)
+        fixed (int* pIds = itemIds, pStarts = repeatStarts, pColumns = repeatColumns, pSlots = repeatSlots)
+        fixed (float* pBias = repeatBias, pBiasPartials = biasPartials)
         {
             var job = new SoftmaxJob
             {
                 Q = pq, C = pc, CT = pct, Offset = columnOffset.IsEmpty ? null : pOffset, Ids = itemIds.IsEmpty ? null : pIds,
                 Loss = pLoss, DQ = pdq, Logits = pl, DCPartials = pdc,
-                Rows = rows, Dim = dim, InvTemperature = 1f / temperature, RowsPerChunk = rowsPerChunk,
+                RepeatStarts = repeat == null ? null : pStarts, RepeatColumns = pColumns, RepeatSlots = pSlots, RepeatBias = pBias,
+                BiasPartials = pBiasPartials, Slots = slots,
+                Rows = rows, Dim = dim, Temperature = temperature, InvTemperature = 1f / temperature, RowsPerChunk = rowsPerChunk,
             };
             if (chunks == 1)
                 job.Run(0);
@@ -75,6 +86,13 @@ public sealed unsafe partial class SimdKernels
             new ReadOnlySpan<float>(pdc, length).CopyTo(dcSpan);
             for (var t = 1; t < chunks; t++)
                 Axpy(1, new ReadOnlySpan<float>(pdc + (long)t * length, length), dcSpan);
+            if (repeat != null)
+            {
+                var biasGradient = S(repeat.BiasGradient)[..slots];
+                biasPartials.AsSpan(0, slots).CopyTo(biasGradient);
+                for (var t = 1; t < chunks; t++)
+                    Axpy(1, biasPartials.AsSpan(t * slots, slots), biasGradient);
+            }
         }
     }
 
@@ -83,8 +101,10 @@ public sealed unsafe partial class SimdKernels
     {
         public float* Q, C, CT, Offset, Loss, DQ, Logits, DCPartials;
         public int* Ids;
-        public int Rows, Dim, RowsPerChunk;
-        public float InvTemperature;
+        public int* RepeatStarts, RepeatColumns, RepeatSlots;
+        public float* RepeatBias, BiasPartials;
+        public int Rows, Dim, RowsPerChunk, Slots;
+        public float Temperature, InvTemperature;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run(int chunk)
@@ -94,12 +114,28 @@ public sealed unsafe partial class SimdKernels
             var logits = Logits + (long)chunk * RowBlock * Rows;
             var dcPart = DCPartials + (long)chunk * Rows * Dim;
             new Span<float>(dcPart, Rows * Dim).Clear();
+            var biasPart = BiasPartials + (long)chunk * Slots;
+            new Span<float>(biasPart, Slots).Clear();
             for (var i0 = start; i0 < end; i0 += RowBlock)
             {
                 var block = Math.Min(RowBlock, end - i0);
                 ComputeLogits(i0, block, logits);
                 for (var r = 0; r < block; r++)
-                    SoftmaxRow(i0 + r, logits + (long)r * Rows);
+                {
+                    var row = logits + (long)r * Rows;
+                    if (RepeatStarts != null)
+                    {
+                        for (var e = RepeatStarts[i0 + r]; e < RepeatStarts[i0 + r + 1]; e++)
+                            row[RepeatColumns[e]] += RepeatBias[RepeatSlots[e]];
+                    }
+                    SoftmaxRow(i0 + r, row);
+                    // The row now holds (softmax − onehot)/τ; the bias's logits are not divided by τ.
+                    if (RepeatStarts != null)
+                    {
+                        for (var e = RepeatStarts[i0 + r]; e < RepeatStarts[i0 + r + 1]; e++)
+                            biasPart[RepeatSlots[e]] += row[RepeatColumns[e]] * Temperature;
+                    }
+                }
                 Backward(i0, block, logits, dcPart);
             }
         }
