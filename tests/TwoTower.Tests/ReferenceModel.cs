@@ -144,8 +144,22 @@ public sealed class ReferenceModel
         var offsets = logQ ? rows.Select(r => Math.Log((double)counts[items[r]] / items.Length)).ToArray() : null;
         var ids = accidentalHits ? rows.Select(r => items[r]).ToArray() : null;
         var dim = layout.Query.OutputDim;
-        var (loss, dq, dc, _) = Reference.InBatchSoftmax(qPass.Outputs[^1], cPass.Outputs[^1], rows.Length, dim, offsets, temperature, ids);
+        // The repeat bias: row i's history slot s holds column j's article (plain loops over every (i, s, j)).
+        (int Row, int Column, int Slot)[]? repeat = null;
+        if (layout.RepeatBias is { Cols: var length })
+        {
+            var history = data.Ints[PurchaseHistory.Column];
+            repeat = (from i in Enumerable.Range(0, rows.Length)
+                      from s in Enumerable.Range(0, length)
+                      from j in Enumerable.Range(0, rows.Length)
+                      where history[rows[i] * length + s] == items[rows[j]]
+                      select (i, j, s)).ToArray();
+        }
+        var (loss, dq, dc, biasGrad) = Reference.InBatchSoftmax(qPass.Outputs[^1], cPass.Outputs[^1], rows.Length, dim, offsets, temperature, ids,
+            repeat, repeat == null ? null : Params[TwoTowerModel.RepeatBiasName]);
         var grads = Params.ToDictionary(p => p.Key, p => new double[p.Value.Length]);
+        if (repeat != null)
+            grads[TwoTowerModel.RepeatBiasName] = biasGrad;
         Backward(layout.Query, data, rows, qPass, dq, grads);
         Backward(layout.Candidate, data, rows, cPass, dc, grads);
         return (loss.Sum(), grads);

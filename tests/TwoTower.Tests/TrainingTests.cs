@@ -106,19 +106,24 @@ public class TrainingTests
     [InlineData(true, "mean")]
     [InlineData(false, "recency")]
     [InlineData(true, "recency")]
-    public void GradientsWithHistoryMatchFloat64Reference(bool share, string pooling)
+    [InlineData(true, "mean", true)]
+    [InlineData(false, "recency", true)]
+    public void GradientsWithHistoryMatchFloat64Reference(bool share, string pooling, bool repeatBias = false)
     {
         var config = Config("train.batch_size=24", "features.query.history.length=4", $"features.query.history.pooling={pooling}",
-            $"features.query.history.share_embedding={share}");
+            $"features.query.history.share_embedding={share}", $"features.query.history.repeat_bias={repeatBias}");
         var data = WithHistory(TinyData(24), 4);
         var model = NewModel(config);
         Assert.Equal(share ? 0 : 1, model.Variables.Count(v => v.Name == "query/embedding/history"));
+        Assert.Equal(repeatBias, model.RepeatBias != null);
         var reference = new ReferenceModel(model);
         using var trainer = new Trainer(model, new SimdKernels(2), TrainOptions.From(config), data, "article_id");
         var rows = Enumerable.Range(0, 24).ToArray();
         var loss = trainer.ComputeGradients(rows);
         var (expectedLoss, grads) = reference.LossAndGradients(data, rows, "article_id", true, 1.0, false);
         Assert.Equal(expectedLoss, loss, expectedLoss * 1e-5);
+        if (repeatBias)   // the batch's histories hold some of its articles: every slot has entries
+            Assert.All(grads[TwoTowerModel.RepeatBiasName], g => Assert.True(Math.Abs(g) > 1e-3));
         foreach (var v in model.Variables)
         {
             // Embedding gradients are defined on the rows the batch touched: compare those.
@@ -166,10 +171,11 @@ public class TrainingTests
     [InlineData(0, false)]
     [InlineData(3, true)]
     [InlineData(3, false)]
-    public void GoldenLossesMatchFloat64ReferenceTraining(int historyLength, bool share)
+    [InlineData(3, true, true)]
+    public void GoldenLossesMatchFloat64ReferenceTraining(int historyLength, bool share, bool repeatBias = false)
     {
         var config = Config("train.batch_size=10", "train.learning_rate=0.05", $"features.query.history.length={historyLength}",
-            $"features.query.history.share_embedding={share}");
+            $"features.query.history.share_embedding={share}", $"features.query.history.repeat_bias={repeatBias}");
         var data = TinyData(20, seed: 5);
         if (historyLength > 0)
             data = WithHistory(data, historyLength);

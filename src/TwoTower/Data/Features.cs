@@ -14,7 +14,8 @@ public sealed record Feature(string Column, FeatureKind Kind)
 /// features.query.history: how many recent articles, their pooling weights, and whether they are
 /// embedded with the candidate tower's table of the candidate id (shared) or a table of their own.
 /// </summary>
-public sealed record HistorySpec(int Length, bool Recency, bool ShareEmbedding)
+/// <param name="RepeatBias">Whether the model adds a learned bias per slot to the score of the history's articles (<see cref="Model.TwoTowerModel.RepeatBias"/>).</param>
+public sealed record HistorySpec(int Length, bool Recency, bool ShareEmbedding, bool RepeatBias = false)
 {
     public float[] SlotWeights => PurchaseHistory.SlotWeights(Length, Recency);
 }
@@ -36,7 +37,8 @@ public sealed record FeatureSet(string QueryId, string CandidateId, IReadOnlyLis
         ];
         var length = (int)config.Get(ConfigSchema.FeaturesHistory.Length);
         var history = length == 0 ? null
-            : new HistorySpec(length, config.Get(ConfigSchema.FeaturesHistory.Pooling) == "recency", config.Get(ConfigSchema.FeaturesHistory.ShareEmbedding));
+            : new HistorySpec(length, config.Get(ConfigSchema.FeaturesHistory.Pooling) == "recency", config.Get(ConfigSchema.FeaturesHistory.ShareEmbedding),
+                config.Get(ConfigSchema.FeaturesHistory.RepeatBias));
         IReadOnlyList<Feature> query = Tower(ConfigSchema.QueryTower);
         if (history != null)
             query = [.. query, new Feature(PurchaseHistory.Column, FeatureKind.History)];

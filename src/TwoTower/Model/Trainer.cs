@@ -98,6 +98,8 @@ public sealed class Trainer : IDisposable
     /// touches through either tower (candidate ids and history ids), which its lazy AdamW steps.
     /// </summary>
     readonly (DeviceVariable Table, RowGroups Touched)? sharedTable;
+    /// <summary>The model's repeat bias and the batch's entries of it (null without one).</summary>
+    readonly (DeviceVariable Bias, RepeatBatch Entries)? repeat;
 
     /// <summary>Adam steps taken so far (t in the bias correction).</summary>
     public int Step { get; private set; }
@@ -139,6 +141,8 @@ public sealed class Trainer : IDisposable
         if (model.Query.HistoryInput is { SharedEmbedding: true } shared)
             sharedTable = (candidate.Variables.Single(v => v.Host == shared.Embedding), new RowGroups(kernels, b * (1 + model.Query.History!.Length)));
         query = new DeviceTower(kernels, model.Query, b, startStep, sharedTable?.Table);
+        if (model.RepeatBias is { } bias)
+            repeat = (new DeviceVariable(kernels, bias, startStep), new RepeatBatch(kernels, b, bias.Cols));
         // The shared table steps on the rows either tower touched; its candidate-only groups serve the gradient alone.
         embeddingInputs = query.EmbeddingGroups.Concat(candidate.EmbeddingGroups)
             .Select(e => sharedTable is { } s && e.Table == s.Table ? (e.Table, s.Touched) : e).ToArray();
@@ -161,9 +165,11 @@ public sealed class Trainer : IDisposable
                      offsets, lossPerRow, dq, dc, lrTBuffer })
             d.Dispose();
         sharedTable?.Touched.Dispose();
+        repeat?.Bias.Dispose();
+        repeat?.Entries.Dispose();
     }
 
-    IEnumerable<DeviceVariable> DeviceVariables => query.Variables.Concat(candidate.Variables);
+    IEnumerable<DeviceVariable> DeviceVariables => query.Variables.Concat(candidate.Variables).Concat(repeat is { Bias: var bias } ? [bias] : []);
 
     public int BatchesPerEpoch => (data.RowCount + options.BatchSize - 1) / options.BatchSize;
 
@@ -320,7 +326,7 @@ public sealed class Trainer : IDisposable
         return loss;
     }
 
-    /// <summary>The host part of a step: each embedded column's ids of the batch grouped by row (a shared table: also the union of its rows).</summary>
+    /// <summary>The host part of a step: each embedded column's ids of the batch grouped by row (a shared table: also the union of its rows), the repeat bias's entries.</summary>
     void GroupEmbeddedIds(ReadOnlySpan<int> rows)
     {
         query.GroupEmbeddedIds(data, rows);
@@ -332,6 +338,7 @@ public sealed class Trainer : IDisposable
             touched.Add(data.Ints[Data.PurchaseHistory.Column], model.Query.History!.Length, rows);
             touched.Finish();
         }
+        repeat?.Entries.Build(data.Ints[itemColumn], data.Ints[Data.PurchaseHistory.Column], rows);
     }
 
     /// <summary>Queues forward and backward of n rows (listed on the backend; their groups built by <see cref="GroupEmbeddedIds"/>).</summary>
@@ -350,7 +357,7 @@ public sealed class Trainer : IDisposable
         if (options.RemoveAccidentalHits)
             kernels.GatherRows(columns.Ints[itemColumn], rows, n, batchItems);
         kernels.InBatchSoftmax(q, c, n, model.Query.OutputDim, options.LogQCorrection ? offsets : null, (float)options.Temperature,
-            options.RemoveAccidentalHits ? batchItems : null, lossPerRow, dq, dc);
+            options.RemoveAccidentalHits ? batchItems : null, lossPerRow, dq, dc, repeat?.Entries.Upload(repeat.Value.Bias.Value, repeat.Value.Bias.Grad!));
         // A shared table: the history-only rows start from zero, the candidate tower writes its rows, the history adds to both.
         if (sharedTable is { } shared)
             kernels.ZeroRows(shared.Table.Grad!, shared.Table.Host.Cols, query.HistoryGroups!.Rows);
@@ -374,5 +381,7 @@ public sealed class Trainer : IDisposable
                 Step, lrTBuffer, b1, b2, eps, decay, UntouchedDecay);
         foreach (var (value, grad, m, v) in new[] { query.DenseBlock!.Value, candidate.DenseBlock!.Value })
             kernels.AdamW(value, grad, m, v, value.Length, lrTByStep[Step], b1, b2, eps, decay);
+        if (repeat is { Bias: var bias })
+            kernels.AdamW(bias.Value, bias.Grad!, bias.M!, bias.V!, bias.Host.Cols, lrTByStep[Step], b1, b2, eps, decay);
     }
 }

@@ -4,13 +4,22 @@ using TwoTower.Kernels;
 
 namespace TwoTower.Model;
 
-/// <summary>The query tower and the candidate tower; scores are dot products of their outputs.</summary>
-public sealed class TwoTowerModel(Tower query, Tower candidate)
+/// <summary>
+/// The query tower and the candidate tower; scores are dot products of their outputs, plus (with
+/// features.query.history.repeat_bias) the repeat bias of the customer's history slot that holds the article.
+/// </summary>
+public sealed class TwoTowerModel(Tower query, Tower candidate, Variable? repeatBias = null)
 {
     public Tower Query { get; } = query;
     public Tower Candidate { get; } = candidate;
 
-    public IReadOnlyList<Variable> Variables => [.. Query.Variables, .. Candidate.Variables];
+    /// <summary>
+    /// One learned bias per history slot, or null: score(customer, a) = q·c_a + RepeatBias[s] when a
+    /// is at slot s of the customer's history (see <see cref="RepeatScores"/>). Starts at 0.
+    /// </summary>
+    public Variable? RepeatBias { get; } = repeatBias;
+
+    public IReadOnlyList<Variable> Variables => [.. Query.Variables, .. Candidate.Variables, .. RepeatBias is { } bias ? [bias] : Array.Empty<Variable>()];
 
     public static TwoTowerModel Create(PipelineConfig config, IReadOnlyDictionary<string, int> vocabularySizes)
     {
@@ -27,8 +36,11 @@ public sealed class TwoTowerModel(Tower query, Tower candidate)
         };
         var query = new Tower("query", features.Query, vocabularySizes, dim, config.Get(ConfigSchema.Model.QueryLayers).Select(l => (int)l).ToArray(),
             notebookOneHot, features.History, historyTable);
-        return new TwoTowerModel(query, candidate);
+        var repeatBias = features.History is { RepeatBias: true, Length: var length } ? new Variable(RepeatBiasName, 1, length, false) : null;
+        return new TwoTowerModel(query, candidate, repeatBias);
     }
+
+    public const string RepeatBiasName = "repeat_bias";
 
     /// <summary>The candidate tower's embedding of its id column: what a shared history embeds with.</summary>
     static Variable SharedArticleTable(Tower candidate, FeatureSet features) =>

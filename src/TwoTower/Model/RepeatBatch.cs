@@ -1,0 +1,74 @@
+using TwoTower.Kernels;
+
+namespace TwoTower.Model;
+
+/// <summary>
+/// A batch's entries of the repeat bias (see <see cref="RepeatLogits"/>): for batch row i and history
+/// slot s, every batch column j whose article is the one at slot s of row i's history, in order of
+/// (i, s, j). Built on the host from a chain of the batch's columns per article; uploaded with one
+/// copy per buffer, which grow when a batch brings more entries than the last.
+/// </summary>
+public sealed class RepeatBatch(IKernels kernels, int batchSize, int historyLength) : IDisposable
+{
+    readonly int[] starts = new int[batchSize + 1];
+    readonly List<int> columns = [], slots = [];
+    readonly Dictionary<int, int> firstColumn = [];
+    readonly int[] nextColumn = new int[batchSize];
+    readonly DeviceBuffer<int> startsBuffer = kernels.Allocate<int>(batchSize + 1);
+    DeviceBuffer<int> columnsBuffer = kernels.Allocate<int>(1), slotsBuffer = kernels.Allocate<int>(1);
+    int rows;
+
+    /// <summary>The entries of the batch rows: their articles items[batchRows[j]], their histories history[batchRows[i]·length ..].</summary>
+    public void Build(int[] items, int[] history, ReadOnlySpan<int> batchRows)
+    {
+        rows = batchRows.Length;
+        firstColumn.Clear();
+        for (var j = rows - 1; j >= 0; j--)
+        {
+            var item = items[batchRows[j]];
+            nextColumn[j] = firstColumn.GetValueOrDefault(item, -1);
+            firstColumn[item] = j;
+        }
+        columns.Clear();
+        slots.Clear();
+        for (var i = 0; i < rows; i++)
+        {
+            starts[i] = columns.Count;
+            var bag = history.AsSpan(batchRows[i] * historyLength, historyLength);
+            for (var s = 0; s < historyLength; s++)
+            {
+                if (bag[s] < 0 || !firstColumn.TryGetValue(bag[s], out var j))
+                    continue;
+                for (; j >= 0; j = nextColumn[j])
+                {
+                    columns.Add(j);
+                    slots.Add(s);
+                }
+            }
+        }
+        starts[rows] = columns.Count;
+    }
+
+    /// <summary>Copies the last <see cref="Build"/> to the backend: the op's operand, with the bias and its gradient.</summary>
+    public RepeatLogits Upload(DeviceBuffer<float> bias, DeviceBuffer<float> biasGradient)
+    {
+        if (columns.Count > columnsBuffer.Length)
+        {
+            columnsBuffer.Dispose();
+            slotsBuffer.Dispose();
+            columnsBuffer = kernels.Allocate<int>(2 * columns.Count);
+            slotsBuffer = kernels.Allocate<int>(2 * columns.Count);
+        }
+        kernels.CopyFromHost<int>(starts.AsSpan(0, rows + 1), startsBuffer);
+        kernels.CopyFromHost<int>(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(columns), columnsBuffer);
+        kernels.CopyFromHost<int>(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(slots), slotsBuffer);
+        return new RepeatLogits(startsBuffer, columnsBuffer, slotsBuffer, columns.Count, bias, historyLength, biasGradient);
+    }
+
+    public void Dispose()
+    {
+        startsBuffer.Dispose();
+        columnsBuffer.Dispose();
+        slotsBuffer.Dispose();
+    }
+}
