@@ -126,4 +126,44 @@ public class EvaluationTests
         var above = Enumerable.Range(0, firstRows.Length).Count(j => Enumerable.Range(0, 16).Sum(d => (double)q[d] * cands[j * 16 + d]) > s + 1e-6);
         Assert.InRange(ranks[0], above + 1, above + 2);
     }
+
+    /// <summary>
+    /// With the repeat bias, a candidate in the row's history scores its dot product plus its slot's
+    /// bias (the positive too): every rank against a float64 brute force over the whole catalogue.
+    /// </summary>
+    [Fact]
+    public void ModelRanksWithTheRepeatBiasMatchABruteForceCount()
+    {
+        const int length = 3;
+        var config = TrainingTests.Config("features.query.history.length=3", "features.query.history.repeat_bias=true");
+        var model = TwoTowerModel.Create(config, TrainingTests.TinyVocabulary);
+        model.Initialize(1);
+        float[] bias = [0.3f, -0.2f, 0.05f];
+        bias.CopyTo(model.RepeatBias!.Value, 0);
+        var train = TrainingTests.TinyData(200, seed: 4);
+        var val = TrainingTests.WithHistory(TrainingTests.TinyData(60, seed: 6), length);
+        var history = val.Ints[Data.PurchaseHistory.Column];
+        var valArticles = val.Ints["article_id"];
+        Assert.Contains(Enumerable.Range(0, val.RowCount), r => history.AsSpan(r * length, length).Contains(valArticles[r]));   // some positives are repeats
+        var ranks = CatalogueRanks.Compute(model, new SimdKernels(2), train, val, Data.FeatureSet.From(config), out _);
+
+        var articles = train.Ints["article_id"].Distinct().ToArray();
+        var firstRows = articles.Select(a => Array.IndexOf(train.Ints["article_id"], a)).ToArray();
+        var candidates = TwoTowerModel.Embed(model.Candidate, new SimdKernels(1), train, firstRows);
+        var queries = TwoTowerModel.Embed(model.Query, new SimdKernels(1), val, Enumerable.Range(0, val.RowCount).ToArray());
+        var positives = TwoTowerModel.Embed(model.Candidate, new SimdKernels(1), val, Enumerable.Range(0, val.RowCount).ToArray());
+        for (var r = 0; r < val.RowCount; r++)
+        {
+            double Bias(int article)
+            {
+                var slot = Array.IndexOf(history, article, r * length, length);
+                return slot < 0 ? 0 : bias[slot - r * length];
+            }
+            double Dot(float[] vectors, int row) => Enumerable.Range(0, 16).Sum(d => (double)queries[r * 16 + d] * vectors[row * 16 + d]);
+            var positive = Dot(positives, r) + Bias(valArticles[r]);
+            var scores = Enumerable.Range(0, articles.Length).Select(j => Dot(candidates, j) + Bias(articles[j])).ToArray();
+            // Strictly above by more than rounding, and above allowing for it (the positive's own article among them).
+            Assert.InRange(ranks[r] - 1, scores.Count(s => s > positive + 1e-5), scores.Count(s => s > positive - 1e-5));
+        }
+    }
 }

@@ -20,6 +20,9 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
     readonly float[] queries, articles;
     readonly int[] topArticles;
     readonly float[] topScores;
+    /// <summary>With the repeat bias: the bias and each customer's history as catalogue rows (−1 empty); else empty.</summary>
+    readonly float[] repeatBias = [];
+    readonly int[] historyRows = [];
 
     /// <param name="lastRow">Each customer's last training row before the as-of day (−1: none), see <see cref="SourceSet.LastRows"/>.</param>
     public TwoTowerSource(TwoTowerModel model, IKernels kernels, TrainingColumns train, FeatureSet features, Purchases purchases,
@@ -37,9 +40,24 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
         for (var i = 0; i < customers.Count; i++)
             queryOfCustomer[customers[i]] = i;
         queries = TwoTowerModel.Embed(model.Query, kernels, queryColumns, Enumerable.Range(0, customers.Count).ToArray());
-        (topArticles, topScores) = kernels.TopK(queries, customers.Count, articles, catalogueRows.Length, dim, this.count);
-        for (var i = 0; i < topArticles.Length; i++)
-            topArticles[i] = trainArticles[catalogueRows[topArticles[i]]];
+        if (model.RepeatBias is { } bias)
+        {
+            repeatBias = bias.Value;
+            historyRows = queryColumns.Ints[PurchaseHistory.Column].Select(a => a < 0 ? -1 : rowOfArticle.GetValueOrDefault(a, -1)).ToArray();
+        }
+        // The repeat bias reranks the dot products' top count + history length (exact, see RepeatScores.Rerank).
+        var ask = Math.Min(catalogueRows.Length, this.count + repeatBias.Length);
+        var (top, scores) = kernels.TopK(queries, customers.Count, articles, catalogueRows.Length, dim, ask);
+        (topArticles, topScores) = (new int[customers.Count * this.count], new float[customers.Count * this.count]);
+        for (var q = 0; q < customers.Count; q++)
+        {
+            var hits = Enumerable.Range(q * ask, ask).Select(r => (top[r], scores[r]));
+            var best = repeatBias.Length == 0 ? hits.Take(this.count).ToList()
+                : RepeatScores.Rerank(hits, historyRows.AsSpan(q * repeatBias.Length, repeatBias.Length), repeatBias,
+                    queries.AsSpan(q * dim, dim), articles, dim, this.count);
+            for (var r = 0; r < this.count; r++)
+                (topArticles[q * this.count + r], topScores[q * this.count + r]) = (trainArticles[catalogueRows[best[r].Item1]], best[r].Item2);
+        }
     }
 
     public const string SourceName = "two_tower";
@@ -74,11 +92,12 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
             output.Add(new Candidate(topArticles[q * count + r], topScores[q * count + r]));
     }
 
-    /// <summary>The model's score q·c for a prepared customer and a catalogue article; NaN otherwise.</summary>
+    /// <summary>The model's score (q·c, plus the repeat bias) for a prepared customer and a catalogue article; NaN otherwise.</summary>
     public float Score(int customer, int article)
     {
         if (!queryOfCustomer.TryGetValue(customer, out var q) || !rowOfArticle.TryGetValue(article, out var a))
             return float.NaN;
-        return Kernels.Simd.SimdKernels.ScoreDot(queries.AsSpan(q * dim, dim), articles.AsSpan(a * dim, dim));
+        var dot = Kernels.Simd.SimdKernels.ScoreDot(queries.AsSpan(q * dim, dim), articles.AsSpan(a * dim, dim));
+        return repeatBias.Length == 0 ? dot : dot + RepeatScores.BiasOf(a, historyRows.AsSpan(q * repeatBias.Length, repeatBias.Length), repeatBias);
     }
 }

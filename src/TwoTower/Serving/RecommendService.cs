@@ -140,6 +140,7 @@ public static class RecommendService
             format_version = manifest["format_version"]?.GetValue<string>(),
             index_recall_at_100 = manifest["index"]?["recall_at_100"]?.GetValue<double>(),
             history_length = config.Get(ConfigSchema.FeaturesHistory.Length),
+            repeat_bias = recommender.RepeatBias,
             per_customer = manifest["validation_metrics"]?["per_customer"] ?? new JsonArray(),
             per_row = manifest["validation_metrics"]?["methods"] ?? new JsonArray(),
             plots = recommender.PlotNames.Select(name => new { name, url = "/plots/" + Uri.EscapeDataString(name) }),

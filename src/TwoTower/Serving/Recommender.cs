@@ -44,6 +44,11 @@ public sealed class Recommender : IDisposable
     readonly Dictionary<string, NormalizationStats> normalization;
     readonly USearchIndex index;
     readonly object indexLock = new();
+    /// <summary>The model's repeat bias (one per history slot), or empty: a history article's score adds its slot's bias.</summary>
+    readonly float[] repeatBias;
+
+    /// <summary>The model's repeat bias by history slot (most recent first), or null when the model has none.</summary>
+    public IReadOnlyList<float>? RepeatBias => repeatBias.Length == 0 ? null : repeatBias;
 
     /// <summary>Candidate embeddings, row i for article ArticleIds[i].</summary>
     public float[] Embeddings { get; }
@@ -96,6 +101,7 @@ public sealed class Recommender : IDisposable
         var model = TwoTowerModel.Create(config, vocabularies.ToDictionary(v => v.Key, v => v.Value.Count));
         model.LoadWeights(File(TrainedModel.WeightsFile));
         queryWeights = model.Query;
+        repeatBias = model.RepeatBias?.Value ?? [];
         Dim = model.Candidate.OutputDim;
 
         var candidates = ColumnTable.ReadParquet(File(PackageLayout.CandidatesFile));
@@ -193,9 +199,13 @@ public sealed class Recommender : IDisposable
     public RecommendResult Recommend(string customerId, IReadOnlyDictionary<string, string> values, int k, bool excludeBought, bool exact,
         bool modelOnly = false)
     {
-        var query = EmbedQuery(customerId, values, out var known);
+        var (data, knownOne) = QueryColumns([customerId], values);
+        var query = Embed(data);
+        var history = HistoryRows(data);
         var ask = ModelCandidatesNeeded(customerId, k, excludeBought, modelOnly);
-        return Rank(customerId, known, query, exact ? ExactTop(query, ask) : IndexTop(query, ask), k, excludeBought, modelOnly);
+        var dotAsk = Math.Min(ArticleIds.Length, ask + repeatBias.Length);
+        var hits = WithRepeatBias(exact ? ExactTop(query, dotAsk) : IndexTop(query, dotAsk), history, query, ask);
+        return Rank(customerId, knownOne[0], query, history, hits, k, excludeBought, modelOnly);
     }
 
     /// <summary>
@@ -209,16 +219,33 @@ public sealed class Recommender : IDisposable
         var count = customerIds.Count;
         var (columns, known) = QueryColumns(customerIds, values);
         var queries = TwoTowerModel.Embed(queryWeights, batchKernels, columns, Enumerable.Range(0, count).ToArray());
+        var history = HistoryRows(columns);
         var ask = count == 0 ? 0 : customerIds.Max(c => ModelCandidatesNeeded(c, k, excludeBought, modelOnly));
-        var (top, scores) = batchKernels.TopK(queries, count, Embeddings, ArticleIds.Length, Dim, ask);
+        var dotAsk = Math.Min(ArticleIds.Length, ask + repeatBias.Length);
+        var (top, scores) = batchKernels.TopK(queries, count, Embeddings, ArticleIds.Length, Dim, dotAsk);
         var results = new RecommendResult[count];
         Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
         {
-            var hits = Enumerable.Range(i * ask, ask).Select(r => new Hit(top[r], scores[r])).ToList();
-            results[i] = Rank(customerIds[i], known[i], queries.AsSpan(i * Dim, Dim).ToArray(), hits, k, excludeBought, modelOnly);
+            var query = queries.AsSpan(i * Dim, Dim).ToArray();
+            var customerHistory = history.AsSpan(i * repeatBias.Length, repeatBias.Length).ToArray();
+            var hits = WithRepeatBias(Enumerable.Range(i * dotAsk, dotAsk).Select(r => new Hit(top[r], scores[r])).ToList(), customerHistory, query, ask);
+            results[i] = Rank(customerIds[i], known[i], query, customerHistory, hits, k, excludeBought, modelOnly);
         });
         return results;
     }
+
+    /// <summary>
+    /// The model's top `ask` from the dot products' top (ask + history length) and the customer's
+    /// history, with the repeat bias (exact, see <see cref="RepeatScores.Rerank"/>); without one, the dot products' top.
+    /// </summary>
+    List<Hit> WithRepeatBias(List<Hit> dotTop, int[] history, float[] query, int ask) =>
+        repeatBias.Length == 0 ? dotTop
+            : RepeatScores.Rerank(dotTop.Select(h => (h.Row, h.Score)), history, repeatBias, query, Embeddings, Dim, ask)
+                .Select(h => new Hit(h.Row, h.Score)).ToList();
+
+    /// <summary>With the repeat bias, each query row's history as catalogue rows (−1 empty); else empty.</summary>
+    int[] HistoryRows(TrainingColumns columns) =>
+        repeatBias.Length == 0 ? [] : columns.Ints[PurchaseHistory.Column].Select(a => a < 0 ? -1 : rowOfArticleId[a]).ToArray();
 
     /// <summary>How many of the model's candidates a list needs: k plus the customer's bought articles (model alone), or the blend's two-tower count.</summary>
     int ModelCandidatesNeeded(string customerId, int k, bool excludeBought, bool modelOnly)
@@ -230,7 +257,7 @@ public sealed class Recommender : IDisposable
     }
 
     /// <summary>The customer's list from their query and the model's candidates for it (best first): the model's alone, or the blend's.</summary>
-    RecommendResult Rank(string customerId, bool known, float[] query, IReadOnlyList<Hit> modelHits, int k, bool excludeBought, bool modelOnly)
+    RecommendResult Rank(string customerId, bool known, float[] query, int[] history, IReadOnlyList<Hit> modelHits, int k, bool excludeBought, bool modelOnly)
     {
         var skip = Bought(customerId, excludeBought);
         var want = Math.Min(k, ArticleIds.Length - (skip?.Count ?? 0));
@@ -241,7 +268,9 @@ public sealed class Recommender : IDisposable
         }
         var modelTop = modelHits.Select(h => new Retrieval.Candidate(articleIdOfRow[h.Row], h.Score)).ToList();
         float ModelScore(int article) =>
-            rowOfArticleId[article] is var row and >= 0 ? SimdKernels.ScoreDot(query, Embeddings.AsSpan(row * Dim, Dim)) : float.NaN;
+            rowOfArticleId[article] is var row and >= 0
+                ? SimdKernels.ScoreDot(query, Embeddings.AsSpan(row * Dim, Dim)) + (repeatBias.Length == 0 ? 0 : RepeatScores.BiasOf(row, history, repeatBias))
+                : float.NaN;
         var customer = vocabularies[features.QueryId][customerId];
         var blended = blend.Recommend(customer, modelTop, ModelScore, want + (skip?.Count ?? 0))
             .Select(c => (Row: rowOfArticleId[c.Article], c.Score, c.Union)).Where(c => skip == null || !skip.Contains(c.Row)).Take(want)
@@ -261,6 +290,12 @@ public sealed class Recommender : IDisposable
     {
         var (data, knownOne) = QueryColumns([customerId], values);
         known = knownOne[0];
+        return Embed(data);
+    }
+
+    /// <summary>The query of one row of query columns, on a one-row tower of this request's own.</summary>
+    float[] Embed(TrainingColumns data)
+    {
         if (!queryTowers.TryTake(out var tower))
             tower = new DeviceTower(kernels, queryWeights, capacity: 1, trainingFromStep: null);
         try

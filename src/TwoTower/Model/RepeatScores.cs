@@ -1,0 +1,43 @@
+using TwoTower.Kernels.Simd;
+
+namespace TwoTower.Model;
+
+/// <summary>
+/// Scores with the repeat bias (<see cref="TwoTowerModel.RepeatBias"/>): score(q, a) = q·c_a + bias[s]
+/// when article a is at slot s of the query's history, q·c_a otherwise. The backends rank by the dot
+/// product alone; these helpers apply the bias to their results exactly. A history is given as
+/// catalogue rows, −1 for an empty slot (or an article outside the catalogue).
+/// </summary>
+public static class RepeatScores
+{
+    /// <summary>
+    /// The top k by biased score, best first (ties to the lower row), from the dot-product top
+    /// `top` (best first, at least k + the history's length of them where the catalogue has them)
+    /// and the history. Exact: an article outside `top` and outside the history scores no more than
+    /// its dot product, below at least k of the non-history articles in `top`.
+    /// </summary>
+    public static List<(int Row, float Score)> Rerank(IEnumerable<(int Row, float Score)> top, ReadOnlySpan<int> history, ReadOnlySpan<float> bias,
+        ReadOnlySpan<float> query, float[] embeddings, int dim, int k)
+    {
+        var scores = new Dictionary<int, float>();
+        foreach (var (row, score) in top)
+            scores[row] = score;
+        for (var s = 0; s < history.Length; s++)
+        {
+            if (history[s] >= 0)
+                scores[history[s]] = SimdKernels.ScoreDot(query, embeddings.AsSpan(history[s] * dim, dim)) + bias[s];
+        }
+        return scores.Select(p => (Row: p.Key, Score: p.Value)).OrderByDescending(p => p.Score).ThenBy(p => p.Row).Take(k).ToList();
+    }
+
+    /// <summary>The bias of the slot that holds catalogue row `row`, or 0.</summary>
+    public static float BiasOf(int row, ReadOnlySpan<int> history, ReadOnlySpan<float> bias)
+    {
+        for (var s = 0; s < history.Length; s++)
+        {
+            if (history[s] == row)
+                return bias[s];
+        }
+        return 0;
+    }
+}
