@@ -7,9 +7,10 @@ using TwoTower.Serving;
 
 namespace TwoTower.Tests;
 
-/// <summary>The small pipeline with a history of 5 articles, recency-weighted, through the shared article table.</summary>
+/// <summary>The small pipeline with a history of 5 articles, recency-weighted, through the shared article table, with the repeat bias.</summary>
 public sealed class HistoryPackagedPipeline() : PackagedPipeline(
-    ["features.query.history.length=5", "features.query.history.pooling=recency", "features.query.history.share_embedding=true"]);
+    ["features.query.history.length=5", "features.query.history.pooling=recency", "features.query.history.share_embedding=true",
+     "features.query.history.repeat_bias=true"]);
 
 /// <summary>History reaches the package, the ONNX query tower and the Recommender (the packaged history and a request's own).</summary>
 public class HistoryPackageTests(HistoryPackagedPipeline pipeline) : IClassFixture<HistoryPackagedPipeline>
@@ -91,20 +92,29 @@ public class HistoryPackageTests(HistoryPackagedPipeline pipeline) : IClassFixtu
                 ["month_sin"] = [(float)Math.Sin(2 * Math.PI * 7 / 12)],
                 ["month_cos"] = [(float)Math.Cos(2 * Math.PI * 7 / 12)],
             }), [0]);
-        double Score(float[] q, string article)
+        // The score: the dot product, plus the repeat bias of the slot that holds the article.
+        var bias = recommender.RepeatBias!;
+        Assert.Contains(bias, b => Math.Abs(b) > 1e-3);   // trained away from its start, 0
+        double Score(float[] q, string article, string[] history)
         {
             var row = Array.IndexOf(recommender.ArticleIds, article);
-            return Enumerable.Range(0, 16).Sum(d => (double)q[d] * recommender.Embeddings[row * 16 + d]);
+            var slot = Array.IndexOf(history, article);
+            return Enumerable.Range(0, 16).Sum(d => (double)q[d] * recommender.Embeddings[row * 16 + d]) + (slot < 0 ? 0 : bias[slot]);
         }
-        var withHistory = Query(Bag(recent[0], recent[2]));
-        foreach (var item in result.Items)
-            Assert.Equal(Score(withHistory, item.ArticleId), item.Score, 1e-4);
+        void AssertTopByBruteForce(RecommendResult list, float[] q, string[] history)
+        {
+            foreach (var item in list.Items)
+                Assert.Equal(Score(q, item.ArticleId, history), item.Score, 1e-4);
+            var listed = list.Items.Select(i => i.ArticleId).ToHashSet();
+            var lowest = list.Items.Min(i => i.Score);
+            Assert.All(recommender.ArticleIds.Where(a => !listed.Contains(a)), a => Assert.True(Score(q, a, history) <= lowest + 1e-4, a));
+        }
+        string[] used = [recent[0], recent[2]];
+        AssertTopByBruteForce(result, Query(Bag(used)), used);
 
         var without = recommender.Recommend("a-new-customer", new Dictionary<string, string> { ["month"] = "7", ["age"] = "35" }, 10,
             excludeBought: false, exact: true, modelOnly: true);
-        var none = Query(Bag());
-        foreach (var item in without.Items)
-            Assert.Equal(Score(none, item.ArticleId), item.Score, 1e-4);
+        AssertTopByBruteForce(without, Query(Bag()), []);
         Assert.NotEqual(result.Items.Select(i => i.ArticleId), without.Items.Select(i => i.ArticleId));
     }
 

@@ -215,6 +215,8 @@ public sealed class PipelineConfig
             if (Get(ConfigSchema.Train.ValidateEvery) == 0)
                 throw ErrorAt(ConfigSchema.Train.EarlyStoppingMetric.Key, "early stopping needs validation metrics: set train.validate_every to 1 or more");
         }
+        if (Get(ConfigSchema.FeaturesHistory.RepeatBias) && Get(ConfigSchema.FeaturesHistory.Length) == 0)
+            throw ErrorAt(ConfigSchema.FeaturesHistory.RepeatBias.Key, "the repeat bias scores the articles of the history: set features.query.history.length to 1 or more");
         if (Get(ConfigSchema.Model.QueryLayers)[^1] != Get(ConfigSchema.Model.CandidateLayers)[^1])
             // Reported at the one the user set (when only one was: the other is the default they did not touch).
             throw ErrorAt(origins[ConfigSchema.Model.CandidateLayers.Name] == "default" ? ConfigSchema.Model.QueryLayers.Key : ConfigSchema.Model.CandidateLayers.Key,
