@@ -26,23 +26,34 @@ public class HistoryTests
         Assert.Equal([50, 40, 30], atEnd[3..6]);   // customer 1 after all their purchases
         Assert.Equal([60, -1, -1], atEnd[6..9]);
         Assert.Equal([-1, -1, -1], atEnd[0..3]);   // customer 0 (unknown) has none
+
+        // Not distinct: every purchase in its slot, a bought again on day 11 twice.
+        var purchases = PurchaseHistory.Build(customers, articles, days, customerCount: 3, length: 3, distinct: false);
+        Assert.Equal([10, 20, 10], purchases[(4 * 3)..(4 * 3 + 3)]);
+        Assert.Equal([40, 30, 10], purchases[(6 * 3)..(6 * 3 + 3)]);
     }
 
-    /// <summary>Random purchases against the definition written as a query: for each row, the customer's rows of earlier days, latest first, distinct, the first L.</summary>
-    [Fact]
-    public void BuildMatchesABruteForceDefinition()
+    /// <summary>
+    /// Random purchases against the definition written as a query: for each row, the customer's rows
+    /// of earlier days, latest first, distinct (or every purchase, repeats kept), the first L.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void BuildMatchesABruteForceDefinition(bool distinct)
     {
         var rng = new Rng(17);
         const int n = 600, length = 4;
         var customers = Enumerable.Range(0, n).Select(_ => rng.NextInt(25)).ToArray();
         var articles = Enumerable.Range(0, n).Select(_ => rng.NextInt(12)).ToArray();
         var days = Enumerable.Range(0, n).Select(_ => 100 + rng.NextInt(30)).ToArray();
-        var rows = PurchaseHistory.Build(customers, articles, days, 25, length);
-        var atEnd = Purchases.From(customers, articles, days, 25, 12, int.MaxValue).LatestArticles([.. Enumerable.Range(0, 25)], length);
-        int[] Expected(IEnumerable<int> earlier) =>
-        [
-            .. earlier.OrderByDescending(r => days[r]).ThenByDescending(r => r).Select(r => articles[r]).Distinct().Take(length),
-        ];
+        var rows = PurchaseHistory.Build(customers, articles, days, 25, length, distinct);
+        var atEnd = Purchases.From(customers, articles, days, 25, 12, int.MaxValue).LatestArticles([.. Enumerable.Range(0, 25)], length, distinct);
+        int[] Expected(IEnumerable<int> earlier)
+        {
+            var latestFirst = earlier.OrderByDescending(r => days[r]).ThenByDescending(r => r).Select(r => articles[r]);
+            return [.. (distinct ? latestFirst.Distinct() : latestFirst).Take(length)];
+        }
         for (var r = 0; r < n; r++)
         {
             var expected = Expected(Enumerable.Range(0, n).Where(o => customers[o] == customers[r] && days[o] < days[r]));

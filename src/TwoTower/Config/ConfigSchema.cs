@@ -164,6 +164,9 @@ public static class ConfigSchema
         public static readonly Setting<bool> ShareEmbedding =
             new(new ConfigKey("features.query.history.share_embedding", ConfigType.Bool, true,
                 "embed history with the candidate tower's table of its id column (true) or a table of the query tower's own"));
+        public static readonly Setting<bool> Distinct =
+            new(new ConfigKey("features.query.history.distinct", ConfigType.Bool, true,
+                "the last N distinct articles (true), or the last N purchases with an article bought again in each of its slots (false)"));
         public static readonly Setting<bool> RepeatBias =
             new(new ConfigKey("features.query.history.repeat_bias", ConfigType.Bool, false,
                 "add a learned bias per history slot to the score of the articles in the customer's history (a repeat-purchase term); false: the score is the towers' dot product alone"));
@@ -492,6 +495,7 @@ public static class ConfigSchema
         FeaturesHistory.Length.Key,
         FeaturesHistory.Pooling.Key,
         FeaturesHistory.ShareEmbedding.Key,
+        FeaturesHistory.Distinct.Key,
         FeaturesHistory.RepeatBias.Key,
         FeaturesCandidate.Id.Key,
         FeaturesCandidate.Embedded.Key,

@@ -15,7 +15,8 @@ public sealed record Feature(string Column, FeatureKind Kind)
 /// embedded with the candidate tower's table of the candidate id (shared) or a table of their own.
 /// </summary>
 /// <param name="RepeatBias">Whether the model adds a learned bias per slot to the score of the history's articles (<see cref="Model.TwoTowerModel.RepeatBias"/>).</param>
-public sealed record HistorySpec(int Length, bool Recency, bool ShareEmbedding, bool RepeatBias = false)
+/// <param name="Distinct">The last Length distinct articles (true), or the last Length purchases, repeats kept.</param>
+public sealed record HistorySpec(int Length, bool Recency, bool ShareEmbedding, bool RepeatBias = false, bool Distinct = true)
 {
     public float[] SlotWeights => PurchaseHistory.SlotWeights(Length, Recency);
 }
@@ -38,7 +39,7 @@ public sealed record FeatureSet(string QueryId, string CandidateId, IReadOnlyLis
         var length = (int)config.Get(ConfigSchema.FeaturesHistory.Length);
         var history = length == 0 ? null
             : new HistorySpec(length, config.Get(ConfigSchema.FeaturesHistory.Pooling) == "recency", config.Get(ConfigSchema.FeaturesHistory.ShareEmbedding),
-                config.Get(ConfigSchema.FeaturesHistory.RepeatBias));
+                config.Get(ConfigSchema.FeaturesHistory.RepeatBias), config.Get(ConfigSchema.FeaturesHistory.Distinct));
         IReadOnlyList<Feature> query = Tower(ConfigSchema.QueryTower);
         if (history != null)
             query = [.. query, new Feature(PurchaseHistory.Column, FeatureKind.History)];

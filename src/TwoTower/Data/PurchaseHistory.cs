@@ -2,7 +2,8 @@ namespace TwoTower.Data;
 
 /// <summary>
 /// The query tower's history input: for each row, the customer's last `Length` distinct purchased
-/// articles, most recent first, −1 in the empty slots. A training row sees only purchases of earlier
+/// articles (or, not distinct, their last `Length` purchases, an article bought again in each of
+/// its slots), most recent first, −1 in the empty slots. A training row sees only purchases of earlier
 /// days (never its own day: a row must not see itself or its basket); a validation row, and a
 /// served customer, every training purchase. Parquet holds one int column per slot
 /// (history_0 … history_{L−1}); in memory the slots are one row-major array, RowCount × Length.
@@ -24,7 +25,7 @@ public static class PurchaseHistory
     /// customer sees, every training purchase, is <see cref="Latest"/> of their purchases
     /// (<see cref="Retrieval.Purchases.LatestArticles"/>).
     /// </summary>
-    public static int[] Build(int[] customers, int[] articles, int[] days, int customerCount, int length)
+    public static int[] Build(int[] customers, int[] articles, int[] days, int customerCount, int length, bool distinct = true)
     {
         var n = customers.Length;
         // Rows grouped by customer (stable), then by day (stable): each customer's purchases in time order.
@@ -54,20 +55,20 @@ public static class PurchaseHistory
                 for (var k = i; k < end; k++)
                     Write(recent, count, rows.AsSpan(order[k] * length, length));
                 for (var k = i; k < end; k++)
-                    count = Push(recent, count, articles[order[k]]);
+                    count = Push(recent, count, articles[order[k]], distinct);
                 i = end;
             }
         }
         return rows;
     }
 
-    /// <summary>The last `length` distinct articles of a purchase sequence in time order, most recent first, −1 padded.</summary>
-    public static void Latest(ReadOnlySpan<int> articlesInTimeOrder, Span<int> output)
+    /// <summary>The last `length` distinct articles (or purchases) of a purchase sequence in time order, most recent first, −1 padded.</summary>
+    public static void Latest(ReadOnlySpan<int> articlesInTimeOrder, Span<int> output, bool distinct = true)
     {
         var count = 0;
         for (var i = articlesInTimeOrder.Length - 1; i >= 0 && count < output.Length; i--)
         {
-            if (!output[..count].Contains(articlesInTimeOrder[i]))
+            if (!distinct || !output[..count].Contains(articlesInTimeOrder[i]))
                 output[count++] = articlesInTimeOrder[i];
         }
         output[count..].Fill(-1);
@@ -79,10 +80,10 @@ public static class PurchaseHistory
         target[count..].Fill(-1);
     }
 
-    /// <summary>Moves (or inserts) the article to the front of the most-recent-first list; returns the new count.</summary>
-    static int Push(int[] recent, int count, int article)
+    /// <summary>Moves (distinct) or inserts the article at the front of the most-recent-first list; returns the new count.</summary>
+    static int Push(int[] recent, int count, int article, bool distinct)
     {
-        var at = Array.IndexOf(recent, article, 0, count);
+        var at = distinct ? Array.IndexOf(recent, article, 0, count) : -1;
         if (at < 0)
             at = count < recent.Length ? count++ : count - 1;
         Array.Copy(recent, 0, recent, 1, at);

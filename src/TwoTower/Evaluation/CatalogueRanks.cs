@@ -92,13 +92,14 @@ public static class CatalogueRanks
                 continue;
             var query = queries.AsSpan(i * dim, dim);
             var threshold = Kernels.Simd.SimdKernels.ScoreDot(wideQueries.AsSpan(i * wide, wide), widePositives.AsSpan(i * wide, wide));
+            var slots = history.AsSpan(i * length, length);
             for (var s = 0; s < length; s++)
             {
-                var row = history[i * length + s];
-                if (row < 0)
+                var row = slots[s];
+                if (row < 0 || slots[..s].Contains(row))   // each history article once, with its slots' bias
                     continue;
                 var dot = Kernels.Simd.SimdKernels.ScoreDot(query, candidates.AsSpan(row * dim, dim));
-                counts[i] += (dot + bias[s] > threshold ? 1 : 0) - (dot > threshold ? 1 : 0);
+                counts[i] += (dot + RepeatScores.BiasOf(row, slots, bias) > threshold ? 1 : 0) - (dot > threshold ? 1 : 0);
             }
         }
     }

@@ -37,7 +37,7 @@ public static class ColdStart
                     .Select(o => articles[o]).ToArray();
                 if (known.Length == 0)
                     continue;
-                PurchaseHistory.Latest(known, bag);
+                PurchaseHistory.Latest(known, bag, features.History!.Distinct);
                 targets.Add(target);
                 bags.AddRange(bag);
                 counted = true;

@@ -3,10 +3,11 @@ using TwoTower.Kernels.Simd;
 namespace TwoTower.Model;
 
 /// <summary>
-/// Scores with the repeat bias (<see cref="TwoTowerModel.RepeatBias"/>): score(q, a) = q·c_a + bias[s]
-/// when article a is at slot s of the query's history, q·c_a otherwise. The backends rank by the dot
-/// product alone; these helpers apply the bias to their results exactly. A history is given as
-/// catalogue rows, −1 for an empty slot (or an article outside the catalogue).
+/// Scores with the repeat bias (<see cref="TwoTowerModel.RepeatBias"/>): score(q, a) = q·c_a + Σ bias[s]
+/// over the slots s of the query's history that hold article a (one slot in a distinct history;
+/// none: the dot product alone). The backends rank by the dot product alone; these helpers apply
+/// the bias to their results exactly. A history is given as catalogue rows, −1 for an empty slot
+/// (or an article outside the catalogue).
 /// </summary>
 public static class RepeatScores
 {
@@ -25,19 +26,20 @@ public static class RepeatScores
         for (var s = 0; s < history.Length; s++)
         {
             if (history[s] >= 0)
-                scores[history[s]] = SimdKernels.ScoreDot(query, embeddings.AsSpan(history[s] * dim, dim)) + bias[s];
+                scores[history[s]] = SimdKernels.ScoreDot(query, embeddings.AsSpan(history[s] * dim, dim)) + BiasOf(history[s], history, bias);
         }
         return scores.Select(p => (Row: p.Key, Score: p.Value)).OrderByDescending(p => p.Score).ThenBy(p => p.Row).Take(k).ToList();
     }
 
-    /// <summary>The bias of the slot that holds catalogue row `row`, or 0.</summary>
+    /// <summary>The sum of the biases of the slots that hold catalogue row `row` (in slot order), or 0.</summary>
     public static float BiasOf(int row, ReadOnlySpan<int> history, ReadOnlySpan<float> bias)
     {
+        var sum = 0f;
         for (var s = 0; s < history.Length; s++)
         {
             if (history[s] == row)
-                return bias[s];
+                sum += bias[s];
         }
-        return 0;
+        return sum;
     }
 }

@@ -69,11 +69,11 @@ public sealed class Purchases
     /// Each listed customer's last `length` distinct articles before the as-of day, most recent first,
     /// −1 padded (customers × length): the query tower's history input as of that day.
     /// </summary>
-    public int[] LatestArticles(IReadOnlyList<int> customers, int length)
+    public int[] LatestArticles(IReadOnlyList<int> customers, int length, bool distinct = true)
     {
         var history = new int[(long)customers.Count * length];
         for (var i = 0; i < customers.Count; i++)
-            Data.PurchaseHistory.Latest(ArticlesOf(customers[i]), history.AsSpan(i * length, length));
+            Data.PurchaseHistory.Latest(ArticlesOf(customers[i]), history.AsSpan(i * length, length), distinct);
         return history;
     }
 

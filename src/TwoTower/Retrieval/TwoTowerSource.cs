@@ -71,8 +71,8 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
         var month = DateOnly.FromDayNumber(purchases.AsOfDay).Month;
         var ints = features.Query.Where(f => f.IsCategorical).Select(f => f.Column).Append(features.QueryId).Distinct()
             .ToDictionary(c => c, c => rows.Select((r, i) => c == features.QueryId ? customers[i] : r < 0 ? 0 : train.Ints[c][r]).ToArray());
-        if (features.History is { Length: var length })
-            ints[PurchaseHistory.Column] = purchases.LatestArticles(customers, length);
+        if (features.History is { Length: var length, Distinct: var distinct })
+            ints[PurchaseHistory.Column] = purchases.LatestArticles(customers, length, distinct);
         var floats = features.Query.Where(f => f.Kind is FeatureKind.Numeric or FeatureKind.Raw).Select(f => f.Column).Distinct().ToDictionary(c => c, c => c switch
         {
             "month_sin" => rows.Select(_ => MonthEncoding.Sin[month]).ToArray(),

@@ -362,7 +362,10 @@ public sealed class Recommender : IDisposable
         {
             var articles = vocabularies[features.CandidateId];
             var requested = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-                .Select(id => articles[id]).Where(id => id != Vocabulary.OutOfVocabulary).Distinct().Take(length).ToArray();
+                .Select(id => articles[id]).Where(id => id != Vocabulary.OutOfVocabulary).ToArray();
+            if (features.History.Distinct)
+                requested = requested.Distinct().ToArray();
+            requested = requested.Take(length).ToArray();
             for (var i = 0; i < packagedRow.Length; i++)
                 requested.CopyTo(history, i * length);
             return history;

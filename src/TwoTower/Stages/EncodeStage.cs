@@ -50,25 +50,26 @@ public sealed class EncodeStage : Stage
             encodedVal.Add(DataFiles.DayColumn, val.Ints(DataFiles.DayColumn));
         }
         if (features.History is { } history)
-            AddHistory(run, features, history.Length, encodedTrain, encodedVal);
+            AddHistory(run, features, history, encodedTrain, encodedVal);
         encodedTrain.WriteParquet(run.Output("train.parquet"));
         encodedVal.WriteParquet(run.Output("val.parquet"));
     }
 
     /// <summary>Training rows: purchases of earlier days; validation rows: every training purchase, never another validation row.</summary>
-    static void AddHistory(StageRun run, FeatureSet features, int length, ColumnTable train, ColumnTable val)
+    static void AddHistory(StageRun run, FeatureSet features, HistorySpec history, ColumnTable train, ColumnTable val)
     {
+        var (length, distinct) = (history.Length, history.Distinct);
         if (!train.Names.Contains(DataFiles.DayColumn))
             throw new PipelineError("features.query.history needs purchase dates (a t_dat column), and the training data has none");
         var (customers, articles, days) = (train.Ints(features.QueryId), train.Ints(features.CandidateId), train.Ints(DataFiles.DayColumn));
         // Training ids are 1..n, validation ids 0..n (0: unknown, no purchases).
         var customerCount = customers.Length == 0 ? 1 : customers.Max() + 1;
-        var rows = PurchaseHistory.Build(customers, articles, days, customerCount, length);
+        var rows = PurchaseHistory.Build(customers, articles, days, customerCount, length, distinct);
         PurchaseHistory.AddTo(train, rows, length);
         var everyPurchase = Purchases.From(customers, articles, days, customerCount, articles.Length == 0 ? 1 : articles.Max() + 1, int.MaxValue);
-        PurchaseHistory.AddTo(val, everyPurchase.LatestArticles(val.Ints(features.QueryId), length), length);
+        PurchaseHistory.AddTo(val, everyPurchase.LatestArticles(val.Ints(features.QueryId), length, distinct), length);
         var empty = Enumerable.Range(0, customers.Length).Count(r => rows[r * length] < 0);
-        run.Log.Info($"Encode history: the last {length} distinct articles; {empty:N0} of {customers.Length:N0} training rows have none");
+        run.Log.Info($"Encode history: the last {length} {(distinct ? "distinct articles" : "purchases")}; {empty:N0} of {customers.Length:N0} training rows have none");
     }
 
     /// <summary>ids[r] = idOfCode[codes[r]].</summary>

@@ -152,12 +152,12 @@ public sealed class PackageStage : Stage
         foreach (var f in features.Query.Where(f => f.Column != features.QueryId && !Recommender.IsRequestMonth(f.Column) && f.Kind != FeatureKind.History)
                      .DistinctBy(f => f.Column))
             table.Add(f.Column, f.IsCategorical ? last.Select(r => train.Ints[f.Column][r]).ToArray() : last.Select(r => train.Floats[f.Column][r]).ToArray());
-        if (features.History is { Length: var length })
+        if (features.History is { Length: var length, Distinct: var distinct })
         {
             var customers = train.Ints[features.QueryId];
             var everyPurchase = Purchases.From(customers, train.Ints[features.CandidateId], train.Ints[DataFiles.DayColumn],
                 vocabularies[features.QueryId].Count + 1, vocabularies[features.CandidateId].Count + 1, int.MaxValue);
-            PurchaseHistory.AddTo(table, everyPurchase.LatestArticles(last.Select(r => customers[r]).ToArray(), length), length);
+            PurchaseHistory.AddTo(table, everyPurchase.LatestArticles(last.Select(r => customers[r]).ToArray(), length, distinct), length);
         }
         table.WriteParquet(run.Output(PackageLayout.CustomersFile));
     }
