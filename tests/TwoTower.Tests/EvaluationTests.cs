@@ -129,17 +129,22 @@ public class EvaluationTests
 
     /// <summary>
     /// With the repeat bias, a candidate in the row's history scores its dot product plus its slots'
-    /// biases (the positive too): every rank against a float64 brute force over the whole catalogue.
+    /// biases (the positive too); with an exclusion list, the row's history articles (but the
+    /// positive) leave its ranking. Every rank against a float64 brute force over the whole catalogue.
     /// </summary>
-    [Fact]
-    public void ModelRanksWithTheRepeatBiasMatchABruteForceCount()
+    [Theory]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    [InlineData(false, true)]
+    public void ModelRanksWithTheRepeatBiasAndExclusionsMatchABruteForceCount(bool repeatBias, bool exclude)
     {
         const int length = 3;
-        var config = TrainingTests.Config("features.query.history.length=3", "features.query.history.repeat_bias=true");
+        var config = TrainingTests.Config("features.query.history.length=3", $"features.query.history.repeat_bias={repeatBias}");
         var model = TwoTowerModel.Create(config, TrainingTests.TinyVocabulary);
         model.Initialize(1);
-        float[] bias = [0.3f, -0.2f, 0.05f];
-        bias.CopyTo(model.RepeatBias!.Value, 0);
+        float[] bias = repeatBias ? [0.3f, -0.2f, 0.05f] : [0, 0, 0];
+        if (repeatBias)
+            bias.CopyTo(model.RepeatBias!.Value, 0);
         var train = TrainingTests.TinyData(200, seed: 4);
         var val = TrainingTests.WithHistory(TrainingTests.TinyData(60, seed: 6), length);
         var history = val.Ints[Data.PurchaseHistory.Column];
@@ -147,7 +152,8 @@ public class EvaluationTests
         Assert.Contains(Enumerable.Range(0, val.RowCount), r => history.AsSpan(r * length, length).Contains(valArticles[r]));   // some positives are repeats
         Assert.Contains(Enumerable.Range(0, val.RowCount), r => history.AsSpan(r * length, length).ToArray().Where(a => a >= 0).Distinct().Count()
             < history.AsSpan(r * length, length).ToArray().Count(a => a >= 0));   // some histories hold an article twice
-        var ranks = CatalogueRanks.Compute(model, new SimdKernels(2), train, val, Data.FeatureSet.From(config), out _);
+        var ranks = CatalogueRanks.Compute(model, new SimdKernels(2), train, val, Data.FeatureSet.From(config), out _,
+            exclude ? history : null, exclude ? length : 0);
 
         var articles = train.Ints["article_id"].Distinct().ToArray();
         var firstRows = articles.Select(a => Array.IndexOf(train.Ints["article_id"], a)).ToArray();
@@ -160,7 +166,9 @@ public class EvaluationTests
             double Bias(int article) => Enumerable.Range(0, length).Where(s => history[r * length + s] == article).Sum(s => (double)bias[s]);
             double Dot(float[] vectors, int row) => Enumerable.Range(0, 16).Sum(d => (double)queries[r * 16 + d] * vectors[row * 16 + d]);
             var positive = Dot(positives, r) + Bias(valArticles[r]);
-            var scores = Enumerable.Range(0, articles.Length).Select(j => Dot(candidates, j) + Bias(articles[j])).ToArray();
+            var ranked = Enumerable.Range(0, articles.Length)
+                .Where(j => !exclude || articles[j] == valArticles[r] || !history.AsSpan(r * length, length).Contains(articles[j])).ToArray();
+            var scores = ranked.Select(j => Dot(candidates, j) + Bias(articles[j])).ToArray();
             // Strictly above by more than rounding, and above allowing for it (the positive's own article among them).
             Assert.InRange(ranks[r] - 1, scores.Count(s => s > positive + 1e-5), scores.Count(s => s > positive - 1e-5));
         }

@@ -112,6 +112,11 @@ public class HistoryPackageTests(HistoryPackagedPipeline pipeline) : IClassFixtu
         string[] used = [recent[0], recent[2]];
         AssertTopByBruteForce(result, Query(Bag(used)), used);
 
+        // exclude_bought leaves out the articles the request passes (the basket): the same list without them.
+        var longer = recommender.Recommend("a-new-customer", values, 10 + used.Length, excludeBought: false, exact: true, modelOnly: true);
+        var excluding = recommender.Recommend("a-new-customer", values, 10, excludeBought: true, exact: true, modelOnly: true);
+        Assert.Equal(longer.Items.Select(i => i.ArticleId).Where(a => !used.Contains(a)).Take(10), excluding.Items.Select(i => i.ArticleId));
+
         var without = recommender.Recommend("a-new-customer", new Dictionary<string, string> { ["month"] = "7", ["age"] = "35" }, 10,
             excludeBought: false, exact: true, modelOnly: true);
         AssertTopByBruteForce(without, Query(Bag()), []);

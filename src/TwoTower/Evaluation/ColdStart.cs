@@ -11,13 +11,15 @@ namespace TwoTower.Evaluation;
 /// customer's other validation purchases up to the target's day (same day included: the rest of the
 /// basket), never the target's own article; rows with nothing else bought are left out. The same
 /// target rows are scored by the model with that history, the model without it (the
-/// out-of-vocabulary customer alone) and all-time popularity.
+/// out-of-vocabulary customer alone) and all-time popularity, each ranking the catalogue without
+/// the history's articles: they are the basket, never a target here, and a shop leaves them out
+/// (the Recommender's exclude_bought does the same with a request's history).
 /// </summary>
 public static class ColdStart
 {
     /// <param name="customerCodes">Each validation row's customer as Ingest coded it (distinct for customers the vocabulary does not know).</param>
     public static IReadOnlyList<MethodScores> Evaluate(TwoTowerModel model, IKernels kernels, TrainingColumns train, TrainingColumns val,
-        int[] customerCodes, FeatureSet features, long[] modelRanks, long[] popularityRanks, IReadOnlyList<int> ks, out int customerCount)
+        int[] customerCodes, FeatureSet features, long[] popularity, IReadOnlyList<int> ks, out int customerCount)
     {
         var length = features.History!.Length;
         var days = val.Ints[DataFiles.DayColumn];
@@ -44,21 +46,29 @@ public static class ColdStart
             }
             customerCount += counted ? 1 : 0;
         }
-        var withHistory = Rows(val, targets, [.. bags]);
-        var ranks = CatalogueRanks.Compute(model, kernels, train, withHistory, features, out _);
+        int[] basket = [.. bags];
+        var withHistory = CatalogueRanks.Compute(model, kernels, train, Rows(val, targets, basket), features, out _, basket, length);
+        var noHistory = CatalogueRanks.Compute(model, kernels, train, Rows(val, targets, null), features, out _, basket, length);
+        var popular = targets.Select((target, t) =>
+        {
+            var rank = popularity[articles[target]];
+            var others = basket.AsSpan(t * length, length).ToArray().Where(a => a >= 0 && a != articles[target]).Distinct();
+            return rank == RankMetrics.Miss ? rank : rank - others.Count(a => popularity[a] < rank);
+        }).ToArray();
         return
         [
-            new("model, their other purchases as history", RankMetrics.Compute(ranks, ks)),
-            new("model, no history", RankMetrics.Compute([.. targets.Select(r => modelRanks[r])], ks)),
-            new("popularity", RankMetrics.Compute([.. targets.Select(r => popularityRanks[r])], ks)),
+            new("model, their other purchases as history", RankMetrics.Compute(withHistory, ks)),
+            new("model, no history", RankMetrics.Compute(noHistory, ks)),
+            new("popularity", RankMetrics.Compute(popular, ks)),
         ];
     }
 
-    /// <summary>The listed rows of every column, with the given history (row-major) in place of theirs.</summary>
-    static TrainingColumns Rows(TrainingColumns data, List<int> rows, int[] history)
+    /// <summary>The listed rows of every column, with the given history (row-major) in place of theirs, or with theirs (an unknown customer's: empty).</summary>
+    static TrainingColumns Rows(TrainingColumns data, List<int> rows, int[]? history)
     {
+        var length = data.Ints[PurchaseHistory.Column].Length / Math.Max(1, data.RowCount);
         var ints = data.Ints.Where(c => c.Key != PurchaseHistory.Column).ToDictionary(c => c.Key, c => rows.Select(r => c.Value[r]).ToArray());
-        ints[PurchaseHistory.Column] = history;
+        ints[PurchaseHistory.Column] = history ?? [.. rows.SelectMany(r => data.Ints[PurchaseHistory.Column].AsSpan(r * length, length).ToArray())];
         var floats = data.Floats.ToDictionary(c => c.Key, c => rows.Select(r => c.Value[r]).ToArray());
         return new TrainingColumns(rows.Count, ints, floats);
     }

@@ -180,11 +180,18 @@ public sealed class Recommender : IDisposable
     /// <summary>Customer vocabulary id c's distinct training articles, as catalogue rows.</summary>
     int[] BoughtRows(int c) => boughtRows[boughtStart[c]..boughtStart[c + 1]];
 
-    /// <summary>The customer's training articles (catalogue rows) when `excludeBought`; null when nothing is to be left out.</summary>
-    HashSet<int>? Bought(string customerId, bool excludeBought)
+    /// <summary>
+    /// What a list leaves out when `excludeBought` (catalogue rows): the customer's training articles
+    /// and the articles the request passes as "history" (a new customer's basket); null when nothing is.
+    /// </summary>
+    HashSet<int>? Bought(string customerId, bool excludeBought, IReadOnlyDictionary<string, string> values)
     {
-        var c = vocabularies[features.QueryId][customerId];
-        return excludeBought && boughtStart[c + 1] > boughtStart[c] ? BoughtRows(c).ToHashSet() : null;
+        if (!excludeBought)
+            return null;
+        var bought = BoughtRows(vocabularies[features.QueryId][customerId]).ToHashSet();
+        if (features.History != null && values.TryGetValue(PurchaseHistory.Column, out var text))
+            bought.UnionWith(RequestedHistory(text).Select(a => rowOfArticleId[a]).Where(row => row >= 0));
+        return bought.Count > 0 ? bought : null;
     }
 
     /// <summary>
@@ -202,10 +209,10 @@ public sealed class Recommender : IDisposable
         var (data, knownOne) = QueryColumns([customerId], values);
         var query = Embed(data);
         var history = HistoryRows(data);
-        var ask = ModelCandidatesNeeded(customerId, k, excludeBought, modelOnly);
+        var ask = ModelCandidatesNeeded(customerId, values, k, excludeBought, modelOnly);
         var dotAsk = Math.Min(ArticleIds.Length, ask + repeatBias.Length);
         var hits = WithRepeatBias(exact ? ExactTop(query, dotAsk) : IndexTop(query, dotAsk), history, query, ask);
-        return Rank(customerId, knownOne[0], query, history, hits, k, excludeBought, modelOnly);
+        return Rank(customerId, values, knownOne[0], query, history, hits, k, excludeBought, modelOnly);
     }
 
     /// <summary>
@@ -220,7 +227,7 @@ public sealed class Recommender : IDisposable
         var (columns, known) = QueryColumns(customerIds, values);
         var queries = TwoTowerModel.Embed(queryWeights, batchKernels, columns, Enumerable.Range(0, count).ToArray());
         var history = HistoryRows(columns);
-        var ask = count == 0 ? 0 : customerIds.Max(c => ModelCandidatesNeeded(c, k, excludeBought, modelOnly));
+        var ask = count == 0 ? 0 : customerIds.Max(c => ModelCandidatesNeeded(c, values, k, excludeBought, modelOnly));
         var dotAsk = Math.Min(ArticleIds.Length, ask + repeatBias.Length);
         var (top, scores) = batchKernels.TopK(queries, count, Embeddings, ArticleIds.Length, Dim, dotAsk);
         var results = new RecommendResult[count];
@@ -229,7 +236,7 @@ public sealed class Recommender : IDisposable
             var query = queries.AsSpan(i * Dim, Dim).ToArray();
             var customerHistory = history.AsSpan(i * repeatBias.Length, repeatBias.Length).ToArray();
             var hits = WithRepeatBias(Enumerable.Range(i * dotAsk, dotAsk).Select(r => new Hit(top[r], scores[r])).ToList(), customerHistory, query, ask);
-            results[i] = Rank(customerIds[i], known[i], query, customerHistory, hits, k, excludeBought, modelOnly);
+            results[i] = Rank(customerIds[i], values, known[i], query, customerHistory, hits, k, excludeBought, modelOnly);
         });
         return results;
     }
@@ -247,19 +254,20 @@ public sealed class Recommender : IDisposable
     int[] HistoryRows(TrainingColumns columns) =>
         repeatBias.Length == 0 ? [] : columns.Ints[PurchaseHistory.Column].Select(a => a < 0 ? -1 : rowOfArticleId[a]).ToArray();
 
-    /// <summary>How many of the model's candidates a list needs: k plus the customer's bought articles (model alone), or the blend's two-tower count.</summary>
-    int ModelCandidatesNeeded(string customerId, int k, bool excludeBought, bool modelOnly)
+    /// <summary>How many of the model's candidates a list needs: k plus the articles it leaves out (model alone), or the blend's two-tower count.</summary>
+    int ModelCandidatesNeeded(string customerId, IReadOnlyDictionary<string, string> values, int k, bool excludeBought, bool modelOnly)
     {
         if (blend != null && !modelOnly)
             return Math.Min(ArticleIds.Length, blend.ModelCount);
-        var skip = Bought(customerId, excludeBought)?.Count ?? 0;
+        var skip = Bought(customerId, excludeBought, values)?.Count ?? 0;
         return Math.Min(ArticleIds.Length, k + skip);
     }
 
     /// <summary>The customer's list from their query and the model's candidates for it (best first): the model's alone, or the blend's.</summary>
-    RecommendResult Rank(string customerId, bool known, float[] query, int[] history, IReadOnlyList<Hit> modelHits, int k, bool excludeBought, bool modelOnly)
+    RecommendResult Rank(string customerId, IReadOnlyDictionary<string, string> values, bool known, float[] query, int[] history,
+        IReadOnlyList<Hit> modelHits, int k, bool excludeBought, bool modelOnly)
     {
-        var skip = Bought(customerId, excludeBought);
+        var skip = Bought(customerId, excludeBought, values);
         var want = Math.Min(k, ArticleIds.Length - (skip?.Count ?? 0));
         if (blend == null || modelOnly)
         {
@@ -360,12 +368,7 @@ public sealed class Recommender : IDisposable
         history.AsSpan().Fill(-1);
         if (values.TryGetValue(PurchaseHistory.Column, out var text))
         {
-            var articles = vocabularies[features.CandidateId];
-            var requested = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-                .Select(id => articles[id]).Where(id => id != Vocabulary.OutOfVocabulary).ToArray();
-            if (features.History.Distinct)
-                requested = requested.Distinct().ToArray();
-            requested = requested.Take(length).ToArray();
+            var requested = RequestedHistory(text);
             for (var i = 0; i < packagedRow.Length; i++)
                 requested.CopyTo(history, i * length);
             return history;
@@ -377,6 +380,19 @@ public sealed class Recommender : IDisposable
                 history[i * length + j] = packagedRow[i] >= 0 ? slot[packagedRow[i]] : -1;
         }
         return history;
+    }
+
+    /// <summary>
+    /// A request's "history" as the history input holds it: article vocabulary ids, most recent first
+    /// (comma-separated ids; those the catalogue does not know are skipped; distinct when the model's
+    /// history is), at most the history's length.
+    /// </summary>
+    int[] RequestedHistory(string text)
+    {
+        var articles = vocabularies[features.CandidateId];
+        var requested = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(id => articles[id]).Where(id => id != Vocabulary.OutOfVocabulary);
+        return [.. (features.History!.Distinct ? requested.Distinct() : requested).Take(features.History.Length)];
     }
 
     /// <summary>A numeric feature's raw value from the request (NaN when it is left out); "month" 1..12 gives month_sin and month_cos.</summary>

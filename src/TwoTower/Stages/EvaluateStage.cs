@@ -76,7 +76,7 @@ public sealed class EvaluateStage : Stage
         if (features.History != null)
         {
             var customerCodes = ColumnTable.ReadParquet(run.Input("ingest", "val.parquet")).Ints(features.QueryId);
-            coldStart = ColdStart.Evaluate(model, kernels, train, val, customerCodes, features, modelRanks, popularityRanks, ks, out coldStartCustomers);
+            coldStart = ColdStart.Evaluate(model, kernels, train, val, customerCodes, features, popularity, ks, out coldStartCustomers);
         }
         var report = new EvaluationReport(run.Store.ReadManifest("train")!.Fingerprint, val.RowCount, catalogue, seconds, ks, methods, subsets, perCustomer)
         {
