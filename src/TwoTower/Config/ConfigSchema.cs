@@ -432,6 +432,10 @@ public static class ConfigSchema
             new(new ConfigKey("blend.min_rows_in_leaf", ConfigType.Int, 20L, "rows a leaf must hold", Min: 1));
         public static readonly Setting<long> Seed =
             new(new ConfigKey("blend.seed", ConfigType.Int, 42L, "seed of the customer sample and of LightGBM", Min: 0));
+        public static readonly Setting<bool> RetrainModel =
+            new(new ConfigKey("blend.retrain_model", ConfigType.Bool, false,
+                "the two_tower source of the ranker's training rows from a model trained (train.* settings) on the purchases before the label days, " +
+                "as the served model has not seen the week it predicts; false: the trained model, which has seen the label days"));
     }
 
     public static class Evaluate
@@ -576,6 +580,7 @@ public static class ConfigSchema
         Blend.LearningRate.Key,
         Blend.MinRowsInLeaf.Key,
         Blend.Seed.Key,
+        Blend.RetrainModel.Key,
         Evaluate.Ks.Key,
         Sweep.Space.Key,
         Sweep.Trials.Key,

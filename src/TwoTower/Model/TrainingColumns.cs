@@ -31,4 +31,19 @@ public sealed record TrainingColumns(int RowCount, IReadOnlyDictionary<string, i
             ints[PurchaseHistory.Column] = history;
         return new TrainingColumns(table.RowCount, ints, floats);
     }
+
+    /// <summary>The listed rows of every column (the history's slots with their row).</summary>
+    public TrainingColumns Subset(IReadOnlyList<int> rows)
+    {
+        int[] Take(int[] column)
+        {
+            var width = RowCount == 0 ? 1 : column.Length / RowCount;
+            var result = new int[rows.Count * width];
+            for (var i = 0; i < rows.Count; i++)
+                column.AsSpan(rows[i] * width, width).CopyTo(result.AsSpan(i * width));
+            return result;
+        }
+        return new TrainingColumns(rows.Count, Ints.ToDictionary(c => c.Key, c => Take(c.Value)),
+            Floats.ToDictionary(c => c.Key, c => rows.Select(r => c.Value[r]).ToArray()));
+    }
 }

@@ -53,9 +53,11 @@ public sealed class BlendStage : Stage
         run.Log.Info($"Blend: sources from the purchases before {DateOnly.FromDayNumber(firstLabelDay):yyyy-MM-dd}, labels from then to " +
                      $"{DateOnly.FromDayNumber(columns.LastDay):yyyy-MM-dd}: {labels.Count:N0} customers bought, {customers.Count:N0} of them with history learn");
 
-        var model = TrainedModel.Load(run.Store, config);
         using var kernels = Backend.Create(config.Get(ConfigSchema.Accelerator), config.Threads, run.Log);
-        var sources = SourceSet.Build(config, history, train, features, NormalizationStats.ReadAll(run.Store.StageDir("normalize")), model, kernels, customers, run.Log);
+        var (model, sourceRows) = config.Get(ConfigSchema.Blend.RetrainModel)
+            ? TrainBefore(firstLabelDay, config, features, train, TrainedModel.VocabularySizes(run.Store, features), kernels, run.Log)
+            : (TrainedModel.Load(run.Store, config), train);
+        var sources = SourceSet.Build(config, history, sourceRows, features, NormalizationStats.ReadAll(run.Store.StageDir("normalize")), model, kernels, customers, run.Log);
         run.Log.Info($"Blend: sources built in {watch.Elapsed.TotalSeconds:F1} s");
         var blendFeatures = new BlendFeatures(history, sources.Sources.Select(x => x.Name).ToArray());
         var phase = Stopwatch.StartNew();
@@ -92,6 +94,27 @@ public sealed class BlendStage : Stage
         foreach (var s in summary.Sources)
             run.Log.Info($"  {s.Source,-18} recall of the label days' purchases {s.LabelRecall:F4} ({s.MeanCandidates:F0} candidates per customer)");
         run.Log.Info($"  {"union",-18} recall {summary.UnionRecall:F4} ({summary.MeanUnionSize:F0} candidates per customer); {watch.Elapsed.TotalSeconds:F1} s");
+    }
+
+    /// <summary>
+    /// blend.retrain_model: the model trained as Train trains it (same settings, seed and epochs) on
+    /// the training rows before the label days, and those rows (the two_tower source's catalogue).
+    /// </summary>
+    static (TwoTowerModel Model, TrainingColumns Rows) TrainBefore(int firstLabelDay, PipelineConfig config, FeatureSet features,
+        TrainingColumns train, IReadOnlyDictionary<string, int> vocabularySizes, IKernels kernels, IPipelineLog log)
+    {
+        var days = train.Ints[DataFiles.DayColumn];
+        var rows = train.Subset(Enumerable.Range(0, train.RowCount).Where(r => days[r] < firstLabelDay).ToArray());
+        var model = TwoTowerModel.Create(config, vocabularySizes);
+        model.Initialize(config.Get(ConfigSchema.Seed));
+        var options = TrainOptions.From(config);
+        using var trainer = new Trainer(model, kernels, options, rows, features.CandidateId);
+        for (var epoch = 1; epoch <= options.Epochs; epoch++)
+        {
+            var stats = trainer.RunEpoch(epoch);
+            log.Info($"Blend: the model before the label days, epoch {epoch}/{options.Epochs} on {rows.RowCount:N0} rows: loss {stats.LossPerExample:F4} per example, {stats.Seconds:F1} s");
+        }
+        return (model, rows);
     }
 
     /// <summary>

@@ -58,7 +58,8 @@ public static class Sweep
             {
                 try
                 {
-                    PipelineConfig.Parse("", "sweep", [setting]);
+                    // On top of the config: a setting may need another key of it (the repeat bias needs a history length).
+                    PipelineConfig.Parse(config.ToYaml(), "sweep", [setting]);
                 }
                 catch (PipelineError e)
                 {
