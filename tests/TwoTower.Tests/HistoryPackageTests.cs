@@ -7,10 +7,13 @@ using TwoTower.Serving;
 
 namespace TwoTower.Tests;
 
-/// <summary>The small pipeline with a history of 5 articles, recency-weighted, through the shared article table, with the repeat bias.</summary>
+/// <summary>
+/// The small pipeline with a history of 5 articles, recency-weighted, through the shared article
+/// table, with the repeat bias; the blend learns from a model trained before its label days.
+/// </summary>
 public sealed class HistoryPackagedPipeline() : PackagedPipeline(
     ["features.query.history.length=5", "features.query.history.pooling=recency", "features.query.history.share_embedding=true",
-     "features.query.history.repeat_bias=true"]);
+     "features.query.history.repeat_bias=true", "blend.retrain_model=true"]);
 
 /// <summary>History reaches the package, the ONNX query tower and the Recommender (the packaged history and a request's own).</summary>
 public class HistoryPackageTests(HistoryPackagedPipeline pipeline) : IClassFixture<HistoryPackagedPipeline>
@@ -121,6 +124,30 @@ public class HistoryPackageTests(HistoryPackagedPipeline pipeline) : IClassFixtu
             excludeBought: false, exact: true, modelOnly: true);
         AssertTopByBruteForce(without, Query(Bag()), []);
         Assert.NotEqual(result.Items.Select(i => i.ArticleId), without.Items.Select(i => i.ArticleId));
+    }
+
+    /// <summary>
+    /// blend.retrain_model: the blend's model trains on exactly the training rows before the label
+    /// days (their history slots with them), and comes out other than the trained model.
+    /// </summary>
+    [Fact]
+    public void TheBlendsModelTrainsOnTheDaysBeforeItsLabels()
+    {
+        var train = TrainingColumns.Read(pipeline.Store, "train");
+        var days = train.Ints[DataFiles.DayColumn];
+        var firstLabelDay = days.Max() - 6;
+        var before = Enumerable.Range(0, train.RowCount).Where(r => days[r] < firstLabelDay).ToArray();
+        Assert.InRange(before.Length, 1, train.RowCount - 1);
+        using var kernels = new SimdKernels(2);
+        var features = FeatureSet.From(pipeline.Config);
+        var (model, rows) = Stages.BlendStage.TrainBefore(firstLabelDay, pipeline.Config, features, train,
+            TrainedModel.VocabularySizes(pipeline.Store, features), kernels, new RecordingLog());
+        Assert.Equal(before.Length, rows.RowCount);
+        Assert.All(rows.Ints[DataFiles.DayColumn], d => Assert.True(d < firstLabelDay));
+        Assert.Equal(before.SelectMany(r => train.Ints[PurchaseHistory.Column].AsSpan(r * Length, Length).ToArray()), rows.Ints[PurchaseHistory.Column]);
+        Assert.Equal(before.Select(r => train.Floats["age"][r]), rows.Floats["age"]);
+        var trained = TrainedModel.Load(pipeline.Store, pipeline.Config);
+        Assert.NotEqual(trained.RepeatBias!.Value, model.RepeatBias!.Value);
     }
 
     /// <summary>Evaluate's cold-start section, against the validation rows counted independently from Ingest's table.</summary>

@@ -100,7 +100,7 @@ public sealed class BlendStage : Stage
     /// blend.retrain_model: the model trained as Train trains it (same settings, seed and epochs) on
     /// the training rows before the label days, and those rows (the two_tower source's catalogue).
     /// </summary>
-    static (TwoTowerModel Model, TrainingColumns Rows) TrainBefore(int firstLabelDay, PipelineConfig config, FeatureSet features,
+    internal static (TwoTowerModel Model, TrainingColumns Rows) TrainBefore(int firstLabelDay, PipelineConfig config, FeatureSet features,
         TrainingColumns train, IReadOnlyDictionary<string, int> vocabularySizes, IKernels kernels, IPipelineLog log)
     {
         var days = train.Ints[DataFiles.DayColumn];
