@@ -126,6 +126,23 @@ public class HistoryPackageTests(HistoryPackagedPipeline pipeline) : IClassFixtu
         Assert.NotEqual(result.Items.Select(i => i.ArticleId), without.Items.Select(i => i.ArticleId));
     }
 
+    /// <summary>RecommendMany (RecommendAll's batches) reranks with the repeat bias as Recommend does: the same lists, model alone and blended.</summary>
+    [Theory]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public void BatchListsWithTheRepeatBiasEqualTheRecommenders(bool modelOnly, bool excludeBought)
+    {
+        using var recommender = new Recommender(pipeline.PackageDir);
+        var customers = Vocabulary.Read(pipeline.PackageDir, "customer_id").Values.Take(25).Append("someone-new").ToArray();
+        var values = new Dictionary<string, string> { ["month"] = "7" };
+        var batch = recommender.RecommendMany(customers, values, 12, excludeBought, modelOnly, new SimdKernels(2), threads: 2);
+        for (var i = 0; i < customers.Length; i++)
+        {
+            var one = recommender.Recommend(customers[i], values, 12, excludeBought, exact: true, modelOnly);
+            Assert.Equal(one.Items.Select(x => (x.ArticleId, x.Score)), batch[i].Items.Select(x => (x.ArticleId, x.Score)));
+        }
+    }
+
     /// <summary>
     /// blend.retrain_model: the blend's model trains on exactly the training rows before the label
     /// days (their history slots with them), and comes out other than the trained model.
