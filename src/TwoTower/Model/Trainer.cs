@@ -142,7 +142,8 @@ public sealed class Trainer : IDisposable
             sharedTable = (candidate.Variables.Single(v => v.Host == shared.Embedding), new RowGroups(kernels, b * (1 + model.Query.History!.Length)));
         query = new DeviceTower(kernels, model.Query, b, startStep, sharedTable?.Table);
         if (model.RepeatBias is { } bias)
-            repeat = (new DeviceVariable(kernels, bias, startStep), new RepeatBatch(kernels, b, bias.Cols));
+            repeat = (new DeviceVariable(kernels, bias, startStep), new RepeatBatch(kernels, b, bias.Cols,
+                Math.Max(items.DefaultIfEmpty(0).Max(), data.Ints[Data.PurchaseHistory.Column].DefaultIfEmpty(0).Max()) + 1));
         // The shared table steps on the rows either tower touched; its candidate-only groups serve the gradient alone.
         embeddingInputs = query.EmbeddingGroups.Concat(candidate.EmbeddingGroups)
             .Select(e => sharedTable is { } s && e.Table == s.Table ? (e.Table, s.Touched) : e).ToArray();
