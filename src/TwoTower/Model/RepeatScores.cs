@@ -13,8 +13,8 @@ public static class RepeatScores
 {
     /// <summary>
     /// The top k by biased score, best first (ties to the lower row), from the dot-product top
-    /// `top` (best first, at least k + the history's length of them where the catalogue has them)
-    /// and the history. Exact: an article outside `top` and outside the history scores no more than
+    /// `top` (best first, at least k + <see cref="Articles"/>(history) of them where the catalogue
+    /// has them) and the history. Exact: an article outside `top` and outside the history scores
     /// its dot product, below at least k of the non-history articles in `top`.
     /// </summary>
     public static List<(int Row, float Score)> Rerank(IEnumerable<(int Row, float Score)> top, ReadOnlySpan<int> history, ReadOnlySpan<float> bias,
@@ -29,6 +29,18 @@ public static class RepeatScores
                 scores[history[s]] = SimdKernels.ScoreDot(query, embeddings.AsSpan(history[s] * dim, dim)) + BiasOf(history[s], history, bias);
         }
         return scores.Select(p => (Row: p.Key, Score: p.Value)).OrderByDescending(p => p.Score).ThenBy(p => p.Row).Take(k).ToList();
+    }
+
+    /// <summary>How many distinct catalogue rows a history holds: what a top k must add to rerank exactly.</summary>
+    public static int Articles(ReadOnlySpan<int> history)
+    {
+        var count = 0;
+        for (var s = 0; s < history.Length; s++)
+        {
+            if (history[s] >= 0 && !history[..s].Contains(history[s]))
+                count++;
+        }
+        return count;
     }
 
     /// <summary>The sum of the biases of the slots that hold catalogue row `row` (in slot order), or 0.</summary>

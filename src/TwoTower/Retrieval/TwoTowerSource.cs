@@ -45,8 +45,11 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
             repeatBias = bias.Value;
             historyRows = queryColumns.Ints[PurchaseHistory.Column].Select(a => a < 0 ? -1 : rowOfArticle.GetValueOrDefault(a, -1)).ToArray();
         }
-        // The repeat bias reranks the dot products' top count + history length (exact, see RepeatScores.Rerank).
-        var ask = Math.Min(catalogueRows.Length, this.count + repeatBias.Length);
+        // The repeat bias reranks the dot products' top count + the most distinct history articles of a customer (exact, see RepeatScores.Rerank).
+        var extra = repeatBias.Length == 0 ? 0
+            : Enumerable.Range(0, customers.Count).Select(q => RepeatScores.Articles(historyRows.AsSpan(q * repeatBias.Length, repeatBias.Length)))
+                .DefaultIfEmpty(0).Max();
+        var ask = Math.Min(catalogueRows.Length, this.count + extra);
         var (top, scores) = kernels.TopK(queries, customers.Count, articles, catalogueRows.Length, dim, ask);
         (topArticles, topScores) = (new int[customers.Count * this.count], new float[customers.Count * this.count]);
         for (var q = 0; q < customers.Count; q++)

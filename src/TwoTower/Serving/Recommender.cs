@@ -60,6 +60,8 @@ public sealed class Recommender : IDisposable
     readonly int[] boughtStart, boughtRows;
     readonly Dictionary<string, int> packagedCustomer;
     readonly ColumnTable packagedFeatures;
+    /// <summary>customers.parquet's history slots (history_0 …), looked up once: a table finds a column by a linear search of its names, per slot and request.</summary>
+    readonly int[][] packagedHistory;
     readonly PackagedBlend? blend;
     /// <summary>Article vocabulary id of each catalogue row, and back.</summary>
     readonly int[] articleIdOfRow;
@@ -125,6 +127,7 @@ public sealed class Recommender : IDisposable
         blend = PackagedBlend.Load(packageDir, config, vocabularies[features.QueryId].Count + 1, vocabularies[features.CandidateId].Count + 1);
 
         packagedFeatures = ColumnTable.ReadParquet(File(PackageLayout.CustomersFile));
+        packagedHistory = [.. Enumerable.Range(0, features.History?.Length ?? 0).Select(j => packagedFeatures.Ints(PurchaseHistory.SlotColumn(j)))];
         packagedCustomer = packagedFeatures.Strings(features.QueryId).Select((id, row) => (id, row)).ToDictionary(x => x.id, x => x.row);
 
         sortedCustomerIds = [.. vocabularies[features.QueryId].Values.Order(StringComparer.Ordinal)];
@@ -210,7 +213,7 @@ public sealed class Recommender : IDisposable
         var query = Embed(data);
         var history = HistoryRows(data);
         var ask = ModelCandidatesNeeded(customerId, values, k, excludeBought, modelOnly);
-        var dotAsk = Math.Min(ArticleIds.Length, ask + repeatBias.Length);
+        var dotAsk = Math.Min(ArticleIds.Length, ask + RepeatScores.Articles(history));
         var hits = WithRepeatBias(exact ? ExactTop(query, dotAsk) : IndexTop(query, dotAsk), history, query, ask);
         return Rank(customerId, values, knownOne[0], query, history, hits, k, excludeBought, modelOnly);
     }
@@ -228,7 +231,7 @@ public sealed class Recommender : IDisposable
         var queries = TwoTowerModel.Embed(queryWeights, batchKernels, columns, Enumerable.Range(0, count).ToArray());
         var history = HistoryRows(columns);
         var ask = count == 0 ? 0 : customerIds.Max(c => ModelCandidatesNeeded(c, values, k, excludeBought, modelOnly));
-        var dotAsk = Math.Min(ArticleIds.Length, ask + repeatBias.Length);
+        var dotAsk = Math.Min(ArticleIds.Length, ask + MostHistoryArticles(history, count));
         var (top, scores) = batchKernels.TopK(queries, count, Embeddings, ArticleIds.Length, Dim, dotAsk);
         var results = new RecommendResult[count];
         Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
@@ -242,13 +245,18 @@ public sealed class Recommender : IDisposable
     }
 
     /// <summary>
-    /// The model's top `ask` from the dot products' top (ask + history length) and the customer's
+    /// The model's top `ask` from the dot products' top (ask + the history's distinct articles) and the customer's
     /// history, with the repeat bias (exact, see <see cref="RepeatScores.Rerank"/>); without one, the dot products' top.
     /// </summary>
     List<Hit> WithRepeatBias(List<Hit> dotTop, int[] history, float[] query, int ask) =>
         repeatBias.Length == 0 ? dotTop
             : RepeatScores.Rerank(dotTop.Select(h => (h.Row, h.Score)), history, repeatBias, query, Embeddings, Dim, ask)
                 .Select(h => new Hit(h.Row, h.Score)).ToList();
+
+    /// <summary>The most distinct articles any of the rows' histories holds (0 without the repeat bias).</summary>
+    int MostHistoryArticles(int[] history, int rows) =>
+        repeatBias.Length == 0 ? 0
+            : Enumerable.Range(0, rows).Select(i => RepeatScores.Articles(history.AsSpan(i * repeatBias.Length, repeatBias.Length))).DefaultIfEmpty(0).Max();
 
     /// <summary>With the repeat bias, each query row's history as catalogue rows (−1 empty); else empty.</summary>
     int[] HistoryRows(TrainingColumns columns) =>
@@ -375,7 +383,7 @@ public sealed class Recommender : IDisposable
         }
         for (var j = 0; j < length; j++)
         {
-            var slot = packagedFeatures.Ints(PurchaseHistory.SlotColumn(j));
+            var slot = packagedHistory[j];
             for (var i = 0; i < packagedRow.Length; i++)
                 history[i * length + j] = packagedRow[i] >= 0 ? slot[packagedRow[i]] : -1;
         }
