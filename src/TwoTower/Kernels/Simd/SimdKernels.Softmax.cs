@@ -285,34 +285,17 @@ public sealed unsafe partial class SimdKernels
         void Backward16(int i0, int dd, float* g, float* dcPart)
         {
             var n = Rows;
-            Vector256<float> d00 = default, d01 = default, d10 = default, d11 = default;
-            Vector256<float> d20 = default, d21 = default, d30 = default, d31 = default;
-            for (var j = 0; j < n; j++)
-            {
-                var c0 = Vector256.Load(C + (long)j * Dim + dd);
-                var c1 = Vector256.Load(C + (long)j * Dim + dd + 8);
-                var g0 = Vector256.Create(g[j]);
-                var g1 = Vector256.Create(g[n + j]);
-                var g2 = Vector256.Create(g[2 * n + j]);
-                var g3 = Vector256.Create(g[3 * n + j]);
-                d00 = Vector256.FusedMultiplyAdd(g0, c0, d00);
-                d01 = Vector256.FusedMultiplyAdd(g0, c1, d01);
-                d10 = Vector256.FusedMultiplyAdd(g1, c0, d10);
-                d11 = Vector256.FusedMultiplyAdd(g1, c1, d11);
-                d20 = Vector256.FusedMultiplyAdd(g2, c0, d20);
-                d21 = Vector256.FusedMultiplyAdd(g2, c1, d21);
-                d30 = Vector256.FusedMultiplyAdd(g3, c0, d30);
-                d31 = Vector256.FusedMultiplyAdd(g3, c1, d31);
-            }
+            // dq: the 4 rows of g (length n) against C's 16 columns dd.. read as a transposed n×Dim matrix: the logits' register block.
+            var d = Block4x16.Dot(g, n, C + dd, Dim, 0);
             var dq0 = DQ + (long)i0 * Dim + dd;
-            d00.Store(dq0);
-            d01.Store(dq0 + 8);
-            d10.Store(dq0 + Dim);
-            d11.Store(dq0 + Dim + 8);
-            d20.Store(dq0 + 2 * Dim);
-            d21.Store(dq0 + 2 * Dim + 8);
-            d30.Store(dq0 + 3 * Dim);
-            d31.Store(dq0 + 3 * Dim + 8);
+            d.R00.Store(dq0);
+            d.R01.Store(dq0 + 8);
+            d.R10.Store(dq0 + Dim);
+            d.R11.Store(dq0 + Dim + 8);
+            d.R20.Store(dq0 + 2 * Dim);
+            d.R21.Store(dq0 + 2 * Dim + 8);
+            d.R30.Store(dq0 + 3 * Dim);
+            d.R31.Store(dq0 + 3 * Dim + 8);
 
             var q0 = Q + (long)i0 * Dim + dd;
             var q00 = Vector256.Load(q0);

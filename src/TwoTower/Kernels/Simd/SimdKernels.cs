@@ -106,7 +106,7 @@ public sealed unsafe partial class SimdKernels(int threads) : IKernels
     const int RowBlock = 4;
 
     /// <summary>
-    /// The register block shared by the logits and the rank counting: dot products of 4
+    /// The register block shared by the logits, the softmax's dq and the rank counting: dot products of 4
     /// consecutive dim-wide rows q0[0..4) with 16 consecutive columns j..j+16 of a transposed
     /// dim×n matrix, accumulated d = 0..dim−1 by fused multiply-adds from 0 (8 accumulators): the
     /// chain of <see cref="ScoreDot"/>, so the same scores.
