@@ -42,7 +42,7 @@ public static class CatalogueRanks
                                      + (bias.Length == 0 ? 0 : RepeatScores.BiasOf(j, HistoryOf(i), bias));
         var thresholds = new float[val.RowCount];
         if (bias.Length > 0)
-            CountAboveBiasedPositives(kernels, queries, candidates, catalogue, positives, dim, positiveRows, i => HistoryOf(i), bias, counts, thresholds);
+            CountAboveBiasedPositives(kernels, queries, candidates, catalogue, positives, dim, positiveRows, history, bias, counts, thresholds);
         else
         {
             using (var q = kernels.Upload(queries))
@@ -81,13 +81,15 @@ public static class CatalogueRanks
     /// The count with the repeat bias: the backend counts the dot products above each positive's
     /// biased score (a column appended to the vectors: 1 to the query, the positive's bias to the
     /// positive, 0 to every candidate, which leaves their dot products exact), then each history
-    /// article's count is corrected to its biased score. Writes each row's threshold, the positive's biased score.
+    /// article's count is corrected to its biased score. history: each row's slots as catalogue rows
+    /// (bias.Length per row). Writes each row's threshold, the positive's biased score.
     /// </summary>
     static void CountAboveBiasedPositives(IKernels kernels, float[] queries, float[] candidates, int catalogue, float[] positives, int dim,
-        int[] positiveRows, HistoryOfRow historyOf, float[] bias, int[] counts, float[] thresholds)
+        int[] positiveRows, int[] history, float[] bias, int[] counts, float[] thresholds)
     {
         var rows = counts.Length;
         var wide = dim + 1;
+        ReadOnlySpan<int> HistoryOf(int i) => history.AsSpan(i * bias.Length, bias.Length);
         float[] Widen(float[] vectors, int count, Func<int, float> last)
         {
             var result = new float[count * wide];
@@ -99,7 +101,7 @@ public static class CatalogueRanks
             return result;
         }
         var wideQueries = Widen(queries, rows, _ => 1f);
-        var widePositives = Widen(positives, rows, i => positiveRows[i] < 0 ? 0f : RepeatScores.BiasOf(positiveRows[i], historyOf(i), bias));
+        var widePositives = Widen(positives, rows, i => positiveRows[i] < 0 ? 0f : RepeatScores.BiasOf(positiveRows[i], HistoryOf(i), bias));
         using (var q = kernels.Upload(wideQueries))
         using (var c = kernels.Upload(Widen(candidates, catalogue, _ => 0f)))
         using (var p = kernels.Upload(widePositives))
@@ -114,7 +116,7 @@ public static class CatalogueRanks
             if (counts[i] < 0)
                 continue;
             var query = queries.AsSpan(i * dim, dim);
-            var slots = historyOf(i);
+            var slots = HistoryOf(i);
             for (var s = 0; s < slots.Length; s++)
             {
                 var row = slots[s];
@@ -125,6 +127,4 @@ public static class CatalogueRanks
             }
         }
     }
-
-    delegate ReadOnlySpan<int> HistoryOfRow(int row);
 }

@@ -47,8 +47,10 @@ public static class ColdStart
             customerCount += counted ? 1 : 0;
         }
         int[] basket = [.. bags];
-        var withHistory = CatalogueRanks.Compute(model, kernels, train, Rows(val, targets, basket), features, out _, basket, length);
-        var noHistory = CatalogueRanks.Compute(model, kernels, train, Rows(val, targets, null), features, out _, basket, length);
+        var targetRows = val.Subset(targets);   // their own history: an unknown customer's, empty
+        var withBasket = targetRows with { Ints = new Dictionary<string, int[]>(targetRows.Ints) { [PurchaseHistory.Column] = basket } };
+        var withHistory = CatalogueRanks.Compute(model, kernels, train, withBasket, features, out _, basket, length);
+        var noHistory = CatalogueRanks.Compute(model, kernels, train, targetRows, features, out _, basket, length);
         var popular = targets.Select((target, t) =>
         {
             var rank = popularity[articles[target]];
@@ -61,15 +63,5 @@ public static class ColdStart
             new("model, no history", RankMetrics.Compute(noHistory, ks)),
             new("popularity", RankMetrics.Compute(popular, ks)),
         ];
-    }
-
-    /// <summary>The listed rows of every column, with the given history (row-major) in place of theirs, or with theirs (an unknown customer's: empty).</summary>
-    static TrainingColumns Rows(TrainingColumns data, List<int> rows, int[]? history)
-    {
-        var length = data.Ints[PurchaseHistory.Column].Length / Math.Max(1, data.RowCount);
-        var ints = data.Ints.Where(c => c.Key != PurchaseHistory.Column).ToDictionary(c => c.Key, c => rows.Select(r => c.Value[r]).ToArray());
-        ints[PurchaseHistory.Column] = history ?? [.. rows.SelectMany(r => data.Ints[PurchaseHistory.Column].AsSpan(r * length, length).ToArray())];
-        var floats = data.Floats.ToDictionary(c => c.Key, c => rows.Select(r => c.Value[r]).ToArray());
-        return new TrainingColumns(rows.Count, ints, floats);
     }
 }

@@ -9,7 +9,7 @@ public sealed record EvaluationReport(
     IReadOnlyList<int> Ks, IReadOnlyList<MethodScores> Methods, IReadOnlyList<MethodScores> ModelBySubset,
     IReadOnlyList<BasketMetrics.Result> PerCustomer)
 {
-    /// <summary>With history features: new customers served with their first validation day as history (<see cref="ColdStart"/>); else empty.</summary>
+    /// <summary>With history features: new customers served with their other validation purchases as history (<see cref="Evaluation.ColdStart"/>); else empty.</summary>
     public IReadOnlyList<MethodScores> ColdStart { get; init; } = [];
     public int ColdStartCustomers { get; init; }
 
