@@ -40,6 +40,30 @@ public class GeneratedDataTests : IDisposable
     }
 
     [Fact]
+    public void ATuningSplitOnAnEmptyFolderGeneratesBothFilesAndTheValidationRunReusesThem()
+    {
+        // Sweep (data.split: tuning) is often the first thing run on a fresh checkout.
+        var data = Path.Combine(dir, "data");
+
+        Assert.True(Synthesizer.EnsureData(Config(data, "data.split=tuning"), new RecordingLog()));
+
+        Assert.True(File.Exists(Path.Combine(data, "train_df.csv")));
+        Assert.True(File.Exists(Path.Combine(data, "val_df.csv")));
+        Assert.False(Synthesizer.EnsureData(Config(data), new RecordingLog()));
+    }
+
+    [Fact]
+    public void ATuningSplitUsesAUsersTrainingFileAloneAsItIs()
+    {
+        var data = Path.Combine(dir, "mine");
+        var mine = UserFile(data, "train_df.csv", "a\n1\n");
+
+        Assert.False(Synthesizer.EnsureData(Config(data, "data.split=tuning"), new RecordingLog()));
+        Assert.Equal("a\n1\n", File.ReadAllText(mine));
+        Assert.False(File.Exists(Path.Combine(data, "val_df.csv")));
+    }
+
+    [Fact]
     public void AUsersCompleteDataIsUsedAsItIs()
     {
         var data = Path.Combine(dir, "mine");

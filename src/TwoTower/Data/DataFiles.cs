@@ -30,4 +30,12 @@ public static class DataFiles
     /// </summary>
     public static string[] All(PipelineConfig c) =>
         IsRawLayout(c) ? [Transactions(c), Customers(c), Articles(c)] : IsTuningSplit(c) ? [TrainCsv(c)] : [TrainCsv(c), ValCsv(c)];
+
+    /// <summary>
+    /// The files the built-in data generator writes for the configured layout, whatever the split:
+    /// a Sweep (data.split: tuning) on a fresh checkout generates the validation file too, so the
+    /// same data serves the validation run after it.
+    /// </summary>
+    public static string[] Generated(PipelineConfig c) =>
+        IsRawLayout(c) ? [Transactions(c), Customers(c), Articles(c)] : [TrainCsv(c), ValCsv(c)];
 }

@@ -65,21 +65,23 @@ public static class Synthesizer
     {
         var dir = config.Get(ConfigSchema.Data.Dir);
         var raw = DataFiles.IsRawLayout(config);
-        var files = DataFiles.All(config);
+        var files = DataFiles.Generated(config);
         CheckPaths(dir, files);
         var fingerprint = Fingerprint(config) + (raw ? "-raw" : "");
         var mark = GeneratedDataManifest.Read(dir, files);
         if (mark is null)
         {
-            var missing = files.Where(f => !File.Exists(f)).ToArray();
+            // The user's own files: only those the configured split reads must be there.
+            var inputs = DataFiles.All(config);
+            var missing = inputs.Where(f => !File.Exists(f)).ToArray();
             if (missing.Length == 0)
             {
                 log.Verbose($"{dir}: using the data files there (not generated)");
                 return false;
             }
-            if (missing.Length < files.Length)
+            if (missing.Length < inputs.Length || files.Except(inputs).Any(File.Exists))
                 throw new PipelineError(
-                    $"{dir} holds {string.Join(", ", files.Except(missing).Select(Path.GetFileName))} but not " +
+                    $"{dir} holds {string.Join(", ", files.Where(File.Exists).Select(Path.GetFileName))} but not " +
                     $"{string.Join(", ", missing.Select(Path.GetFileName))}: add the missing file(s), or point data.dir at an " +
                     "empty folder for built-in data (files not made by the generator are never replaced)");
         }
