@@ -58,4 +58,33 @@ public class BlendPipelineTests : IDisposable
             Assert.Equal(Sha(first, "blend", BlendArtifacts.RankerFile), Sha(store, "blend", BlendArtifacts.RankerFile));
         }
     }
+
+    /// <summary>
+    /// blend.label_windows: 2 learns from the last label week as one window does, and from the week
+    /// before it with the sources as of that week's first day: its label customers are the last week's
+    /// plus the distinct buyers of the week before, counted here from the CSV itself.
+    /// </summary>
+    [Fact]
+    public void TwoLabelWindowsAddTheWeekBeforeTheLastOne()
+    {
+        var data = Path.Combine(dir, "data");
+        Synthesizer.EnsureData(PipelineConfig.Parse("", "test", [$"data.dir={data}", .. Settings]), new RecordingLog());
+        var one = Summary(RunToBlend(data, "one"));
+        var two = Summary(RunToBlend(data, "two", "blend.label_windows=2"));
+
+        var rows = File.ReadLines(Path.Combine(data, "train_df.csv")).Skip(1).Select(line => line.Split(','))
+            .Select(f => (Day: DateOnly.Parse(f[0]).DayNumber, Customer: f[1])).ToList();
+        var lastDay = rows.Max(r => r.Day);
+        var weekBefore = rows.Where(r => r.Day >= lastDay - 13 && r.Day <= lastDay - 7).Select(r => r.Customer).Distinct().Count();
+
+        Assert.Equal(DateOnly.FromDayNumber(lastDay - 6).ToString("yyyy-MM-dd"), one.GetProperty("first_label_day").GetString());
+        Assert.Equal(DateOnly.FromDayNumber(lastDay - 13).ToString("yyyy-MM-dd"), two.GetProperty("first_label_day").GetString());
+        Assert.Equal(one.GetProperty("last_label_day").GetString(), two.GetProperty("last_label_day").GetString());
+        Assert.Equal(one.GetProperty("label_customers").GetInt32() + weekBefore, two.GetProperty("label_customers").GetInt32());
+        Assert.True(two.GetProperty("rows").GetInt32() > one.GetProperty("rows").GetInt32());
+        Assert.True(two.GetProperty("positives").GetInt32() > one.GetProperty("positives").GetInt32());
+    }
+
+    static System.Text.Json.JsonElement Summary(ArtifactStore store) =>
+        System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(store.StageDir("blend"), BlendArtifacts.SummaryFile))).RootElement;
 }

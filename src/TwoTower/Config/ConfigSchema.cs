@@ -412,6 +412,10 @@ public static class ConfigSchema
         public static readonly Setting<long> LabelDays =
             new(new ConfigKey("blend.label_days", ConfigType.Int, 7L,
                 "the ranker learns from the last days of the training period: sources from the days before, labels = what each customer bought in these", Min: 1));
+        public static readonly Setting<long> LabelWindows =
+            new(new ConfigKey("blend.label_windows", ConfigType.Int, 1L,
+                "how many consecutive label_days windows the ranker learns from, the last ending on the last training day; " +
+                "each window has its own sources (and model, with retrain_model) from the days before it", Min: 1, Max: 52));
         public static readonly Setting<long> TrainingCustomers =
             new(new ConfigKey("blend.training_customers", ConfigType.Int, 20000L, "customers of the label days the ranker learns from, at most (seeded sample)", Min: 1));
         public static readonly Setting<long> Trees =
@@ -572,6 +576,7 @@ public static class ConfigSchema
         RetrieveItemKnn.Neighbours.Key,
         Blend.Enabled.Key,
         Blend.LabelDays.Key,
+        Blend.LabelWindows.Key,
         Blend.TrainingCustomers.Key,
         Blend.Trees.Key,
         Blend.HoldoutCustomers.Key,

@@ -12,8 +12,9 @@ namespace TwoTower.Stages;
 /// <summary>
 /// Blend: trains the ranker that orders the candidate sources' union, on a time split inside the
 /// training period: the sources are built from the purchases before the last blend.label_days of
-/// training, and the labels are what each customer bought in those days. Nothing of the validation
-/// period is read. Writes ranker.zip (when blend.enabled) and blend.json (the split, the rows, each
+/// training, and the labels are what each customer bought in those days (with blend.label_windows,
+/// the same for each of that many consecutive windows, their rows learned together). Nothing of the
+/// validation period is read. Writes ranker.zip (when blend.enabled) and blend.json (the split, the rows, each
 /// source's and the union's recall of the label days' purchases).
 /// </summary>
 public sealed class BlendStage : Stage
@@ -45,50 +46,61 @@ public sealed class BlendStage : Stage
             return;
         }
         var columns = BlendArtifacts.Columns.From(train, features, TrainedModel.VocabularySizes(run.Store, features));
-        var firstLabelDay = columns.LastDay - (int)config.Get(ConfigSchema.Blend.LabelDays) + 1;
-        var history = columns.AsOf(firstLabelDay);
-        var labels = LabelBaskets(columns, firstLabelDay);
-        var customers = SampleCustomers(labels.Keys.Where(c => history.ArticlesOf(c).Length > 0),
-            (int)config.Get(ConfigSchema.Blend.TrainingCustomers), (int)config.Get(ConfigSchema.Blend.Seed));
-        run.Log.Info($"Blend: sources from the purchases before {DateOnly.FromDayNumber(firstLabelDay):yyyy-MM-dd}, labels from then to " +
-                     $"{DateOnly.FromDayNumber(columns.LastDay):yyyy-MM-dd}: {labels.Count:N0} customers bought, {customers.Count:N0} of them with history learn");
-
+        var labelDays = (int)config.Get(ConfigSchema.Blend.LabelDays);
+        var windows = (int)config.Get(ConfigSchema.Blend.LabelWindows);
         using var kernels = Backend.Create(config.Get(ConfigSchema.Accelerator), config.Threads, run.Log);
-        var (model, sourceRows) = config.Get(ConfigSchema.Blend.RetrainModel)
-            ? TrainBefore(firstLabelDay, config, features, train, TrainedModel.VocabularySizes(run.Store, features), kernels, run.Log)
-            : (TrainedModel.Load(run.Store, config), train);
-        var sources = SourceSet.Build(config, history, sourceRows, features, NormalizationStats.ReadAll(run.Store.StageDir("normalize")), model, kernels, customers, run.Log);
-        run.Log.Info($"Blend: sources built in {watch.Elapsed.TotalSeconds:F1} s");
-        var blendFeatures = new BlendFeatures(history, sources.Sources.Select(x => x.Name).ToArray());
-        var phase = Stopwatch.StartNew();
-        var (rows, summary) = TrainingRows(sources, blendFeatures, customers, labels, run.Log);
-        run.Log.Info($"Blend: candidates and features of {customers.Count:N0} customers in {phase.Elapsed.TotalSeconds:F1} s");
+        var names = new List<string>();
+        var learned = new List<(Rows Rows, Summary Summary, Dictionary<int, HashSet<int>> Labels)>();
+        // Oldest window first; each is what one window's blend would learn from, the sources as of its first day.
+        for (var w = windows - 1; w >= 0; w--)
+        {
+            var lastLabelDay = columns.LastDay - w * labelDays;
+            var firstLabelDay = lastLabelDay - labelDays + 1;
+            var history = columns.AsOf(firstLabelDay);
+            var labels = LabelBaskets(columns, firstLabelDay, lastLabelDay);
+            var customers = SampleCustomers(labels.Keys.Where(c => history.ArticlesOf(c).Length > 0),
+                (int)config.Get(ConfigSchema.Blend.TrainingCustomers), (int)config.Get(ConfigSchema.Blend.Seed));
+            run.Log.Info($"Blend: sources from the purchases before {DateOnly.FromDayNumber(firstLabelDay):yyyy-MM-dd}, labels from then to " +
+                         $"{DateOnly.FromDayNumber(lastLabelDay):yyyy-MM-dd}: {labels.Count:N0} customers bought, {customers.Count:N0} of them with history learn");
+            var windowWatch = Stopwatch.StartNew();
+            var (model, sourceRows) = config.Get(ConfigSchema.Blend.RetrainModel)
+                ? TrainBefore(firstLabelDay, config, features, train, TrainedModel.VocabularySizes(run.Store, features), kernels, run.Log)
+                : (TrainedModel.Load(run.Store, config), train);
+            var sources = SourceSet.Build(config, history, sourceRows, features, NormalizationStats.ReadAll(run.Store.StageDir("normalize")), model, kernels, customers, run.Log);
+            run.Log.Info($"Blend: sources built in {windowWatch.Elapsed.TotalSeconds:F1} s");
+            var blendFeatures = new BlendFeatures(history, sources.Sources.Select(x => x.Name).ToArray());
+            names = [.. blendFeatures.Names];
+            var phase = Stopwatch.StartNew();
+            var (rows, windowSummary) = TrainingRows(sources, blendFeatures, customers, labels, run.Log);
+            run.Log.Info($"Blend: candidates and features of {customers.Count:N0} customers in {phase.Elapsed.TotalSeconds:F1} s");
+            learned.Add((rows, windowSummary with
+            {
+                FirstLabelDay = $"{DateOnly.FromDayNumber(firstLabelDay):yyyy-MM-dd}",
+                LastLabelDay = $"{DateOnly.FromDayNumber(lastLabelDay):yyyy-MM-dd}",
+                LabelCustomers = labels.Count,
+            }, labels));
+        }
+        var (allRows, allLabels) = Stack(learned.Select(x => (x.Rows, x.Labels)).ToList(), columns.CustomerCount);
+        var summary = Combine(learned.Select(x => x.Summary).ToList()) with { Features = names };
         if (config.Get(ConfigSchema.Blend.Enabled))
         {
             var settings = new BlendRanker.Settings((int)config.Get(ConfigSchema.Blend.Trees), (int)config.Get(ConfigSchema.Blend.Leaves),
                 config.Get(ConfigSchema.Blend.LearningRate), (int)config.Get(ConfigSchema.Blend.MinRowsInLeaf), (int)config.Get(ConfigSchema.Blend.Seed));
-            phase.Restart();
-            var (holdout, curve, trees) = ChooseTreeCount(rows, blendFeatures.Count, labels, settings, config.Get(ConfigSchema.Blend.HoldoutCustomers),
-                config.Get(ConfigSchema.Blend.TreeTolerance), run.Log);
+            var phase = Stopwatch.StartNew();
+            var (holdout, curve, trees) = ChooseTreeCount(allRows, names.Count, allLabels, columns.CustomerCount, settings,
+                config.Get(ConfigSchema.Blend.HoldoutCustomers), config.Get(ConfigSchema.Blend.TreeTolerance), run.Log);
             settings = settings with { Trees = trees };
             if (curve.Count > 0)
                 run.Log.Info($"Blend: tree count chosen in {phase.Elapsed.TotalSeconds:F1} s");
             phase.Restart();
-            run.Log.Info($"Blend: training the LambdaRank ranker on {rows.Groups.Length:N0} rows ({rows.Labels.Count(l => l > 0):N0} positives), " +
-                         $"{blendFeatures.Count} features, {settings.Trees} trees");
-            var ranker = BlendRanker.Train(rows.Features, blendFeatures.Count, rows.Labels, rows.Groups, settings);
+            run.Log.Info($"Blend: training the LambdaRank ranker on {allRows.Groups.Length:N0} rows ({allRows.Labels.Count(l => l > 0):N0} positives), " +
+                         $"{names.Count} features, {settings.Trees} trees");
+            var ranker = BlendRanker.Train(allRows.Features, names.Count, allRows.Labels, allRows.Groups, settings);
             ranker.Save(run.Output(BlendArtifacts.RankerFile));
             run.Log.Info($"Blend: ranker fitted in {phase.Elapsed.TotalSeconds:F1} s");
             summary = summary with { HoldoutCustomers = holdout, HoldoutMap12 = curve, Trees = ranker.TreeCount };
         }
-        summary = summary with
-        {
-            FirstLabelDay = $"{DateOnly.FromDayNumber(firstLabelDay):yyyy-MM-dd}",
-            LastLabelDay = $"{DateOnly.FromDayNumber(columns.LastDay):yyyy-MM-dd}",
-            LabelCustomers = labels.Count,
-            Features = blendFeatures.Names,
-            Seconds = watch.Elapsed.TotalSeconds,
-        };
+        summary = summary with { Seconds = watch.Elapsed.TotalSeconds };
         ArtifactStore.WriteAtomic(run.Output(BlendArtifacts.SummaryFile),
             JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
         foreach (var s in summary.Sources)
@@ -125,9 +137,10 @@ public sealed class BlendStage : Stage
     /// its best are kept. When nothing is held out: no curve, and blend.trees.
     /// </summary>
     static (int HoldoutCustomers, List<HoldoutPoint> Curve, int Trees) ChooseTreeCount(Rows rows, int featureCount, Dictionary<int, HashSet<int>> labels,
-        BlendRanker.Settings settings, double share, double tolerance, IPipelineLog log)
+        int customerCount, BlendRanker.Settings settings, double share, double tolerance, IPipelineLog log)
     {
-        var customers = rows.Groups.Distinct().ToArray();
+        // A customer is held out with all their windows (a group is window · customerCount + customer, see Stack).
+        var customers = rows.Groups.Select(g => g % customerCount).Distinct().ToArray();
         var heldCount = (int)Math.Round(customers.Length * share);
         if (heldCount == 0 || heldCount == customers.Length)
             return (0, [], settings.Trees);
@@ -135,7 +148,7 @@ public sealed class BlendStage : Stage
         var held = customers.Take(heldCount).ToHashSet();
         Rows Subset(bool heldOut)
         {
-            var keep = Enumerable.Range(0, rows.Groups.Length).Where(r => held.Contains(rows.Groups[r]) == heldOut).ToArray();
+            var keep = Enumerable.Range(0, rows.Groups.Length).Where(r => held.Contains(rows.Groups[r] % customerCount) == heldOut).ToArray();
             return new Rows(keep.SelectMany(r => rows.Features.AsSpan(r * featureCount, featureCount).ToArray()).ToArray(),
                 keep.Select(r => rows.Labels[r]).ToArray(), keep.Select(r => rows.Groups[r]).ToArray(), keep.Select(r => rows.Articles[r]).ToArray());
         }
@@ -165,19 +178,67 @@ public sealed class BlendStage : Stage
         return (heldCount, curve, kept);
     }
 
-    /// <summary>Each customer's distinct articles bought on or after the first label day.</summary>
-    static Dictionary<int, HashSet<int>> LabelBaskets(BlendArtifacts.Columns columns, int firstLabelDay)
+    /// <summary>Each customer's distinct articles bought from the first to the last label day.</summary>
+    static Dictionary<int, HashSet<int>> LabelBaskets(BlendArtifacts.Columns columns, int firstLabelDay, int lastLabelDay)
     {
         var baskets = new Dictionary<int, HashSet<int>>();
         for (var r = 0; r < columns.Days.Length; r++)
         {
-            if (columns.Days[r] < firstLabelDay)
+            if (columns.Days[r] < firstLabelDay || columns.Days[r] > lastLabelDay)
                 continue;
             if (!baskets.TryGetValue(columns.Customers[r], out var basket))
                 baskets[columns.Customers[r]] = basket = [];
             basket.Add(columns.Articles[r]);
         }
         return baskets;
+    }
+
+    /// <summary>
+    /// The windows' rows as one set, oldest first: window w's customer c becomes group
+    /// (windows − 1 − w) · customerCount + c, so the latest window's groups are the customer ids and
+    /// a customer of two windows is two groups; each group's label basket.
+    /// </summary>
+    static (Rows Rows, Dictionary<int, HashSet<int>> Labels) Stack(IReadOnlyList<(Rows Rows, Dictionary<int, HashSet<int>> Labels)> windows, int customerCount)
+    {
+        if (windows.Count == 1)
+            return windows[0];
+        var labels = new Dictionary<int, HashSet<int>>();
+        var groups = new List<int>();
+        for (var w = 0; w < windows.Count; w++)
+        {
+            var offset = (windows.Count - 1 - w) * customerCount;
+            groups.AddRange(windows[w].Rows.Groups.Select(g => offset + g));
+            foreach (var (customer, basket) in windows[w].Labels)
+                labels[offset + customer] = basket;
+        }
+        var rows = new Rows([.. windows.SelectMany(x => x.Rows.Features)], [.. windows.SelectMany(x => x.Rows.Labels)], [.. groups],
+            [.. windows.SelectMany(x => x.Rows.Articles)]);
+        return (rows, labels);
+    }
+
+    /// <summary>The windows' summaries as one: first and last label day of all, counts summed, recalls and sizes averaged over the learning customers.</summary>
+    static Summary Combine(IReadOnlyList<Summary> windows)
+    {
+        if (windows.Count == 1)
+            return windows[0];
+        var n = Math.Max(1, windows.Sum(x => x.TrainingCustomers));
+        double Mean(Func<Summary, double> value) => windows.Sum(x => value(x) * x.TrainingCustomers) / n;
+        return windows[^1] with
+        {
+            FirstLabelDay = windows[0].FirstLabelDay,
+            LabelCustomers = windows.Sum(x => x.LabelCustomers),
+            TrainingCustomers = windows.Sum(x => x.TrainingCustomers),
+            CustomersWithoutPositive = windows.Sum(x => x.CustomersWithoutPositive),
+            Rows = windows.Sum(x => x.Rows),
+            Positives = windows.Sum(x => x.Positives),
+            Sources = windows[^1].Sources.Select((s, i) => s with
+            {
+                LabelRecall = Mean(x => x.Sources[i].LabelRecall),
+                MeanCandidates = Mean(x => x.Sources[i].MeanCandidates),
+            }).ToArray(),
+            UnionRecall = Mean(x => x.UnionRecall),
+            MeanUnionSize = Mean(x => x.MeanUnionSize),
+        };
     }
 
     /// <summary>At most `limit` customers, a seeded sample, in id order.</summary>
