@@ -49,6 +49,8 @@ public sealed class BlendStage : Stage
         var labelDays = (int)config.Get(ConfigSchema.Blend.LabelDays);
         var windows = (int)config.Get(ConfigSchema.Blend.LabelWindows);
         using var kernels = Backend.Create(config.Get(ConfigSchema.Accelerator), config.Threads, run.Log);
+        // blend.retrain_model: a model per window, trained on the days before it; else the trained model for all.
+        var trained = config.Get(ConfigSchema.Blend.RetrainModel) ? null : TrainedModel.Load(run.Store, config);
         var names = new List<string>();
         var learned = new List<(Rows Rows, Summary Summary, Dictionary<int, HashSet<int>> Labels)>();
         // Oldest window first; each is what one window's blend would learn from, the sources as of its first day.
@@ -63,9 +65,9 @@ public sealed class BlendStage : Stage
             run.Log.Info($"Blend: sources from the purchases before {DateOnly.FromDayNumber(firstLabelDay):yyyy-MM-dd}, labels from then to " +
                          $"{DateOnly.FromDayNumber(lastLabelDay):yyyy-MM-dd}: {labels.Count:N0} customers bought, {customers.Count:N0} of them with history learn");
             var windowWatch = Stopwatch.StartNew();
-            var (model, sourceRows) = config.Get(ConfigSchema.Blend.RetrainModel)
+            var (model, sourceRows) = trained is null
                 ? TrainBefore(firstLabelDay, config, features, train, TrainedModel.VocabularySizes(run.Store, features), kernels, run.Log)
-                : (TrainedModel.Load(run.Store, config), train);
+                : (trained, train);
             var sources = SourceSet.Build(config, history, sourceRows, features, NormalizationStats.ReadAll(run.Store.StageDir("normalize")), model, kernels, customers, run.Log);
             run.Log.Info($"Blend: sources built in {windowWatch.Elapsed.TotalSeconds:F1} s");
             var blendFeatures = new BlendFeatures(history, sources.Sources.Select(x => x.Name).ToArray());
