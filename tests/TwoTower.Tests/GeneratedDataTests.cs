@@ -42,7 +42,7 @@ public class GeneratedDataTests : IDisposable
     [Fact]
     public void ATuningSplitOnAnEmptyFolderGeneratesBothFilesAndTheValidationRunReusesThem()
     {
-        // Sweep (data.split: tuning) is often the first thing run on a fresh checkout.
+        // Any target run with --set data.split=tuning on a fresh checkout (the split Sweep's trials use).
         var data = Path.Combine(dir, "data");
 
         Assert.True(Synthesizer.EnsureData(Config(data, "data.split=tuning"), new RecordingLog()));

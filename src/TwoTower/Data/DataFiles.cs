@@ -33,7 +33,7 @@ public static class DataFiles
 
     /// <summary>
     /// The files the built-in data generator writes for the configured layout, whatever the split:
-    /// a Sweep (data.split: tuning) on a fresh checkout generates the validation file too, so the
+    /// a run with data.split: tuning on a fresh checkout generates the validation file too, so the
     /// same data serves the validation run after it.
     /// </summary>
     public static string[] Generated(PipelineConfig c) =>
