@@ -107,6 +107,49 @@ public class PipelineTests : IDisposable
         Assert.Contains(log.Lines, l => l.StartsWith("warning: --resume: no checkpoint of an interrupted train run") && l.EndsWith("starting from scratch"));
     }
 
+    /// <summary>
+    /// per_customer_ap12.csv holds each customer of the per-customer table once, under their id in the
+    /// validation file, and each method's column averages to that method's MAP@12 in metrics.json.
+    /// </summary>
+    [Fact]
+    public void ThePerCustomerApFileAveragesToTheReportsMap12()
+    {
+        var store = new ArtifactStore(Path.Combine(dir, "artifacts"));
+        var config = Config("train.epochs=1", "train.batch_size=256", "threads=2", "blend.trees=20");
+        RunPipeline(store, config);
+        foreach (var stage in new Stage[] { new TrainStage(), new BlendStage(), new EvaluateStage() })
+            store.Run(stage, config, new RecordingLog(), store.Fingerprint(stage, config), resume: false);
+
+        var lines = File.ReadAllLines(Path.Combine(store.StageDir("evaluate"), Evaluation.PerCustomerEvaluation.CustomerApFile));
+        var header = lines[0].Split(',');
+        var rows = lines.Skip(1).Select(line => line.Split(',')).ToList();
+        using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(store.StageDir("evaluate"), "metrics.json")));
+        var methods = metrics.RootElement.GetProperty("per_customer").EnumerateArray().ToList();
+        Assert.Equal(methods.Count + 1, header.Length);
+        foreach (var method in methods)
+        {
+            var column = Array.IndexOf(header, method.GetProperty("method").GetString());
+            Assert.True(column > 0, method.GetProperty("method").GetString());
+            Assert.Equal(method.GetProperty("customers").GetInt32(), rows.Count);
+            Assert.Equal(method.GetProperty("map12").GetDouble(),
+                rows.Average(r => double.Parse(r[column], System.Globalization.CultureInfo.InvariantCulture)), 12);
+        }
+        Assert.Equal(rows.Count, rows.Select(r => r[0]).Distinct().Count());
+
+        // Each value sits on its customer's row: buy_again proposes only what the customer bought in
+        // training, so its AP is 0 for a customer whose validation basket holds none of those (from the CSVs).
+        ILookup<string, string> Purchases(string file) => File.ReadLines(Path.Combine(dir, "data", file)).Skip(1)
+            .Select(line => line.Split(',')).ToLookup(f => f[1], f => f[2]);
+        var (bought, basket) = (Purchases("train_df.csv"), Purchases("val_df.csv"));
+        var buyAgain = Array.IndexOf(header, "buy_again");
+        var repeats = rows.Select(r => (Ap: double.Parse(r[buyAgain], System.Globalization.CultureInfo.InvariantCulture),
+            Repeat: basket[r[0].Trim('"')].Intersect(bought[r[0].Trim('"')]).Any())).ToList();
+        Assert.All(rows, r => Assert.True(basket.Contains(r[0].Trim('"')), r[0]));
+        Assert.All(repeats, x => Assert.True(x.Repeat || x.Ap == 0));
+        Assert.Contains(repeats, x => x.Ap > 0);
+        Assert.Contains(repeats, x => !x.Repeat);
+    }
+
     [Fact]
     public void EarlyStoppingKeepsTheBestEpochsWeights()
     {

@@ -65,6 +65,8 @@ public static class BasketMetrics
     /// <summary>A method's means over customers, summed in the order the customers are added (the same order, the same bits).</summary>
     public sealed class Means(string method, IReadOnlyList<int> ks)
     {
+        public string Method => method;
+
         double map, length, whole;
         readonly double[] recall = new double[ks.Count];
         long rowHits;

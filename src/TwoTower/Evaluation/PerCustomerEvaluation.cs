@@ -19,10 +19,14 @@ public static class PerCustomerEvaluation
 {
     const int Block = 4096;
 
+    /// <summary>Each customer's AP@12 by each method: Ap[m][i] for Customers[i] (vocabulary ids, ascending).</summary>
+    public sealed record CustomerAp(int[] Customers, IReadOnlyList<string> Methods, double[][] Ap);
+
     /// <param name="rowRankSources">Sources whose per-row ranks are wanted (the per-row table's item-to-item baselines).</param>
-    /// <returns>The metrics of every method, and for each of `rowRankSources` each validation row's rank of its article in the
-    /// customer's list (1-based; <see cref="RankMetrics.Miss"/> when not in it; customers not seen in training get the lists of the unknown id).</returns>
-    public static (IReadOnlyList<BasketMetrics.Result> Results, IReadOnlyList<(ICandidateSource Source, long[] Ranks)> RowRanks) Run(ArtifactStore store,
+    /// <returns>The metrics of every method; for each of `rowRankSources` each validation row's rank of its article in the
+    /// customer's list (1-based; <see cref="RankMetrics.Miss"/> when not in it; customers not seen in training get the lists of the unknown id);
+    /// and each customer's AP@12 by each method.</returns>
+    public static (IReadOnlyList<BasketMetrics.Result> Results, IReadOnlyList<(ICandidateSource Source, long[] Ranks)> RowRanks, CustomerAp PerCustomer) Run(ArtifactStore store,
         PipelineConfig config, TwoTowerModel model, IKernels kernels, TrainingColumns train, TrainingColumns val, FeatureSet features,
         IReadOnlyList<int> ks, IReadOnlySet<string> rowRankSources, IPipelineLog log)
     {
@@ -58,6 +62,7 @@ public static class PerCustomerEvaluation
         // In the baskets' order: the order the means have always been summed in.
         var order = baskets.Keys.ToArray();
         var scores = new BasketMetrics.CustomerScore[Block][];
+        var ap = means.Select(_ => new double[order.Length]).ToArray();
         for (var start = 0; start < order.Length; start += Block)
         {
             var count = Math.Min(Block, order.Length - start);
@@ -65,9 +70,15 @@ public static class PerCustomerEvaluation
             for (var i = 0; i < count; i++)
             {
                 for (var m = 0; m < means.Length; m++)
+                {
                     means[m].Add(scores[i][m]);
+                    ap[m][start + i] = scores[i][m].AveragePrecision;
+                }
             }
         }
+        var ascending = Enumerable.Range(0, order.Length).OrderBy(i => order[i]).ToArray();
+        var perCustomer = new CustomerAp(ascending.Select(i => order[i]).ToArray(), means.Select(m => m.Method).ToArray(),
+            ap.Select(values => ascending.Select(i => values[i]).ToArray()).ToArray());
         // Validation rows of customers not seen in training: the lists of the unknown id.
         if (ranked.Length > 0 && valRowsOf.TryGetValue(Vocabulary.OutOfVocabulary, out var unknownRows))
         {
@@ -75,7 +86,30 @@ public static class PerCustomerEvaluation
             for (var x = 0; x < ranked.Length; x++)
                 WriteRowRanks(SourceList(union, ranked[x].s), unknownRows, valArticles, rowRanks[x]);
         }
-        return (means.Select(m => m.Result(rows.Count)).ToList(), ranked.Select((x, i) => (x.source, rowRanks[i])).ToList());
+        return (means.Select(m => m.Result(rows.Count)).ToList(), ranked.Select((x, i) => (x.source, rowRanks[i])).ToList(), perCustomer);
+    }
+
+    public const string CustomerApFile = "per_customer_ap12.csv";
+
+    /// <summary>
+    /// per_customer_ap12.csv: a row per customer (their id as in the data), a column per method, AP@12
+    /// written to round-trip. Two runs on the same validation data pair up by customer id, so a
+    /// difference of their MAP@12 gets a paired standard error (README "Candidates and the blend").
+    /// </summary>
+    public static string CustomerApCsv(CustomerAp ap, Vocabulary customers)
+    {
+        var csv = new System.Text.StringBuilder("customer_id");
+        foreach (var method in ap.Methods)
+            csv.Append(',').Append(method);
+        csv.Append('\n');
+        for (var i = 0; i < ap.Customers.Length; i++)
+        {
+            csv.Append('"').Append(customers.Decode(ap.Customers[i]).Replace("\"", "\"\"")).Append('"');
+            foreach (var values in ap.Ap)
+                csv.Append(',').Append(values[i].ToString("R", System.Globalization.CultureInfo.InvariantCulture));
+            csv.Append('\n');
+        }
+        return csv.ToString();
     }
 
     /// <summary>Source s's own list, read back from the union: the articles it proposed, in its order.</summary>

@@ -19,7 +19,7 @@ namespace TwoTower.Stages;
 public sealed class EvaluateStage : Stage
 {
     public override string Name => "evaluate";
-    public override string CodeVersion => "evaluate-5";
+    public override string CodeVersion => "evaluate-6";
     public override IReadOnlyList<string> ConfigKeys => ["evaluate", "threads", "features"];
     public override IReadOnlyList<string> Upstream => ["blend"];
 
@@ -66,8 +66,10 @@ public sealed class EvaluateStage : Stage
         if (train.Ints.ContainsKey(DataFiles.DayColumn))
         {
             // EASE and item-kNN beside the model per row too: the practitioner's first comparison.
-            (perCustomer, var rowRanks) = PerCustomerEvaluation.Run(run.Store, config, model, kernels, train, val, features, ks,
+            (perCustomer, var rowRanks, var customerAp) = PerCustomerEvaluation.Run(run.Store, config, model, kernels, train, val, features, ks,
                 new HashSet<string> { SourceSet.EaseName, SourceSet.ItemKnnName }, run.Log);
+            ArtifactStore.WriteAtomic(run.Output(PerCustomerEvaluation.CustomerApFile),
+                PerCustomerEvaluation.CustomerApCsv(customerAp, Vocabulary.Read(run.Store.StageDir("encode"), features.QueryId)));
             foreach (var (source, ranks) in rowRanks)
                 methods.Add(new($"{source.Name} (its top {source.Count})", RankMetrics.Compute(ranks, ks)));
         }
