@@ -48,6 +48,12 @@ public sealed class BlendStage : Stage
         var columns = BlendArtifacts.Columns.From(train, features, TrainedModel.VocabularySizes(run.Store, features));
         var labelDays = (int)config.Get(ConfigSchema.Blend.LabelDays);
         var windows = (int)config.Get(ConfigSchema.Blend.LabelWindows);
+        var earliestLabelDay = columns.LastDay - (long)windows * labelDays + 1;
+        if (earliestLabelDay <= columns.Days.Min())
+            throw config.ErrorAt(windows > 1 ? ConfigSchema.Blend.LabelWindows.Key : ConfigSchema.Blend.LabelDays.Key,
+                $"{windows} label window(s) of {labelDays} days reach back to the first training day " +
+                $"({DateOnly.FromDayNumber(columns.Days.Min()):yyyy-MM-dd}; the training data spans {columns.LastDay - columns.Days.Min() + 1} days): " +
+                "the candidate sources need purchases before the label days; use fewer or shorter windows");
         using var kernels = Backend.Create(config.Get(ConfigSchema.Accelerator), config.Threads, run.Log);
         // blend.retrain_model: a model per window, trained on the days before it; else the trained model for all.
         var trained = config.Get(ConfigSchema.Blend.RetrainModel) ? null : TrainedModel.Load(run.Store, config);
@@ -83,6 +89,10 @@ public sealed class BlendStage : Stage
             }, labels));
         }
         var (allRows, allLabels) = Stack(learned.Select(x => (x.Rows, x.Labels)).ToList(), columns.CustomerCount);
+        if (allRows.Groups.Length == 0 && config.Get(ConfigSchema.Blend.Enabled))
+            throw config.ErrorAt(windows > 1 ? ConfigSchema.Blend.LabelWindows.Key : ConfigSchema.Blend.LabelDays.Key,
+                "no customer of the label days bought before them and had a label-day purchase among the candidates, so the ranker has nothing to learn: " +
+                "use longer or more label windows, or blend.enabled: false");
         var summary = Combine(learned.Select(x => x.Summary).ToList()) with { Features = names };
         if (config.Get(ConfigSchema.Blend.Enabled))
         {
