@@ -265,6 +265,19 @@ public class RetrievalTests
         return inverse;
     }
 
+    /// <summary>Purchases as of a day before any of them: EASE has no articles to model and proposes nothing.</summary>
+    [Fact]
+    public void EaseOfNoPurchasesProposesNothing()
+    {
+        var p = Purchases.From([1, 2], [5, 6], [90, 95], customerCount: 3, articleCount: 8, asOfDay: 10);
+        var source = new NeighbourSource("ease", p, count: 6, int.MaxValue, double.PositiveInfinity, Ease.Neighbours(p, 12, 10, neighbours: 11));
+        var list = new List<Candidate> { new(1, 1) };
+
+        source.Candidates(1, list);
+
+        Assert.Empty(list);
+    }
+
     [Fact]
     public void EaseWeightsSatisfyTheClosedFormAgainstAFloat64Reference()
     {

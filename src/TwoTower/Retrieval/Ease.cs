@@ -59,8 +59,10 @@ public static class Ease
     public static ItemNeighbours Neighbours(Purchases purchases, int articles, double lambda, int neighbours)
     {
         var kept = MostBought(purchases, articles);
-        var weights = Weights(Gram(purchases, kept), lambda);
         var lists = new (int Article, float Weight)[purchases.ArticleCount][];
+        if (kept.Length == 0)
+            return ItemNeighbours.FromLists(lists);   // nothing bought yet: no neighbours (MathNet cannot factor a 0 × 0 matrix)
+        var weights = Weights(Gram(purchases, kept), lambda);
         for (var i = 0; i < kept.Length; i++)
         {
             var row = weights.Row(i);
