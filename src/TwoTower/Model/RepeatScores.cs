@@ -26,10 +26,21 @@ public static class RepeatScores
         for (var s = 0; s < history.Length; s++)
         {
             if (history[s] >= 0)
-                scores[history[s]] = SimdKernels.ScoreDot(query, embeddings.AsSpan(history[s] * dim, dim)) + BiasOf(history[s], history, bias);
+                scores[history[s]] = Score(query, embeddings, dim, history[s], history, bias);
         }
         return scores.Select(p => (Row: p.Key, Score: p.Value)).OrderByDescending(p => p.Score).ThenBy(p => p.Row).Take(k).ToList();
     }
+
+    /// <summary>The biased score of catalogue row `row` (embeddings row-major, `dim` wide) for the query and its history; with no bias, the dot product.</summary>
+    public static float Score(ReadOnlySpan<float> query, float[] embeddings, int dim, int row, ReadOnlySpan<int> history, ReadOnlySpan<float> bias)
+    {
+        var dot = SimdKernels.ScoreDot(query, embeddings.AsSpan(row * dim, dim));
+        return bias.IsEmpty ? dot : dot + BiasOf(row, history, bias);
+    }
+
+    /// <summary>The most distinct catalogue rows any of `rows` histories holds (row-major, `length` slots each; 0 for none): what a batch's top k must add.</summary>
+    public static int MostArticles(int[] histories, int rows, int length) =>
+        length == 0 ? 0 : Enumerable.Range(0, rows).Select(i => Articles(histories.AsSpan(i * length, length))).DefaultIfEmpty(0).Max();
 
     /// <summary>How many distinct catalogue rows a history holds: what a top k must add to rerank exactly.</summary>
     public static int Articles(ReadOnlySpan<int> history)

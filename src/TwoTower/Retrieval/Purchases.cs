@@ -66,8 +66,8 @@ public sealed class Purchases
     }
 
     /// <summary>
-    /// Each listed customer's last `length` distinct articles before the as-of day, most recent first,
-    /// −1 padded (customers × length): the query tower's history input as of that day.
+    /// Each listed customer's last `length` distinct articles (or, not distinct, purchases) before the
+    /// as-of day, most recent first, −1 padded (customers × length): the query tower's history input as of that day.
     /// </summary>
     public int[] LatestArticles(IReadOnlyList<int> customers, int length, bool distinct = true)
     {

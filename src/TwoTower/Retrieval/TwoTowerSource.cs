@@ -46,10 +46,7 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
             historyRows = queryColumns.Ints[PurchaseHistory.Column].Select(a => a < 0 ? -1 : rowOfArticle.GetValueOrDefault(a, -1)).ToArray();
         }
         // The repeat bias reranks the dot products' top count + the most distinct history articles of a customer (exact, see RepeatScores.Rerank).
-        var extra = repeatBias.Length == 0 ? 0
-            : Enumerable.Range(0, customers.Count).Select(q => RepeatScores.Articles(historyRows.AsSpan(q * repeatBias.Length, repeatBias.Length)))
-                .DefaultIfEmpty(0).Max();
-        var ask = Math.Min(catalogueRows.Length, this.count + extra);
+        var ask = Math.Min(catalogueRows.Length, this.count + RepeatScores.MostArticles(historyRows, customers.Count, repeatBias.Length));
         var (top, scores) = kernels.TopK(queries, customers.Count, articles, catalogueRows.Length, dim, ask);
         (topArticles, topScores) = (new int[customers.Count * this.count], new float[customers.Count * this.count]);
         for (var q = 0; q < customers.Count; q++)
@@ -100,7 +97,6 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
     {
         if (!queryOfCustomer.TryGetValue(customer, out var q) || !rowOfArticle.TryGetValue(article, out var a))
             return float.NaN;
-        var dot = Kernels.Simd.SimdKernels.ScoreDot(queries.AsSpan(q * dim, dim), articles.AsSpan(a * dim, dim));
-        return repeatBias.Length == 0 ? dot : dot + RepeatScores.BiasOf(a, historyRows.AsSpan(q * repeatBias.Length, repeatBias.Length), repeatBias);
+        return RepeatScores.Score(queries.AsSpan(q * dim, dim), articles, dim, a, historyRows.AsSpan(q * repeatBias.Length, repeatBias.Length), repeatBias);
     }
 }

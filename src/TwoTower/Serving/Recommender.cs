@@ -212,10 +212,11 @@ public sealed class Recommender : IDisposable
         var (data, knownOne) = QueryColumns([customerId], values);
         var query = Embed(data);
         var history = HistoryRows(data);
-        var ask = ModelCandidatesNeeded(customerId, values, k, excludeBought, modelOnly);
+        var skip = Bought(customerId, excludeBought, values);
+        var ask = ModelCandidatesNeeded(skip, k, modelOnly);
         var dotAsk = Math.Min(ArticleIds.Length, ask + RepeatScores.Articles(history));
         var hits = WithRepeatBias(exact ? ExactTop(query, dotAsk) : IndexTop(query, dotAsk), history, query, ask);
-        return Rank(customerId, values, knownOne[0], query, history, hits, k, excludeBought, modelOnly);
+        return Rank(customerId, knownOne[0], query, history, hits, k, skip, modelOnly);
     }
 
     /// <summary>
@@ -230,8 +231,9 @@ public sealed class Recommender : IDisposable
         var (columns, known) = QueryColumns(customerIds, values);
         var queries = TwoTowerModel.Embed(queryWeights, batchKernels, columns, Enumerable.Range(0, count).ToArray());
         var history = HistoryRows(columns);
-        var ask = count == 0 ? 0 : customerIds.Max(c => ModelCandidatesNeeded(c, values, k, excludeBought, modelOnly));
-        var dotAsk = Math.Min(ArticleIds.Length, ask + MostHistoryArticles(history, count));
+        var skips = customerIds.Select(c => Bought(c, excludeBought, values)).ToArray();
+        var ask = count == 0 ? 0 : skips.Max(skip => ModelCandidatesNeeded(skip, k, modelOnly));
+        var dotAsk = Math.Min(ArticleIds.Length, ask + RepeatScores.MostArticles(history, count, repeatBias.Length));
         var (top, scores) = batchKernels.TopK(queries, count, Embeddings, ArticleIds.Length, Dim, dotAsk);
         var results = new RecommendResult[count];
         Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, i =>
@@ -239,7 +241,7 @@ public sealed class Recommender : IDisposable
             var query = queries.AsSpan(i * Dim, Dim).ToArray();
             var customerHistory = history.AsSpan(i * repeatBias.Length, repeatBias.Length).ToArray();
             var hits = WithRepeatBias(Enumerable.Range(i * dotAsk, dotAsk).Select(r => new Hit(top[r], scores[r])).ToList(), customerHistory, query, ask);
-            results[i] = Rank(customerIds[i], values, known[i], query, customerHistory, hits, k, excludeBought, modelOnly);
+            results[i] = Rank(customerIds[i], known[i], query, customerHistory, hits, k, skips[i], modelOnly);
         });
         return results;
     }
@@ -253,29 +255,21 @@ public sealed class Recommender : IDisposable
             : RepeatScores.Rerank(dotTop.Select(h => (h.Row, h.Score)), history, repeatBias, query, Embeddings, Dim, ask)
                 .Select(h => new Hit(h.Row, h.Score)).ToList();
 
-    /// <summary>The most distinct articles any of the rows' histories holds (0 without the repeat bias).</summary>
-    int MostHistoryArticles(int[] history, int rows) =>
-        repeatBias.Length == 0 ? 0
-            : Enumerable.Range(0, rows).Select(i => RepeatScores.Articles(history.AsSpan(i * repeatBias.Length, repeatBias.Length))).DefaultIfEmpty(0).Max();
-
     /// <summary>With the repeat bias, each query row's history as catalogue rows (−1 empty); else empty.</summary>
     int[] HistoryRows(TrainingColumns columns) =>
         repeatBias.Length == 0 ? [] : columns.Ints[PurchaseHistory.Column].Select(a => a < 0 ? -1 : rowOfArticleId[a]).ToArray();
 
     /// <summary>How many of the model's candidates a list needs: k plus the articles it leaves out (model alone), or the blend's two-tower count.</summary>
-    int ModelCandidatesNeeded(string customerId, IReadOnlyDictionary<string, string> values, int k, bool excludeBought, bool modelOnly)
-    {
-        if (blend != null && !modelOnly)
-            return Math.Min(ArticleIds.Length, blend.ModelCount);
-        var skip = Bought(customerId, excludeBought, values)?.Count ?? 0;
-        return Math.Min(ArticleIds.Length, k + skip);
-    }
+    int ModelCandidatesNeeded(HashSet<int>? skip, int k, bool modelOnly) =>
+        Math.Min(ArticleIds.Length, blend != null && !modelOnly ? blend.ModelCount : k + (skip?.Count ?? 0));
 
-    /// <summary>The customer's list from their query and the model's candidates for it (best first): the model's alone, or the blend's.</summary>
-    RecommendResult Rank(string customerId, IReadOnlyDictionary<string, string> values, bool known, float[] query, int[] history,
-        IReadOnlyList<Hit> modelHits, int k, bool excludeBought, bool modelOnly)
+    /// <summary>
+    /// The customer's list from their query and the model's candidates for it (best first): the model's alone, or the blend's;
+    /// without the articles of `skip` (<see cref="Bought"/>).
+    /// </summary>
+    RecommendResult Rank(string customerId, bool known, float[] query, int[] history, IReadOnlyList<Hit> modelHits, int k, HashSet<int>? skip,
+        bool modelOnly)
     {
-        var skip = Bought(customerId, excludeBought, values);
         var want = Math.Min(k, ArticleIds.Length - (skip?.Count ?? 0));
         if (blend == null || modelOnly)
         {
@@ -284,9 +278,7 @@ public sealed class Recommender : IDisposable
         }
         var modelTop = modelHits.Select(h => new Retrieval.Candidate(articleIdOfRow[h.Row], h.Score)).ToList();
         float ModelScore(int article) =>
-            rowOfArticleId[article] is var row and >= 0
-                ? SimdKernels.ScoreDot(query, Embeddings.AsSpan(row * Dim, Dim)) + (repeatBias.Length == 0 ? 0 : RepeatScores.BiasOf(row, history, repeatBias))
-                : float.NaN;
+            rowOfArticleId[article] is var row and >= 0 ? RepeatScores.Score(query, Embeddings, Dim, row, history, repeatBias) : float.NaN;
         var customer = vocabularies[features.QueryId][customerId];
         var blended = blend.Recommend(customer, modelTop, ModelScore, want + (skip?.Count ?? 0))
             .Select(c => (Row: rowOfArticleId[c.Article], c.Score, c.Union)).Where(c => skip == null || !skip.Contains(c.Row)).Take(want)
