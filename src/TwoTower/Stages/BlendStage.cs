@@ -58,7 +58,10 @@ public sealed class BlendStage : Stage
         // blend.retrain_model: a model per window, trained on the days before it; else the trained model for all.
         var trained = config.Get(ConfigSchema.Blend.RetrainModel) ? null : TrainedModel.Load(run.Store, config);
         var names = new List<string>();
-        var learned = new List<(Rows Rows, Summary Summary, Dictionary<int, HashSet<int>> Labels)>();
+        // Every window's rows in one set: window w's customer c is group w · customerCount + c (the last window's groups are the customer ids).
+        var rowLists = new RowLists();
+        var allLabels = new Dictionary<int, HashSet<int>>();
+        var summaries = new List<Summary>();
         // Oldest window first; each is what one window's blend would learn from, the sources as of its first day.
         for (var w = windows - 1; w >= 0; w--)
         {
@@ -79,21 +82,24 @@ public sealed class BlendStage : Stage
             var blendFeatures = new BlendFeatures(history, sources.Sources.Select(x => x.Name).ToArray());
             names = [.. blendFeatures.Names];
             var phase = Stopwatch.StartNew();
-            var (rows, windowSummary) = TrainingRows(sources, blendFeatures, customers, labels, run.Log);
+            var groupOffset = w * columns.CustomerCount;
+            foreach (var (customer, basket) in labels)
+                allLabels[groupOffset + customer] = basket;
+            var windowSummary = TrainingRows(sources, blendFeatures, customers, labels, groupOffset, rowLists, run.Log);
             run.Log.Info($"Blend: candidates and features of {customers.Count:N0} customers in {phase.Elapsed.TotalSeconds:F1} s");
-            learned.Add((rows, windowSummary with
+            summaries.Add(windowSummary with
             {
                 FirstLabelDay = $"{DateOnly.FromDayNumber(firstLabelDay):yyyy-MM-dd}",
                 LastLabelDay = $"{DateOnly.FromDayNumber(lastLabelDay):yyyy-MM-dd}",
                 LabelCustomers = labels.Count,
-            }, labels));
+            });
         }
-        var (allRows, allLabels) = Stack(learned.Select(x => (x.Rows, x.Labels)).ToList(), columns.CustomerCount);
+        var allRows = rowLists.ToRows();
         if (allRows.Groups.Length == 0 && config.Get(ConfigSchema.Blend.Enabled))
             throw config.ErrorAt(windows > 1 ? ConfigSchema.Blend.LabelWindows.Key : ConfigSchema.Blend.LabelDays.Key,
                 "no customer of the label days bought before them and had a label-day purchase among the candidates, so the ranker has nothing to learn: " +
                 "use longer or more label windows, or blend.enabled: false");
-        var summary = Combine(learned.Select(x => x.Summary).ToList()) with { Features = names };
+        var summary = Combine(summaries) with { Features = names };
         if (config.Get(ConfigSchema.Blend.Enabled))
         {
             var settings = new BlendRanker.Settings((int)config.Get(ConfigSchema.Blend.Trees), (int)config.Get(ConfigSchema.Blend.Leaves),
@@ -151,7 +157,7 @@ public sealed class BlendStage : Stage
     static (int HoldoutCustomers, List<HoldoutPoint> Curve, int Trees) ChooseTreeCount(Rows rows, int featureCount, Dictionary<int, HashSet<int>> labels,
         int customerCount, BlendRanker.Settings settings, double share, double tolerance, IPipelineLog log)
     {
-        // A customer is held out with all their windows (a group is window · customerCount + customer, see Stack).
+        // A customer is held out with all their windows (a group is window · customerCount + customer).
         var customers = rows.Groups.Select(g => g % customerCount).Distinct().ToArray();
         var heldCount = (int)Math.Round(customers.Length * share);
         if (heldCount == 0 || heldCount == customers.Length)
@@ -205,29 +211,6 @@ public sealed class BlendStage : Stage
         return baskets;
     }
 
-    /// <summary>
-    /// The windows' rows as one set, oldest first: window w's customer c becomes group
-    /// (windows − 1 − w) · customerCount + c, so the latest window's groups are the customer ids and
-    /// a customer of two windows is two groups; each group's label basket.
-    /// </summary>
-    static (Rows Rows, Dictionary<int, HashSet<int>> Labels) Stack(IReadOnlyList<(Rows Rows, Dictionary<int, HashSet<int>> Labels)> windows, int customerCount)
-    {
-        if (windows.Count == 1)
-            return windows[0];
-        var labels = new Dictionary<int, HashSet<int>>();
-        var groups = new List<int>();
-        for (var w = 0; w < windows.Count; w++)
-        {
-            var offset = (windows.Count - 1 - w) * customerCount;
-            groups.AddRange(windows[w].Rows.Groups.Select(g => offset + g));
-            foreach (var (customer, basket) in windows[w].Labels)
-                labels[offset + customer] = basket;
-        }
-        var rows = new Rows([.. windows.SelectMany(x => x.Rows.Features)], [.. windows.SelectMany(x => x.Rows.Labels)], [.. groups],
-            [.. windows.SelectMany(x => x.Rows.Articles)]);
-        return (rows, labels);
-    }
-
     /// <summary>The windows' summaries as one: first and last label day of all, counts summed, recalls and sizes averaged over the learning customers.</summary>
     static Summary Combine(IReadOnlyList<Summary> windows)
     {
@@ -265,17 +248,24 @@ public sealed class BlendStage : Stage
     /// <summary>The ranker's rows: features (row-major), label, customer (consecutive per customer) and candidate article of each.</summary>
     public sealed record Rows(float[] Features, float[] Labels, int[] Groups, int[] Articles);
 
-    /// <summary>
-    /// Every (customer, candidate of the union) with its features and label; customers whose union
-    /// holds none of their label-day purchases teach a ranker nothing and are left out (counted).
-    /// </summary>
-    static (Rows Rows, Summary Summary) TrainingRows(SourceSet sources, BlendFeatures blendFeatures, IReadOnlyList<int> customers,
-        Dictionary<int, HashSet<int>> labels, IPipelineLog log)
+    /// <summary>The rows as they are added, window after window.</summary>
+    sealed class RowLists
     {
-        var features = new List<float>();
-        var rowLabels = new List<float>();
-        var groups = new List<int>();
-        var articles = new List<int>();
+        public readonly List<float> Features = [], Labels = [];
+        public readonly List<int> Groups = [], Articles = [];
+
+        public Rows ToRows() => new([.. Features], [.. Labels], [.. Groups], [.. Articles]);
+    }
+
+    /// <summary>
+    /// Adds every (customer, candidate of the union) with its features and label to `rows`, the
+    /// customer's group offset by `groupOffset`; customers whose union holds none of their label-day
+    /// purchases teach a ranker nothing and are left out (counted). Returns the window's summary.
+    /// </summary>
+    static Summary TrainingRows(SourceSet sources, BlendFeatures blendFeatures, IReadOnlyList<int> customers,
+        Dictionary<int, HashSet<int>> labels, int groupOffset, RowLists rows, IPipelineLog log)
+    {
+        var (added, labelled) = (rows.Groups.Count, 0);
         var sourceHits = new double[sources.Sources.Count];
         var sourceSizes = new double[sources.Sources.Count];
         double unionHits = 0, unionSize = 0;
@@ -300,13 +290,14 @@ public sealed class BlendStage : Stage
                 skipped++;
                 continue;
             }
-            features.AddRange(blendFeatures.Compute(sources.Model, customer, union));
+            rows.Features.AddRange(blendFeatures.Compute(sources.Model, customer, union));
             foreach (var c in union)
             {
-                rowLabels.Add(basket.Contains(c.Article) ? 1 : 0);
-                groups.Add(customer);
-                articles.Add(c.Article);
+                rows.Labels.Add(basket.Contains(c.Article) ? 1 : 0);
+                rows.Groups.Add(groupOffset + customer);
+                rows.Articles.Add(c.Article);
             }
+            labelled += positives;
             if (last.Elapsed.TotalSeconds > 10)
             {
                 log.Info($"  Blend: candidates and features for {i + 1:N0} of {customers.Count:N0} customers");
@@ -314,9 +305,8 @@ public sealed class BlendStage : Stage
             }
         }
         var n = Math.Max(1, customers.Count);
-        var summary = new Summary("", "", 0, customers.Count, skipped, groups.Count, (int)rowLabels.Sum(),
+        return new Summary("", "", 0, customers.Count, skipped, rows.Groups.Count - added, labelled,
             sources.Sources.Select((s, i) => new SourceRecall(s.Name, sourceHits[i] / n, sourceSizes[i] / n)).ToArray(),
             unionHits / n, unionSize / n, [], 0, [], 0, 0);
-        return (new Rows(features.ToArray(), rowLabels.ToArray(), groups.ToArray(), articles.ToArray()), summary);
     }
 }
