@@ -1,5 +1,6 @@
 using Cake.Core.Diagnostics;
 using TwoTower.Config;
+using TwoTower.Evaluation;
 
 namespace TwoTower.Build;
 
@@ -28,6 +29,7 @@ public static class CommandLine
         ["exact"] = "Recommend: exact scoring instead of the index",
         ["exclude-bought"] = "Recommend: drop articles the customer bought",
         ["model-only"] = "Recommend: the two-tower model's list instead of the blend",
+        ["baseline"] = "Compare: the artifacts folder of the run to compare with",
         ["repeats"] = "Benchmark: runs per figure",
         ["rate"] = "BenchmarkServing: requests per second",
         ["seconds"] = "BenchmarkServing: measured seconds",
@@ -69,7 +71,17 @@ public static class CommandLine
                 throw new PipelineError($"a second target '{value}': one target per run (targets run what they depend on)");
             pairs.Add((name, value));
         }
+        if (pairs.Any(p => p.Name == "target" && p.Value.Equals("Compare", StringComparison.OrdinalIgnoreCase)) && pairs.All(p => p.Name != "baseline"))
+            throw new PipelineError("Compare needs --baseline=<the artifacts folder of an Evaluate run on the same validation data>");
         return pairs.ToLookup(p => p.Name, p => p.Value);
+    }
+
+    /// <summary>--baseline's per-customer AP@12 file: the folder's evaluate/per_customer_ap12.csv, or the file itself.</summary>
+    public static string BaselineCsv(string baseline)
+    {
+        var csv = Directory.Exists(baseline) ? Path.Combine(baseline, "evaluate", PerCustomerEvaluation.CustomerApFile) : baseline;
+        return File.Exists(csv) ? csv
+            : throw new PipelineError($"--baseline={baseline}: no {csv}; expected the --artifacts folder of an Evaluate run (or its {PerCustomerEvaluation.CustomerApFile})");
     }
 
     /// <summary>Numeric option values are checked as the command line is read, before any stage runs.</summary>
@@ -82,6 +94,9 @@ public static class CommandLine
                 break;
             case "seconds":
                 PositiveNumber(name, value, 0);
+                break;
+            case "baseline":
+                BaselineCsv(value);
                 break;
         }
     }

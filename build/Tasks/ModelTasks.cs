@@ -1,3 +1,4 @@
+using TwoTower.Evaluation;
 using TwoTower.Stages;
 using TwoTower.Tuning;
 
@@ -19,6 +20,21 @@ public sealed class BlendTask : StageTask<BlendStage>;
 [TaskDescription("Full-catalogue top-k accuracy of the model beside popularity, buy-again and random baselines; per-customer MAP@12 and recall of every source, their union and the blend")]
 [IsDependentOn(typeof(BlendTask))]
 public sealed class EvaluateTask : StageTask<EvaluateStage>;
+
+[TaskName("Compare")]
+[TaskDescription("This run's per-customer MAP@12 against --baseline=<artifacts folder> on the same validation data: each method's difference with its paired standard error")]
+[IsDependentOn(typeof(EvaluateTask))]
+public sealed class CompareTask : FrostingTask<BuildContext>
+{
+    public override void Run(BuildContext context)
+    {
+        var baselineCsv = CommandLine.BaselineCsv(context.Argument("baseline")!);
+        var csv = Path.Combine(context.Store.StageDir("evaluate"), PerCustomerEvaluation.CustomerApFile);
+        var rows = PairedComparison.Compare(csv, baselineCsv);
+        context.Info($"Per customer, paired ({rows[0].Customers:N0} customers): this run ({csv}) against the baseline ({baselineCsv})");
+        context.Info(PairedComparison.Table(rows).TrimEnd());
+    }
+}
 
 [TaskName("Package")]
 [TaskDescription("The serving bundle: weights, vocabularies, candidate embeddings, USearch index, ONNX towers, OpenSearch export")]
