@@ -85,6 +85,29 @@ public class BlendPipelineTests : IDisposable
         Assert.True(two.GetProperty("positives").GetInt32() > one.GetProperty("positives").GetInt32());
     }
 
+    /// <summary>
+    /// blend.holdout_folds: 2 with holdout_customers 0.5 holds every learning customer out once, and its
+    /// curve is not the first half's alone: a second fold that repeated the first, or was left out, would
+    /// give the one-fold curve of that half.
+    /// </summary>
+    [Fact]
+    public void TwoFoldsHoldOutEveryLearningCustomerOnce()
+    {
+        var data = Path.Combine(dir, "data");
+        Synthesizer.EnsureData(PipelineConfig.Parse("", "test", [$"data.dir={data}", .. Settings]), new RecordingLog());
+        var half = Summary(RunToBlend(data, "half", "blend.holdout_customers=0.5"));
+        var both = Summary(RunToBlend(data, "both", "blend.holdout_customers=0.5", "blend.holdout_folds=2"));
+
+        // The customers with rows: those with a label purchase among their candidates.
+        var learners = half.GetProperty("training_customers").GetInt32() - half.GetProperty("customers_without_positive").GetInt32();
+        Assert.Equal((int)Math.Round(learners * 0.5), half.GetProperty("holdout_customers").GetInt32());
+        Assert.Equal(2 * (int)Math.Round(learners * 0.5), both.GetProperty("holdout_customers").GetInt32());
+        static double[] Curve(System.Text.Json.JsonElement summary) =>
+            [.. summary.GetProperty("holdout_map12").EnumerateArray().Select(p => p.GetProperty("map12").GetDouble())];
+        Assert.Equal(Curve(half).Length, Curve(both).Length);
+        Assert.NotEqual(Curve(half), Curve(both));
+    }
+
     static System.Text.Json.JsonElement Summary(ArtifactStore store) =>
         System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(store.StageDir("blend"), BlendArtifacts.SummaryFile))).RootElement;
 }

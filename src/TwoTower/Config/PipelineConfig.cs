@@ -217,6 +217,10 @@ public sealed class PipelineConfig
         }
         if (Get(ConfigSchema.FeaturesHistory.RepeatBias) && Get(ConfigSchema.FeaturesHistory.Length) == 0)
             throw ErrorAt(ConfigSchema.FeaturesHistory.RepeatBias.Key, "the repeat bias scores the articles of the history: set features.query.history.length to 1 or more");
+        if (Get(ConfigSchema.Blend.HoldoutFolds) * Get(ConfigSchema.Blend.HoldoutCustomers) > 1 + 1e-9)
+            throw ErrorAt(ConfigSchema.Blend.HoldoutFolds.Key,
+                $"{Get(ConfigSchema.Blend.HoldoutFolds)} disjoint folds of {Get(ConfigSchema.Blend.HoldoutCustomers):P0} of the customers (blend.holdout_customers) are more than all of them: " +
+                "folds × holdout_customers must be at most 1");
         if (Get(ConfigSchema.Model.QueryLayers)[^1] != Get(ConfigSchema.Model.CandidateLayers)[^1])
             // Reported at the one the user set (when only one was: the other is the default they did not touch).
             throw ErrorAt(origins[ConfigSchema.Model.CandidateLayers.Name] == "default" ? ConfigSchema.Model.QueryLayers.Key : ConfigSchema.Model.CandidateLayers.Key,

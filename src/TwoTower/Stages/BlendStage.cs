@@ -106,7 +106,7 @@ public sealed class BlendStage : Stage
                 config.Get(ConfigSchema.Blend.LearningRate), (int)config.Get(ConfigSchema.Blend.MinRowsInLeaf), (int)config.Get(ConfigSchema.Blend.Seed));
             var phase = Stopwatch.StartNew();
             var (holdout, curve, trees) = ChooseTreeCount(allRows, names.Count, allLabels, columns.CustomerCount, settings,
-                config.Get(ConfigSchema.Blend.HoldoutCustomers), config.Get(ConfigSchema.Blend.TreeTolerance), run.Log);
+                config.Get(ConfigSchema.Blend.HoldoutCustomers), (int)config.Get(ConfigSchema.Blend.HoldoutFolds), config.Get(ConfigSchema.Blend.TreeTolerance), run.Log);
             settings = settings with { Trees = trees };
             if (curve.Count > 0)
                 run.Log.Info($"Blend: tree count chosen in {phase.Elapsed.TotalSeconds:F1} s");
@@ -155,45 +155,62 @@ public sealed class BlendStage : Stage
     /// its best are kept. When nothing is held out: no curve, and blend.trees.
     /// </summary>
     static (int HoldoutCustomers, List<HoldoutPoint> Curve, int Trees) ChooseTreeCount(Rows rows, int featureCount, Dictionary<int, HashSet<int>> labels,
-        int customerCount, BlendRanker.Settings settings, double share, double tolerance, IPipelineLog log)
+        int customerCount, BlendRanker.Settings settings, double share, int folds, double tolerance, IPipelineLog log)
     {
         // A customer is held out with all their windows (a group is window · customerCount + customer).
         var customers = rows.Groups.Select(g => g % customerCount).Distinct().ToArray();
         var heldCount = (int)Math.Round(customers.Length * share);
-        if (heldCount == 0 || heldCount == customers.Length)
+        if (heldCount == 0 || heldCount * folds > customers.Length || heldCount == customers.Length)
             return (0, [], settings.Trees);
         new Rng((ulong)settings.Seed + 1).Shuffle(customers.AsSpan());
-        var held = customers.Take(heldCount).ToHashSet();
-        Rows Subset(bool heldOut)
+        // Fold f holds out customers [f · heldCount, (f + 1) · heldCount) of the shuffle. A point of the curve is the mean AP@12 over
+        // every held-out group of every fold, at a tree count every fold's probe reached.
+        var points = new SortedDictionary<int, (double Sum, int Groups, int Folds)>();
+        for (var f = 0; f < folds; f++)
         {
-            var keep = Enumerable.Range(0, rows.Groups.Length).Where(r => held.Contains(rows.Groups[r] % customerCount) == heldOut).ToArray();
-            return new Rows(keep.SelectMany(r => rows.Features.AsSpan(r * featureCount, featureCount).ToArray()).ToArray(),
-                keep.Select(r => rows.Labels[r]).ToArray(), keep.Select(r => rows.Groups[r]).ToArray(), keep.Select(r => rows.Articles[r]).ToArray());
-        }
-        var (fit, test) = (Subset(false), Subset(true));
-        log.Info($"Blend: choosing the number of trees on {heldCount:N0} held-out customers ({test.Groups.Length:N0} rows), fitting on the other {customers.Length - heldCount:N0}");
-        var probe = BlendRanker.Train(fit.Features, featureCount, fit.Labels, fit.Groups, settings);
-        var curve = new List<HoldoutPoint>();
-        foreach (var (trees, scores) in probe.ScoresByTreeCount(test.Features, 10))
-        {
-            double sum = 0;
-            var count = 0;
-            for (var start = 0; start < test.Groups.Length; count++)
+            var held = customers.Skip(f * heldCount).Take(heldCount).ToHashSet();
+            var (fit, test) = (Subset(rows, featureCount, r => !held.Contains(rows.Groups[r] % customerCount)),
+                Subset(rows, featureCount, r => held.Contains(rows.Groups[r] % customerCount)));
+            log.Info($"Blend: choosing the number of trees on {heldCount:N0} held-out customers ({test.Groups.Length:N0} rows), fitting on the other {customers.Length - heldCount:N0}" +
+                     (folds > 1 ? $" (fold {f + 1} of {folds})" : ""));
+            var probe = BlendRanker.Train(fit.Features, featureCount, fit.Labels, fit.Groups, settings);
+            foreach (var (trees, scores) in probe.ScoresByTreeCount(test.Features, 10))
             {
-                var end = start;
-                while (end < test.Groups.Length && test.Groups[end] == test.Groups[start])
-                    end++;
-                var top = Enumerable.Range(start, end - start).OrderByDescending(r => scores[r]).ThenBy(r => r).Take(12).Select(r => test.Articles[r]).ToArray();
-                sum += Evaluation.BasketMetrics.AveragePrecision(top, labels[test.Groups[start]]);
-                start = end;
+                var (sum, groups) = HeldOutApSum(test, scores, labels);
+                var (s, g, n) = points.GetValueOrDefault(trees);
+                points[trees] = (s + sum, g + groups, n + 1);
             }
-            curve.Add(new HoldoutPoint(trees, sum / count));
         }
+        var curve = points.Where(p => p.Value.Folds == folds).Select(p => new HoldoutPoint(p.Key, p.Value.Sum / p.Value.Groups)).ToList();
         var best = curve.Max(p => p.Map12);
         var kept = curve.First(p => p.Map12 >= (1 - tolerance) * best).Trees;
         log.Info($"  held-out MAP@12 by trees: {string.Join(", ", curve.Where((_, i) => i % 2 == 1 || i == curve.Count - 1).Select(p => $"{p.Trees}: {p.Map12:F4}"))}; " +
                  $"keeping {kept} (the fewest within {tolerance:P0} of the best, {best:F4})");
-        return (heldCount, curve, kept);
+        return (heldCount * folds, curve, kept);
+    }
+
+    static Rows Subset(Rows rows, int featureCount, Func<int, bool> keepRow)
+    {
+        var keep = Enumerable.Range(0, rows.Groups.Length).Where(keepRow).ToArray();
+        return new Rows(keep.SelectMany(r => rows.Features.AsSpan(r * featureCount, featureCount).ToArray()).ToArray(),
+            keep.Select(r => rows.Labels[r]).ToArray(), keep.Select(r => rows.Groups[r]).ToArray(), keep.Select(r => rows.Articles[r]).ToArray());
+    }
+
+    /// <summary>The sum of the held-out groups' AP@12 when each group's rows are ordered by the scores, and how many groups there are.</summary>
+    static (double Sum, int Groups) HeldOutApSum(Rows test, float[] scores, Dictionary<int, HashSet<int>> labels)
+    {
+        double sum = 0;
+        var count = 0;
+        for (var start = 0; start < test.Groups.Length; count++)
+        {
+            var end = start;
+            while (end < test.Groups.Length && test.Groups[end] == test.Groups[start])
+                end++;
+            var top = Enumerable.Range(start, end - start).OrderByDescending(r => scores[r]).ThenBy(r => r).Take(12).Select(r => test.Articles[r]).ToArray();
+            sum += Evaluation.BasketMetrics.AveragePrecision(top, labels[test.Groups[start]]);
+            start = end;
+        }
+        return (sum, count);
     }
 
     /// <summary>Each customer's distinct articles bought from the first to the last label day.</summary>
