@@ -30,6 +30,23 @@ public static class CsvFile
         return reader;
     }
 
+    /// <summary>
+    /// Opens the file and reads it with <paramref name="read"/>; a row Sep cannot split as the header
+    /// says (a wrong number of columns, an unclosed quote) is a malformed-CSV error naming the file.
+    /// </summary>
+    public static T Read<T>(string path, Func<SepReader, T> read)
+    {
+        try
+        {
+            using var reader = Open(path);
+            return read(reader);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new PipelineError($"{path}: malformed CSV: {PipelineError.Excerpt(e.Message)}");
+        }
+    }
+
     /// <summary>"Columns found: a, b, …", cut to a bounded length (a 10 MB one-line file is one huge header).</summary>
     public static string ColumnsFound(SepReaderHeader header) => "Columns found: " + PipelineError.Excerpt(string.Join(", ", header.ColNames));
 

@@ -16,21 +16,11 @@ public static class CsvTransactions
     public sealed record Result(ColumnTable Table, IReadOnlyDictionary<string, IReadOnlyList<string>> Levels,
         IReadOnlyDictionary<string, int> MissingCounts, IReadOnlyDictionary<string, int> InvalidTextRows);
 
-    public static Result Read(string path, IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, bool missingIsError)
-    {
-        try
-        {
-            return ReadChecked(path, categorical, numeric, missingIsError);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new PipelineError($"{path}: malformed CSV: {PipelineError.Excerpt(e.Message)}");
-        }
-    }
+    public static Result Read(string path, IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, bool missingIsError) =>
+        CsvFile.Read(path, reader => Read(path, reader, categorical, numeric, missingIsError));
 
-    static Result ReadChecked(string path, IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, bool missingIsError)
+    static Result Read(string path, SepReader reader, IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, bool missingIsError)
     {
-        using var reader = CsvFile.Open(path);
         var header = reader.Header;
 
         int IndexOf(string column) =>

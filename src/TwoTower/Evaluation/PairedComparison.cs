@@ -1,4 +1,5 @@
 using System.Globalization;
+using nietras.SeparatedValues;
 using TwoTower.Data;
 
 namespace TwoTower.Evaluation;
@@ -47,21 +48,10 @@ public static class PairedComparison
         string.Concat(rows.Select(r => FormattableString.Invariant(
             $"| {r.Method} | {r.Map12:F4} | {r.BaselineMap12:F4} | {r.Difference:+0.0000;-0.0000;0.0000} ± {r.StandardError:F4} |\n")));
 
-    static (string[] Methods, Dictionary<string, double[]> Ap) Read(string path)
-    {
-        try
-        {
-            return ReadChecked(path);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new PipelineError($"{path}: malformed CSV: {PipelineError.Excerpt(e.Message)}");
-        }
-    }
+    static (string[] Methods, Dictionary<string, double[]> Ap) Read(string path) => CsvFile.Read(path, reader => Read(path, reader));
 
-    static (string[] Methods, Dictionary<string, double[]> Ap) ReadChecked(string path)
+    static (string[] Methods, Dictionary<string, double[]> Ap) Read(string path, SepReader reader)
     {
-        using var reader = CsvFile.Open(path);
         var names = reader.Header.ColNames;
         if (names.Count < 2 || names[0] != "customer_id")
             throw new PipelineError($"{path}: expected Evaluate's {PerCustomerEvaluation.CustomerApFile}, a customer_id column and a column per method. " +

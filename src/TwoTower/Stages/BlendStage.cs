@@ -149,10 +149,11 @@ public sealed class BlendStage : Stage
 
     /// <summary>
     /// How many trees the ranker keeps, chosen inside the training period: a seeded share of the
-    /// learning customers is held out, a ranker of blend.trees is fitted on the others, and each
-    /// prefix of its trees (every 10) orders the held-out customers' unions; their MAP@12 against
-    /// the label days' baskets makes the curve, and the fewest trees within `tolerance` (relative) of
-    /// its best are kept. When nothing is held out: no curve, and blend.trees.
+    /// learning customers is held out (in turn `folds` disjoint such shares), a ranker of blend.trees
+    /// is fitted on the others, and each prefix of its trees (every 10) orders the held-out customers'
+    /// unions; their MAP@12 against the label days' baskets, over every fold's held-out customers,
+    /// makes the curve, and the fewest trees within `tolerance` (relative) of its best are kept. When
+    /// nothing is held out: no curve, and blend.trees.
     /// </summary>
     static (int HoldoutCustomers, List<HoldoutPoint> Curve, int Trees) ChooseTreeCount(Rows rows, int featureCount, Dictionary<int, HashSet<int>> labels,
         int customerCount, BlendRanker.Settings settings, double share, int folds, double tolerance, IPipelineLog log)
