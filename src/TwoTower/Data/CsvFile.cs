@@ -5,7 +5,7 @@ namespace TwoTower.Data;
 /// <summary>Opening a CSV with Sep, with the user's mistakes (no file, an empty file, no header, a column named twice) said in their words.</summary>
 public static class CsvFile
 {
-    public static SepReader Open(string path)
+    static SepReader Open(string path)
     {
         if (Directory.Exists(path))
             throw new PipelineError($"'{path}' is a folder; expected a CSV file there (see data.* in the config)");
@@ -46,6 +46,9 @@ public static class CsvFile
             throw new PipelineError($"{path}: malformed CSV: {PipelineError.Excerpt(e.Message)}");
         }
     }
+
+    public static void Read(string path, Action<SepReader> read) =>
+        Read(path, reader => { read(reader); return 0; });
 
     /// <summary>"Columns found: a, b, …", cut to a bounded length (a 10 MB one-line file is one huge header).</summary>
     public static string ColumnsFound(SepReaderHeader header) => "Columns found: " + PipelineError.Excerpt(string.Join(", ", header.ColNames));

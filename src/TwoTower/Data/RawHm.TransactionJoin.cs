@@ -35,7 +35,11 @@ public static partial class RawHm
             var expectedRows = EstimateRows(path);
             Rows = new RowColumns(features.CategoricalColumns, features.NumericColumns, expectedRows);
             Days = new List<int>(expectedRows);
-            using var reader = CsvFile.Open(path);
+            CsvFile.Read(path, ReadRows);
+        }
+
+        void ReadRows(SepReader reader)
+        {
             var header = reader.Header;
             var iDate = header.IndexOf("t_dat");
             var iCustomer = header.IndexOf("customer_id");

@@ -314,9 +314,11 @@ public static partial class RawHm
     /// pipeline spells it (articles zero-padded by raw.article_id_digits) and as the file writes it.
     /// What RecommendAll covers (customers.csv) and writes (articles.csv's spelling).
     /// </summary>
-    public static List<(string Id, string Written)> ReadIds(string path, string idColumn, int articleIdDigits = 0)
+    public static List<(string Id, string Written)> ReadIds(string path, string idColumn, int articleIdDigits = 0) =>
+        CsvFile.Read(path, reader => ReadIds(path, reader, idColumn, articleIdDigits));
+
+    static List<(string Id, string Written)> ReadIds(string path, SepReader reader, string idColumn, int articleIdDigits)
     {
-        using var reader = CsvFile.Open(path);
         if (!reader.Header.TryIndexOf(idColumn, out var column))
             throw new PipelineError($"{path}: missing column '{idColumn}'. {CsvFile.ColumnsFound(reader.Header)}");
         var ids = new List<(string, string)>();
@@ -334,10 +336,13 @@ public static partial class RawHm
     }
 
     static SideTable ReadSide(string path, string idColumn, Func<ReadOnlySpan<char>, string> normalizeId,
+        IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, IPipelineLog log) =>
+        CsvFile.Read(path, reader => ReadSide(path, reader, idColumn, normalizeId, categorical, numeric, log));
+
+    static SideTable ReadSide(string path, SepReader reader, string idColumn, Func<ReadOnlySpan<char>, string> normalizeId,
         IReadOnlyList<string> categorical, IReadOnlyList<string> numeric, IPipelineLog log)
     {
         var side = new SideTable();
-        using var reader = CsvFile.Open(path);
         var header = reader.Header;
         int IndexOf(string column) => header.TryIndexOf(column, out var i) ? i
             : throw new PipelineError($"{path}: missing column '{column}'. {CsvFile.ColumnsFound(header)}");
@@ -392,9 +397,5 @@ public static partial class RawHm
         return !s.IsEmpty;
     }
 
-    static string[] HeaderOf(string path)
-    {
-        using var reader = CsvFile.Open(path);
-        return reader.Header.ColNames.ToArray();
-    }
+    static string[] HeaderOf(string path) => CsvFile.Read(path, reader => reader.Header.ColNames.ToArray());
 }
