@@ -65,6 +65,25 @@ public class RawDataTests : IDisposable
     }
 
     [Fact]
+    public void AValidationOffsetBacktestsAnEarlierDayAndHoldsOutTheDaysAfterIt()
+    {
+        WriteFiles();
+        var features = FeatureSet.From(Config());
+        // Days: 01-05 (c1), 03-10 (c2), 03-11 (c1 twice), 03-12 (cX, c2). One validation day ending 1 day before the last: 03-11.
+        var (train, val) = RawHm.Read(Config("raw.validation_days=1", "raw.validation_offset_days=1"), features, new RecordingLog());
+        Assert.Equal(["c1", "c2"], Values(train, "customer_id"));
+        Assert.Equal(["c1", "c1"], Values(val, "customer_id"));
+        // Ending 2 days before: validation is 03-10 alone; 03-11 and 03-12 are in neither part.
+        (train, val) = RawHm.Read(Config("raw.validation_days=1", "raw.validation_offset_days=2"), features, new RecordingLog());
+        Assert.Equal(["c1"], Values(train, "customer_id"));
+        Assert.Equal(["c2"], Values(val, "customer_id"));
+        Assert.Equal(["0108775044"], Values(val, "article_id"));
+        // Before the first day nothing is left to train on.
+        var error = Assert.Throws<PipelineError>(() => RawHm.Read(Config("raw.validation_offset_days=80"), features, new RecordingLog()));
+        Assert.Contains("raw.validation_offset_days", error.Message);
+    }
+
+    [Fact]
     public void MissingPoliciesDropAndPaddingCanBeTurnedOff()
     {
         WriteFiles();

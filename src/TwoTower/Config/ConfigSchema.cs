@@ -106,6 +106,9 @@ public static class ConfigSchema
                 Choices: ["time", "random"]));
         public static readonly Setting<long> ValidationDays =
             new(new ConfigKey("raw.validation_days", ConfigType.Int, 7L, "time split: days of validation at the end (H&M's test week)", Min: 1));
+        public static readonly Setting<long> ValidationOffsetDays =
+            new(new ConfigKey("raw.validation_offset_days", ConfigType.Int, 0L,
+                "time split: the validation days end this many days before the last day (a backtest on an earlier week); the days after them are held out, unused", Min: 0));
         public static readonly Setting<double> ValidationFraction =
             new(new ConfigKey("raw.validation_fraction", ConfigType.Float, 0.1, "random split: share of rows for validation", Min: 0, MinExclusive: true, Max: 0.9));
         public static readonly Setting<double> TestFraction =
@@ -488,6 +491,7 @@ public static class ConfigSchema
         Raw.ArticleIdDigits.Key,
         Raw.Split.Key,
         Raw.ValidationDays.Key,
+        Raw.ValidationOffsetDays.Key,
         Raw.ValidationFraction.Key,
         Raw.TestFraction.Key,
         Raw.SplitSeed.Key,

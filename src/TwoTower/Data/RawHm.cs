@@ -53,7 +53,7 @@ public static partial class RawHm
         var (train, validation) = join.Rows.SplitParts(part, levels, join.Days);
         log.Info($"Split: {train.Table.RowCount:N0} training, {validation.Table.RowCount:N0} validation, {part.Count(p => p == 2):N0} test rows held out");
         if (train.Table.RowCount == 0 || validation.Table.RowCount == 0)
-            throw new PipelineError("the split leaves no training or no validation rows (see raw.split, raw.validation_days, raw.validation_fraction)");
+            throw new PipelineError("the split leaves no training or no validation rows (see raw.split, raw.validation_days, raw.validation_offset_days, raw.validation_fraction)");
         return (train, validation);
     }
 
@@ -102,17 +102,23 @@ public static partial class RawHm
         return sampled;
     }
 
-    /// <summary>Each row's part, 0 train, 1 validation, 2 test (held out): the last raw.validation_days days (H&amp;M's weekly test), or a seeded random 80/10/10 as the reference did.</summary>
+    /// <summary>
+    /// Each row's part, 0 train, 1 validation, 2 test (held out): the last raw.validation_days days
+    /// (H&amp;M's weekly test), ending raw.validation_offset_days before the last day for a backtest
+    /// (the days after it held out), or a seeded random 80/10/10 as the reference did.
+    /// </summary>
     static byte[] SplitDays(PipelineConfig config, List<int> days, IPipelineLog log)
     {
         var part = new byte[days.Count];
         if (config.Get(ConfigSchema.Raw.Split) == "time")
         {
-            var last = days.Max();
-            var firstValidationDay = last - (int)config.Get(ConfigSchema.Raw.ValidationDays) + 1;
+            var offset = (int)config.Get(ConfigSchema.Raw.ValidationOffsetDays);
+            var lastValidationDay = days.Max() - offset;
+            var firstValidationDay = lastValidationDay - (int)config.Get(ConfigSchema.Raw.ValidationDays) + 1;
             for (var r = 0; r < part.Length; r++)
-                part[r] = days[r] >= firstValidationDay ? (byte)1 : (byte)0;
-            log.Info($"Time split: validation from {DateOnly.FromDayNumber(firstValidationDay):yyyy-MM-dd} to {DateOnly.FromDayNumber(last):yyyy-MM-dd}");
+                part[r] = days[r] > lastValidationDay ? (byte)2 : days[r] >= firstValidationDay ? (byte)1 : (byte)0;
+            log.Info($"Time split: validation from {DateOnly.FromDayNumber(firstValidationDay):yyyy-MM-dd} to {DateOnly.FromDayNumber(lastValidationDay):yyyy-MM-dd}" +
+                     (offset > 0 ? $"; the {offset} days after it are held out (raw.validation_offset_days)" : ""));
             return part;
         }
         var rng = new Rng((ulong)config.Get(ConfigSchema.Raw.SplitSeed));
