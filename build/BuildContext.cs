@@ -57,6 +57,8 @@ public sealed class BuildContext : ICakeContext, IPipelineLog
         var upToDate = !Force && Store.IsUpToDate(stage.Name, fingerprint);
         if (upToDate)
             Info($"{stage.Name}: up to date ({Store.StageDir(stage.Name)})");
+        else if (!Force && Store.ChangesSince(stage.Name, fingerprint) is { } changes)
+            Info($"{stage.Name}: runs again, replacing {Store.StageDir(stage.Name)}: {changes}");
         return !upToDate;
     }
 

@@ -53,6 +53,23 @@ public class PipelineTests : IDisposable
     }
 
     [Fact]
+    public void AStageThatRunsAgainSaysWhatChangedSinceItsLastRun()
+    {
+        var store = new ArtifactStore(Path.Combine(dir, "artifacts"));
+        var (encode, normalize) = (DataStages[1], DataStages[2]);
+        Assert.Null(store.ChangesSince(DataStages[0].Name, "never ran here"));
+        RunPipeline(store, Config());
+        var config = Config("features.query.history.length=3", "normalize.epsilon=1e-6");
+        Assert.Equal("features.query.history.length: 0 → 3", store.ChangesSince(encode.Name, store.Fingerprint(encode, config)));
+        store.Run(encode, config, new RecordingLog(), store.Fingerprint(encode, config), resume: false);
+        Assert.Equal(["features.query.history.length: 0 → 3", "normalize.epsilon: 1E-07 → 1E-06", "encode ran with other settings or inputs"],
+            store.ChangesSince(normalize.Name, store.Fingerprint(normalize, config))!.Split("; "));
+        RunPipeline(store, config);
+        File.Delete(Path.Combine(store.StageDir(normalize.Name), "val.parquet"));
+        Assert.Equal("its outputs were changed or removed since it ran", store.ChangesSince(normalize.Name, store.Fingerprint(normalize, config)));
+    }
+
+    [Fact]
     public void ChangedInputDataRerunsEverything()
     {
         var store = new ArtifactStore(Path.Combine(dir, "artifacts"));

@@ -42,8 +42,19 @@ public sealed class ArtifactStore(string root)
         }
     }
 
-    /// <summary>Hash of everything the stage's outputs depend on.</summary>
+    /// <summary>Hash of everything the stage's outputs depend on (its lines are kept for the manifest and <see cref="ChangesSince"/>).</summary>
     public string Fingerprint(Stage stage, PipelineConfig config)
+    {
+        var text = Inputs(stage, config);
+        var fingerprint = Hex(XxHash128.Hash(Encoding.UTF8.GetBytes(text)));
+        inputLines[fingerprint] = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        return fingerprint;
+    }
+
+    /// <summary>Fingerprint → the lines it hashes ("key: value", "upstream stage: fingerprint", "file name: hash"), written into the manifest.</summary>
+    readonly Dictionary<string, string[]> inputLines = new();
+
+    string Inputs(Stage stage, PipelineConfig config)
     {
         var text = new StringBuilder();
         text.Append("stage: ").Append(stage.Name).Append('\n');
@@ -57,7 +68,36 @@ public sealed class ArtifactStore(string root)
         }
         foreach (var file in stage.InputFiles(config))
             text.Append("file ").Append(Path.GetFileName(file)).Append(": ").Append(HashFile(file)).Append('\n');
-        return Hex(XxHash128.Hash(Encoding.UTF8.GetBytes(text.ToString())));
+        return text.ToString();
+    }
+
+    /// <summary>
+    /// Why the stage must run again with this fingerprint, from its manifest's recorded inputs: the
+    /// settings that changed (old → new), the upstream stages that ran again, the input files that
+    /// changed; or that its outputs were changed or removed. Null when it never ran here.
+    /// </summary>
+    public string? ChangesSince(string stage, string fingerprint)
+    {
+        var manifest = ReadManifest(stage);
+        if (manifest is null)
+            return null;
+        if (manifest.Fingerprint == fingerprint)
+            return "its outputs were changed or removed since it ran";
+        if (manifest.Inputs is null || !inputLines.TryGetValue(fingerprint, out var now))
+            return "its settings or inputs changed since it ran";
+        static Dictionary<string, string> Parse(IEnumerable<string> lines) => lines
+            .Select(l => l.Split(": ", 2)).Where(p => p.Length == 2).GroupBy(p => p[0]).ToDictionary(g => g.Key, g => g.First()[1]);
+        var (before, after) = (Parse(manifest.Inputs), Parse(now));
+        var changes = before.Keys.Union(after.Keys).Where(k => before.GetValueOrDefault(k) != after.GetValueOrDefault(k)).Select(k => k switch
+        {
+            _ when k.StartsWith("upstream ", StringComparison.Ordinal) => $"{k["upstream ".Length..]} ran with other settings or inputs",
+            _ when k.StartsWith("file ", StringComparison.Ordinal) => $"{k["file ".Length..]} changed",
+            "code" => $"its code version {before.GetValueOrDefault(k)} → {after.GetValueOrDefault(k)}",
+            _ => $"{k}: {before.GetValueOrDefault(k) ?? "(not set)"} → {after.GetValueOrDefault(k) ?? "(not set)"}",
+        }).ToList();
+        const int listed = 6;
+        return changes.Count == 0 ? "its settings or inputs changed since it ran"
+            : string.Join("; ", changes.Take(listed)) + (changes.Count > listed ? $"; and {changes.Count - listed} more" : "");
     }
 
     public static string HashFile(string path)
@@ -122,7 +162,7 @@ public sealed class ArtifactStore(string root)
             .Order(StringComparer.Ordinal)
             .Select(f => new ManifestFile(f, new FileInfo(Path.Combine(partial, f)).Length))
             .ToList();
-        var manifest = new StageManifest(stage.Name, fingerprint, stage.CodeVersion, files);
+        var manifest = new StageManifest(stage.Name, fingerprint, stage.CodeVersion, files, inputLines.GetValueOrDefault(fingerprint));
         WriteAtomic(Path.Combine(partial, ManifestName), JsonSerializer.Serialize(manifest, ManifestJson.Default.StageManifest));
 
         Publish(stage.Name, partial);
@@ -194,7 +234,8 @@ public sealed class ArtifactStore(string root)
 
 public sealed record ManifestFile(string Name, long Bytes);
 
-public sealed record StageManifest(string Stage, string Fingerprint, string CodeVersion, List<ManifestFile> Files);
+/// <param name="Inputs">The lines the fingerprint hashes (settings, upstream fingerprints, input file hashes): what <see cref="ArtifactStore.ChangesSince"/> compares.</param>
+public sealed record StageManifest(string Stage, string Fingerprint, string CodeVersion, List<ManifestFile> Files, string[]? Inputs = null);
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(StageManifest))]
