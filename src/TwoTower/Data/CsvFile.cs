@@ -50,6 +50,13 @@ public static class CsvFile
     public static void Read(string path, Action<SepReader> read) =>
         Read(path, reader => { read(reader); return 0; });
 
+    /// <summary>
+    /// One field as every CSV this project writes spells it (RFC 4180, as Sep reads it back): as is, or
+    /// in double quotes with its quotes doubled when it holds a comma, a quote or a line break.
+    /// </summary>
+    public static string Field(string value) =>
+        value.AsSpan().IndexOfAny(",\"\n\r") < 0 ? value : "\"" + value.Replace("\"", "\"\"") + "\"";
+
     /// <summary>"Columns found: a, b, …", cut to a bounded length (a 10 MB one-line file is one huge header).</summary>
     public static string ColumnsFound(SepReaderHeader header) => "Columns found: " + PipelineError.Excerpt(string.Join(", ", header.ColNames));
 

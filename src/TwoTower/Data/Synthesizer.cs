@@ -321,9 +321,9 @@ public static class Synthesizer
             w.Write(',');
             w.Write(MonthEncoding.Cos[date.Month].ToString("R", CultureInfo.InvariantCulture));
             w.Write(',');
-            WriteField(w, GarmentGroups[art.Garment]);
+            w.Write(CsvFile.Field(GarmentGroups[art.Garment]));
             w.Write(',');
-            WriteField(w, IndexGroups[art.Index]);
+            w.Write(CsvFile.Field(IndexGroups[art.Index]));
             w.Write('\n');
         }
 
@@ -350,15 +350,15 @@ public static class Synthesizer
                 var art = articles[i];
                 var colour = colours[rng.NextInt(colours.Length)];
                 w.Write($"{art.Id},{art.Id[..7]},");
-                WriteField(w, $"{GarmentGroups[art.Garment]} item {i % 997}" + (i % 5 == 0 ? ", 2-pack" : ""));
+                w.Write(CsvFile.Field($"{GarmentGroups[art.Garment]} item {i % 997}" + (i % 5 == 0 ? ", 2-pack" : "")));
                 w.Write(',');
-                WriteField(w, GarmentGroups[art.Garment].Split(' ')[0]);
+                w.Write(CsvFile.Field(GarmentGroups[art.Garment].Split(' ')[0]));
                 w.Write($",{colour},");
-                WriteField(w, IndexGroups[art.Index]);
+                w.Write(CsvFile.Field(IndexGroups[art.Index]));
                 w.Write(',');
-                WriteField(w, GarmentGroups[art.Garment]);
+                w.Write(CsvFile.Field(GarmentGroups[art.Garment]));
                 w.Write(',');
-                WriteField(w, $"A \"{colour}\" piece, cluster {art.Cluster}, peak month {art.PeakMonth}");
+                w.Write(CsvFile.Field($"A \"{colour}\" piece, cluster {art.Cluster}, peak month {art.PeakMonth}"));
                 w.Write('\n');
             }
         }
@@ -392,15 +392,4 @@ public static class Synthesizer
         return Convert.ToHexStringLower(hash);
     }
 
-    static void WriteField(TextWriter w, string value)
-    {
-        if (value.AsSpan().IndexOfAny(",\"\n\r") < 0)
-        {
-            w.Write(value);
-            return;
-        }
-        w.Write('"');
-        w.Write(value.Replace("\"", "\"\""));
-        w.Write('"');
-    }
 }

@@ -100,11 +100,11 @@ public static class PerCustomerEvaluation
     {
         var csv = new System.Text.StringBuilder("customer_id");
         foreach (var method in ap.Methods)
-            csv.Append(',').Append(method);
+            csv.Append(',').Append(CsvFile.Field(method));
         csv.Append('\n');
         for (var i = 0; i < ap.Customers.Length; i++)
         {
-            csv.Append('"').Append(customers.Decode(ap.Customers[i]).Replace("\"", "\"\"")).Append('"');
+            csv.Append(CsvFile.Field(customers.Decode(ap.Customers[i])));
             foreach (var values in ap.Ap)
                 csv.Append(',').Append(values[i].ToString("R", System.Globalization.CultureInfo.InvariantCulture));
             csv.Append('\n');

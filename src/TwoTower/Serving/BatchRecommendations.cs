@@ -72,7 +72,7 @@ public static class BatchRecommendations
                 if (submission != null)
                 {
                     foreach (var result in block)
-                        submission.Write($"{result.CustomerId},{string.Join(' ', result.Items.Take(SubmissionLength).Select(i => articleSpelling!(i.ArticleId)))}\n");
+                        submission.Write($"{CsvFile.Field(result.CustomerId)},{CsvFile.Field(string.Join(' ', result.Items.Take(SubmissionLength).Select(i => articleSpelling!(i.ArticleId))))}\n");
                     shortLists += block.Count(r => r.Items.Count < SubmissionLength);
                 }
                 yield return Table(block);

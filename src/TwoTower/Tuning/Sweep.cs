@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using TwoTower.Config;
+using TwoTower.Data;
 using TwoTower.Pipeline;
 using TwoTower.Stages;
 
@@ -192,7 +193,7 @@ public static class Sweep
         var method = config.Get(ConfigSchema.Sweep.Method);
         var csv = new StringBuilder($"trial,id,settings,{metric},seconds\n");
         for (var i = 0; i < results.Count; i++)
-            csv.Append(CultureInfo.InvariantCulture, $"{i + 1},{results[i].Trial.Id},\"{string.Join("; ", results[i].Trial.Settings)}\",{results[i].Figure:R},{results[i].Seconds:F1}\n");
+            csv.Append(CultureInfo.InvariantCulture, $"{i + 1},{results[i].Trial.Id},{CsvFile.Field(string.Join("; ", results[i].Trial.Settings))},{results[i].Figure:R},{results[i].Seconds:F1}\n");
         Directory.CreateDirectory(sweepDir);
         ArtifactStore.WriteAtomic(Path.Combine(sweepDir, ResultsFile), csv.ToString());
 
