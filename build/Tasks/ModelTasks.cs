@@ -36,6 +36,14 @@ public sealed class CompareTask : FrostingTask<BuildContext>
     }
 }
 
+[TaskName("Backtest")]
+[TaskDescription("The pipeline on backtest.windows validation windows moved back in time (H&M's raw layout, time split), each trained on the days before it; with backtest.baseline, every method paired with a run of those settings, per window and pooled: artifacts/backtest/results.csv")]
+[IsDependentOn(typeof(SynthesizeTask))]
+public sealed class BacktestTask : FrostingTask<BuildContext>
+{
+    public override void Run(BuildContext context) => Backtest.Run(context.Config, context.Store.StageDir("backtest"), context);
+}
+
 [TaskName("Package")]
 [TaskDescription("The serving bundle: weights, vocabularies, candidate embeddings, USearch index, ONNX towers, OpenSearch export")]
 [IsDependentOn(typeof(EvaluateTask))]

@@ -37,6 +37,33 @@ public sealed class PairedComparisonTests : IDisposable
         Assert.Contains("| blend | 0.5833 | 0.3333 | +0.2500 ± 0.1443 |", PairedComparison.Table(rows));
     }
 
+    /// <summary>Pooling windows equals comparing their customers stacked in one file: mean and sample SD in plain loops.</summary>
+    [Fact]
+    public void PooledWindowsEqualTheirCustomersStacked()
+    {
+        var rng = new Random(7);
+        var windows = new[] { 5, 9, 2 }.Select(n => Enumerable.Range(0, n).Select(_ => (Run: rng.NextDouble(), Baseline: rng.NextDouble())).ToArray()).ToArray();
+        string Csv(IEnumerable<(double Run, double Baseline)> rows, Func<(double Run, double Baseline), double> pick) =>
+            "customer_id,blend\n" + string.Concat(rows.Select((r, i) => FormattableString.Invariant($"c{i},{pick(r):R}\n")));
+        var perWindow = windows.Select((rows, w) => PairedComparison.Compare(Write($"run{w}.csv", Csv(rows, r => r.Run)),
+            Write($"baseline{w}.csv", Csv(rows, r => r.Baseline)))[0]).ToList();
+
+        var pooled = PairedComparison.Pool(perWindow);
+
+        var differences = windows.SelectMany(rows => rows.Select(r => r.Run - r.Baseline)).ToArray();
+        double sum = 0, squares = 0;
+        foreach (var d in differences)
+            sum += d;
+        var mean = sum / differences.Length;
+        foreach (var d in differences)
+            squares += (d - mean) * (d - mean);
+        Assert.Equal(16, pooled.Customers);
+        Assert.Equal(mean, pooled.Difference, 12);
+        Assert.Equal(Math.Sqrt(squares / (differences.Length - 1) / differences.Length), pooled.StandardError, 12);
+        Assert.Equal(windows.SelectMany(rows => rows).Average(r => r.Run), pooled.Map12, 12);
+        Assert.Equal(windows.SelectMany(rows => rows).Average(r => r.Baseline), pooled.BaselineMap12, 12);
+    }
+
     [Theory]
     [InlineData("customer_id,blend\n\"c1\",0.5\n\"c9\",0.5\n", "different customers (1 only in the first, 1 only in the second)")]
     [InlineData("customer_id,blend\n\"c1\",0.5\n\"c1\",0.5\n", ":3: customer 'c1' appears twice")]

@@ -306,6 +306,18 @@ public static class ConfigSchema
             new(new ConfigKey("sweep.seed", ConfigType.Int, 42L, "seed of the random sample of grid points", Min: 0));
     }
 
+    public static class Backtest
+    {
+        public static readonly Setting<long> Windows =
+            new(new ConfigKey("backtest.windows", ConfigType.Int, 4L,
+                "validation windows of raw.validation_days each, the latest first, each ending where the next one begins; each its own run trained on the days before it",
+                Min: 1, Max: 52));
+        public static readonly Setting<IReadOnlyList<string>> Baseline =
+            new(new ConfigKey("backtest.baseline", ConfigType.StringList, Array.Empty<string>(),
+                "settings of a second run of every window, \"key=value\" each (e.g. [\"features.query.history.length=0\"]): every method's MAP@12 " +
+                "paired with it customer by customer, per window and pooled; []: this config's figures only"));
+    }
+
     public static class OpenSearch
     {
         public static readonly Setting<string> Url =
@@ -601,6 +613,8 @@ public static class ConfigSchema
         Sweep.Method.Key,
         Sweep.Metric.Key,
         Sweep.Seed.Key,
+        Backtest.Windows.Key,
+        Backtest.Baseline.Key,
     ];
 
     static readonly Dictionary<string, ConfigKey> ByName = Keys.ToDictionary(k => k.Name);

@@ -42,6 +42,30 @@ public static class PairedComparison
         }).ToList();
     }
 
+    /// <summary>
+    /// Several comparisons of one method (Backtest's windows) as one: every window's customers stacked as
+    /// pairs of their own (a customer of two windows counts twice), so the mean difference weighs each
+    /// window by its customers. Exact from the rows alone: the stacked sample variance is the windows'
+    /// within-window sums of squares plus their customers times their mean's squared distance from the
+    /// pooled mean, over N − 1.
+    /// </summary>
+    public static Row Pool(IReadOnlyList<Row> rows)
+    {
+        var n = rows.Sum(r => r.Customers);
+        double Weighted(Func<Row, double> value) => rows.Sum(r => r.Customers * value(r)) / n;
+        var mean = Weighted(r => r.Difference);
+        var squares = rows.Sum(r => (r.Customers > 1 ? (r.Customers - 1) * r.StandardError * r.StandardError * r.Customers : 0)   // (n−1)·s², s = SE·√n
+                                    + r.Customers * (r.Difference - mean) * (r.Difference - mean));
+        return new Row(rows[0].Method, n, Weighted(r => r.Map12), Weighted(r => r.BaselineMap12), mean, Math.Sqrt(squares / (n - 1) / n));
+    }
+
+    /// <summary>Each method's MAP@12 in one per_customer_ap12.csv (no baseline: NaN in its columns).</summary>
+    public static IReadOnlyList<Row> Map12(string csv)
+    {
+        var (methods, ap) = Read(csv);
+        return methods.Select((method, m) => new Row(method, ap.Count, ap.Values.Average(v => v[m]), double.NaN, double.NaN, double.NaN)).ToList();
+    }
+
     /// <summary>The comparison as a markdown table, the difference with its paired standard error.</summary>
     public static string Table(IReadOnlyList<Row> rows) =>
         "| method | MAP@12 | baseline MAP@12 | difference ± paired SE |\n|---|---|---|---|\n" +

@@ -109,7 +109,7 @@ public static class Sweep
         return results;
     }
 
-    /// <summary>The trial's stages, each up to date, copied from another trial with the same fingerprint, or run (resuming a checkpoint); then its figure.</summary>
+    /// <summary>The trial's stages (<see cref="EvaluationRun"/>: another trial's stages with the same settings are copied); then its figure.</summary>
     static TrialResult RunTrial(PipelineConfig config, Trial trial, string trialsDir, IPipelineLog log)
     {
         var trialConfig = TrialConfig(config, trial);
@@ -119,20 +119,7 @@ public static class Sweep
             ? Directory.GetDirectories(trialsDir).Where(d => Path.GetFileName(d) != trial.Id).Order(StringComparer.Ordinal).Select(d => new ArtifactStore(d)).ToList()
             : [];
         var watch = Stopwatch.StartNew();
-        var computed = false;
-        foreach (Stage stage in new Stage[] { new IngestStage(), new EncodeStage(), new NormalizeStage(), new TrainStage(), new BlendStage(), new EvaluateStage() })
-        {
-            var fingerprint = store.Fingerprint(stage, trialConfig);
-            if (store.IsUpToDate(stage.Name, fingerprint))
-                continue;
-            computed = true;
-            if (others.FirstOrDefault(o => store.TryAdopt(stage.Name, fingerprint, o)) is { } from)
-            {
-                log.Verbose($"Sweep: {stage.Name} copied from trial {Path.GetFileName(from.Root)} (the same settings for it)");
-                continue;
-            }
-            store.Run(stage, trialConfig, log, fingerprint, resume: store.HasCheckpoint(stage.Name));
-        }
+        var computed = EvaluationRun.Ensure(store, trialConfig, others, log);
         var figure = Figure(Path.Combine(store.StageDir("evaluate"), "metrics.json"), config);
         if (!computed && File.Exists(resultPath))
         {
