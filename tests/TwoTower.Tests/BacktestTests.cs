@@ -82,11 +82,22 @@ public sealed class BacktestTests : IDisposable
     [InlineData("raw.split=random", "'raw.split': Backtest needs raw.split: time")]
     [InlineData("data.split=tuning", "'data.split': Backtest reports on validation windows")]
     [InlineData("backtest.baseline=[raw.validation_offset_days=3]", "raw.validation_offset_days is set by Backtest itself")]
-    [InlineData("backtest.baseline=[train.learning_rat=0.05]", "'backtest.baseline': 'train.learning_rat=0.05'")]
+    [InlineData("backtest.baseline=[train.learning_rat=0.05]", "'backtest.baseline': --set train.learning_rat=0.05: unknown key 'train.learning_rat'")]
+    [InlineData("backtest.baseline=[features.query.history.length=0]", "'backtest.baseline': backtest:")]
     public void ConfigsItCannotBacktestAreRefusedByKey(string setting, string expected)
     {
-        var error = Assert.Throws<PipelineError>(() => Backtest.Run(Config(setting), BacktestDir, new RecordingLog()));
+        // The history with the repeat bias: a baseline without history must turn both off, together.
+        var error = Assert.Throws<PipelineError>(() => Backtest.Run(Config(setting, "features.query.history.length=5", "features.query.history.repeat_bias=true"),
+            BacktestDir, new RecordingLog()));
         Assert.Contains(expected, error.Message);
         Assert.False(Directory.Exists(BacktestDir));
+    }
+
+    [Fact]
+    public void BaselineSettingsAreCheckedTogether()
+    {
+        var config = Config("features.query.history.length=5", "features.query.history.repeat_bias=true",
+            "backtest.baseline=[features.query.history.length=0, features.query.history.repeat_bias=false]");
+        Backtest.Check(config);   // each alone is refused (above); both together are the run without history
     }
 }

@@ -65,7 +65,7 @@ public static class Backtest
     }
 
     /// <summary>Backtest moves a time split's validation days: H&amp;M's raw layout with raw.split time, on the given validation part.</summary>
-    static void Check(PipelineConfig config)
+    internal static void Check(PipelineConfig config)
     {
         if (config.Get(ConfigSchema.Data.Format) != "hm_raw")
             throw config.ErrorAt(ConfigSchema.Data.Format.Key, "Backtest moves the validation days back with raw.validation_offset_days, " +
@@ -74,19 +74,21 @@ public static class Backtest
             throw config.ErrorAt(ConfigSchema.Raw.Split.Key, "Backtest needs raw.split: time (a random split has no days to move back)");
         if (config.Get(ConfigSchema.Data.Split) != "given")
             throw config.ErrorAt(ConfigSchema.Data.Split.Key, "Backtest reports on validation windows: data.split must be given (Sweep tunes on the tuning days)");
-        foreach (var setting in config.Get(ConfigSchema.Backtest.Baseline))
+        var baseline = config.Get(ConfigSchema.Backtest.Baseline);
+        foreach (var setting in baseline)
         {
             var key = setting.IndexOf('=') is var eq and > 0 ? setting[..eq].Trim() : "";
             if (key.StartsWith("backtest.", StringComparison.Ordinal) || SetByBacktest.Contains(key))
                 throw config.ErrorAt(ConfigSchema.Backtest.Baseline.Key, $"'{setting}': {key} is set by Backtest itself, the same for both runs");
-            try
-            {
-                PipelineConfig.Parse(config.ToYaml(), "backtest", [setting]);
-            }
-            catch (PipelineError e)
-            {
-                throw config.ErrorAt(ConfigSchema.Backtest.Baseline.Key, $"'{setting}': {e.Message}");
-            }
+        }
+        try
+        {
+            // Together, as one run takes them: history.length=0 needs repeat_bias=false beside it.
+            PipelineConfig.Parse(config.ToYaml(), "backtest", baseline);
+        }
+        catch (PipelineError e)
+        {
+            throw config.ErrorAt(ConfigSchema.Backtest.Baseline.Key, e.Message);
         }
     }
 
