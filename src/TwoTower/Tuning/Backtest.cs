@@ -132,8 +132,10 @@ public static class Backtest
             text.Append(FormattableString.Invariant($"| {w.OffsetDays} | {w.Rows[0].Customers:N0} | {string.Join(" | ", methods.Select(m => Cell(w, m, r => r.Map12.ToString("F4", CultureInfo.InvariantCulture))))} |\n"));
         if (baseline.Count == 0)
             return text.ToString();
+        // The methods the baseline's settings do not touch (every difference 0, buy_again say) would only fill the table with zeros.
+        methods = methods.Where(m => windows.Any(w => w.Rows.Any(r => r.Method == m && (r.Difference != 0 || r.StandardError != 0)))).ToArray();
         text.Append('\n');
-        Header($"Against the baseline ({string.Join(", ", baseline)}): difference ± paired SE");
+        Header($"Against the baseline ({string.Join(", ", baseline)}): difference ± paired SE (methods it changes)");
         foreach (var w in windows)
             text.Append(FormattableString.Invariant($"| {w.OffsetDays} | {w.Rows[0].Customers:N0} | {string.Join(" | ", methods.Select(m => Cell(w, m, Difference)))} |\n"));
         text.Append(FormattableString.Invariant($"| pooled | {pooled.FirstOrDefault()?.Customers ?? 0:N0} | {string.Join(" | ", methods.Select(m => pooled.FirstOrDefault(r => r.Method == m) is { } r ? Difference(r) : ""))} |\n"));
