@@ -27,7 +27,8 @@ public sealed class BacktestTests : IDisposable
         var config = Config("backtest.baseline=[train.learning_rate=0.05]");
         Synthesizer.EnsureData(config, new RecordingLog());
 
-        var windows = Backtest.Run(config, BacktestDir, new RecordingLog());
+        var log = new RecordingLog();
+        var windows = Backtest.Run(config, BacktestDir, log);
 
         // Independent: the transactions file's dates, read as text.
         var days = File.ReadLines(Path.Combine(dir, "data", "transactions_train.csv")).Skip(1)
@@ -59,6 +60,11 @@ public sealed class BacktestTests : IDisposable
         Assert.Equal(pooled.Select(r => r.Difference.ToString("R", System.Globalization.CultureInfo.InvariantCulture)),
             rows.Where(r => r.Window == "pooled").Select(r => r.Difference));
         Assert.Contains(pooled, r => r.Method == "two_tower" && r.Difference != 0);
+
+        // The console's difference table leaves out the methods the learning rate does not touch.
+        var differences = string.Join("\n", log.Lines).Split("Against the baseline")[1].Split('\n')[2];
+        Assert.Contains("two_tower", differences);
+        Assert.DoesNotContain("buy_again", differences);
 
         // A second run recomputes nothing: every window's stages are up to date.
         var written = Directory.EnumerateFiles(BacktestDir, "*", SearchOption.AllDirectories)
