@@ -101,6 +101,38 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
         }
     }
 
+    /// <summary>
+    /// The ranker reads its features by position: a package whose ranker learnt another feature list (one
+    /// built by an older version, without two_tower_repeat_bias) is refused by name, not served wrong.
+    /// </summary>
+    [Fact]
+    public void APackageWhoseRankerLearntOtherFeaturesIsRefused()
+    {
+        var copy = Directory.CreateTempSubdirectory("twotower-old-package-").FullName;
+        try
+        {
+            foreach (var file in Directory.EnumerateFiles(pipeline.PackageDir, "*", SearchOption.AllDirectories))
+            {
+                var target = Path.Combine(copy, Path.GetRelativePath(pipeline.PackageDir, file));
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Copy(file, target);
+            }
+            var summaryPath = Path.Combine(copy, "blend.json");
+            var summary = JsonNode.Parse(File.ReadAllText(summaryPath))!;
+            var features = summary["features"]!.AsArray().Select(n => n!.GetValue<string>()).Where(n => n != "two_tower_repeat_bias").ToArray();
+            summary["features"] = new JsonArray([.. features.Select(n => (JsonNode)n)]);
+            File.WriteAllText(summaryPath, summary.ToJsonString());
+
+            var error = Assert.Throws<PipelineError>(() => new Recommender(copy).Dispose());
+            Assert.Contains("this version's alone: two_tower_repeat_bias;", error.Message);
+            Assert.Contains("build it again (--target=Package)", error.Message);
+        }
+        finally
+        {
+            Directory.Delete(copy, recursive: true);
+        }
+    }
+
     /// <summary>A request's purchase history on a model without history features is refused, not silently ignored.</summary>
     [Fact]
     public void AHistoryForAModelWithoutHistoryFeaturesIsRefused()

@@ -1,6 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using TwoTower.Evaluation;
+using TwoTower.Model;
 using TwoTower.Retrieval;
 
 namespace TwoTower.Tests;
@@ -344,6 +345,7 @@ public class RetrievalTests
         Assert.Equal([0.5f, 1, absent, absent], new[] { At(0, "a_score"), At(0, "a_rank"), At(0, "b_score"), At(0, "b_rank") });
         Assert.Equal([absent, absent, 2f, 3], new[] { At(1, "a_score"), At(1, "a_rank"), At(1, "b_score"), At(1, "b_rank") });
         Assert.Equal(absent, At(0, "two_tower_dot"));   // no model
+        Assert.Equal(absent, At(0, "two_tower_repeat_bias"));
         Assert.Equal(3, At(0, "customer_purchases"));
         Assert.Equal(2, At(0, "customer_days_since_last"));   // day 98
         Assert.Equal(2, At(0, "bought_count"));
@@ -366,6 +368,29 @@ public class RetrievalTests
         Assert.Equal(5, Of2("bought_days_since_last"));
         Assert.Equal(2, Of2("article_days_since_last"));
         Assert.Equal(5, Of2("customer_days_since_last"));
+
+        // With a model: its score and the repeat bias's share; an article it cannot score is absent in both.
+        var z = features.Compute(new FixedScorer(), 1, union);
+        Assert.Equal([1.5f, 0.25f], new[] { z[names.ToList().IndexOf("two_tower_dot")], z[names.ToList().IndexOf("two_tower_repeat_bias")] });
+        Assert.Equal([absent, absent], new[] { z[features.Count + names.ToList().IndexOf("two_tower_dot")], z[features.Count + names.ToList().IndexOf("two_tower_repeat_bias")] });
+    }
+
+    sealed class FixedScorer : IModelScorer
+    {
+        public ModelScore Score(int customer, int article) => article == 5 ? new ModelScore(1.5f, 0.25f) : ModelScore.None;
+    }
+
+    /// <summary>The model's score with the repeat bias, by hand: q·c plus the biases of the slots that hold the article, and that share alone.</summary>
+    [Fact]
+    public void RepeatScoreIsTheDotProductPlusTheBiasOfTheSlotsHoldingTheArticle()
+    {
+        float[] query = [1, 2];
+        float[] embeddings = [3, 0, 0.5f, 1];   // row 0: (3, 0) · q = 3; row 1: (0.5, 1) · q = 2.5
+        int[] history = [1, -1, 1, 0];
+        float[] bias = [0.5f, 9, 0.25f, -1];
+        Assert.Equal(new ModelScore(2.5f + 0.75f, 0.75f), RepeatScores.Score(query, embeddings, 2, 1, history, bias));   // slots 0 and 2
+        Assert.Equal(new ModelScore(3 - 1, -1), RepeatScores.Score(query, embeddings, 2, 0, history, bias));
+        Assert.Equal(new ModelScore(3, 0), RepeatScores.Score(query, embeddings, 2, 0, [], []));   // no bias: the dot product
     }
 
     [Fact]

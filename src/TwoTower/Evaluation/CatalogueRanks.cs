@@ -38,7 +38,7 @@ public static class CatalogueRanks
         var bias = model.RepeatBias?.Value ?? [];
         var history = bias.Length == 0 ? [] : CatalogueRows(val.Ints[PurchaseHistory.Column]);
         ReadOnlySpan<int> HistoryOf(int i) => history.AsSpan(i * bias.Length, bias.Length);
-        float Score(int i, int j) => RepeatScores.Score(queries.AsSpan(i * dim, dim), candidates, dim, j, HistoryOf(i), bias);
+        float Score(int i, int j) => RepeatScores.Score(queries.AsSpan(i * dim, dim), candidates, dim, j, HistoryOf(i), bias).Score;
         var thresholds = new float[val.RowCount];
         if (bias.Length > 0)
             CountAboveBiasedPositives(kernels, queries, candidates, catalogue, positives, dim, positiveRows, history, bias, counts, thresholds);

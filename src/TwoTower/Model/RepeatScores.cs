@@ -26,16 +26,19 @@ public static class RepeatScores
         for (var s = 0; s < history.Length; s++)
         {
             if (history[s] >= 0)
-                scores[history[s]] = Score(query, embeddings, dim, history[s], history, bias);
+                scores[history[s]] = Score(query, embeddings, dim, history[s], history, bias).Score;
         }
         return scores.Select(p => (Row: p.Key, Score: p.Value)).OrderByDescending(p => p.Score).ThenBy(p => p.Row).Take(k).ToList();
     }
 
-    /// <summary>The biased score of catalogue row `row` (embeddings row-major, `dim` wide) for the query and its history; with no bias, the dot product.</summary>
-    public static float Score(ReadOnlySpan<float> query, float[] embeddings, int dim, int row, ReadOnlySpan<int> history, ReadOnlySpan<float> bias)
+    /// <summary>The biased score of catalogue row `row` (embeddings row-major, `dim` wide) for the query and its history, and the bias's share; with no bias, the dot product and 0.</summary>
+    public static ModelScore Score(ReadOnlySpan<float> query, float[] embeddings, int dim, int row, ReadOnlySpan<int> history, ReadOnlySpan<float> bias)
     {
         var dot = SimdKernels.ScoreDot(query, embeddings.AsSpan(row * dim, dim));
-        return bias.IsEmpty ? dot : dot + BiasOf(row, history, bias);
+        if (bias.IsEmpty)
+            return new ModelScore(dot, 0);
+        var repeat = BiasOf(row, history, bias);
+        return new ModelScore(dot + repeat, repeat);
     }
 
     /// <summary>The most distinct catalogue rows any of `rows` histories holds (row-major, `length` slots each; 0 for none): what a batch's top k must add.</summary>

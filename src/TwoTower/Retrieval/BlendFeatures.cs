@@ -1,9 +1,11 @@
+using TwoTower.Model;
+
 namespace TwoTower.Retrieval;
 
 /// <summary>
 /// The ranker's features for one (customer, candidate): each source's score and rank (<see cref="Absent"/>
-/// where it did not propose the candidate), the two-tower dot product, the customer's purchase count and days
-/// since their last purchase, how often and how long ago they bought this article, and the article's
+/// where it did not propose the candidate), the two-tower score and its repeat bias's share
+/// (<see cref="ModelScore"/>), the customer's purchase count and days since their last purchase, how often and how long ago they bought this article, and the article's
 /// popularity in the last 7 and 28 days and overall, with its days since first and last sale.
 /// Everything is computed from the purchases the sources were built from, i.e. as of their day.
 /// </summary>
@@ -38,7 +40,7 @@ public sealed class BlendFeatures
             firstDay[a] = Math.Min(firstDay[a], d);
             lastDay[a] = Math.Max(lastDay[a], d);
         }
-        Names = [.. sourceNames.SelectMany(s => new[] { s + "_score", s + "_rank" }), "two_tower_dot",
+        Names = [.. sourceNames.SelectMany(s => new[] { s + "_score", s + "_rank" }), "two_tower_dot", "two_tower_repeat_bias",
             "customer_purchases", "customer_days_since_last", "bought_count", "bought_days_since_last",
             "article_sales_7d", "article_sales_28d", "article_sales_all", "article_days_since_first", "article_days_since_last"];
     }
@@ -78,8 +80,9 @@ public sealed class BlendFeatures
                 row[f++] = float.IsNaN(c.Ranks[s]) ? Absent : c.Ranks[s];
             }
             var a = c.Article;
-            var dot = model?.Score(customer, a) ?? float.NaN;
-            row[f++] = float.IsNaN(dot) ? Absent : dot;
+            var scored = model?.Score(customer, a) ?? ModelScore.None;
+            row[f++] = float.IsNaN(scored.Score) ? Absent : scored.Score;
+            row[f++] = float.IsNaN(scored.RepeatBias) ? Absent : scored.RepeatBias;
             row[f++] = articles.Length;
             row[f++] = customerLast;
             var count = (float)bought.Get(a);

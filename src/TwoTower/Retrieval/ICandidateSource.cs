@@ -1,3 +1,5 @@
+using TwoTower.Model;
+
 namespace TwoTower.Retrieval;
 
 /// <summary>One proposed article for a customer and the source's score for it (higher is better).</summary>
@@ -19,8 +21,8 @@ public interface ICandidateSource
     void Candidates(int customer, List<Candidate> output);
 }
 
-/// <summary>The model's score for any (customer, article) it can score: the two-tower dot product, a blend feature; NaN otherwise.</summary>
+/// <summary>The model's score for any (customer, article) it can score, blend features; <see cref="ModelScore.None"/> otherwise.</summary>
 public interface IModelScorer
 {
-    float Score(int customer, int article);
+    ModelScore Score(int customer, int article);
 }

@@ -92,11 +92,11 @@ public sealed class TwoTowerSource : ICandidateSource, IModelScorer
             output.Add(new Candidate(topArticles[q * count + r], topScores[q * count + r]));
     }
 
-    /// <summary>The model's score (q·c, plus the repeat bias) for a prepared customer and a catalogue article; NaN otherwise.</summary>
-    public float Score(int customer, int article)
+    /// <summary>The model's score (q·c, plus the repeat bias) for a prepared customer and a catalogue article; <see cref="ModelScore.None"/> otherwise.</summary>
+    public ModelScore Score(int customer, int article)
     {
         if (!queryOfCustomer.TryGetValue(customer, out var q) || !rowOfArticle.TryGetValue(article, out var a))
-            return float.NaN;
+            return ModelScore.None;
         return RepeatScores.Score(queries.AsSpan(q * dim, dim), articles, dim, a, historyRows.AsSpan(q * repeatBias.Length, repeatBias.Length), repeatBias);
     }
 }

@@ -1,5 +1,7 @@
+using System.Text.Json.Nodes;
 using TwoTower.Config;
 using TwoTower.Data;
+using TwoTower.Model;
 using TwoTower.Retrieval;
 
 namespace TwoTower.Serving;
@@ -19,7 +21,7 @@ public sealed class PackagedBlend
     public static string NeighboursFile(string source) => source + ".parquet";
 
     /// <summary>Candidates fixed for one request (the two-tower's top N of this query), with the model's score of any article.</summary>
-    sealed class RequestModelSource(int count, IReadOnlyList<Candidate> top, Func<int, float> score) : ICandidateSource, IModelScorer
+    sealed class RequestModelSource(int count, IReadOnlyList<Candidate> top, Func<int, ModelScore> score) : ICandidateSource, IModelScorer
     {
         public string Name => TwoTowerSource.SourceName;
         public int Count => count;
@@ -30,7 +32,7 @@ public sealed class PackagedBlend
             output.AddRange(top);
         }
 
-        public float Score(int customer, int article) => score(article);
+        public ModelScore Score(int customer, int article) => score(article);
     }
 
     readonly Purchases purchases;
@@ -71,8 +73,36 @@ public sealed class PackagedBlend
         ICandidateSource?[] list = [.. modelCount > 0 ? new ICandidateSource?[] { null } : [], .. SourceSet.HistorySources(config, purchases, segments, neighbours)];
         var features = new BlendFeatures(purchases, list.Select(s => s?.Name ?? TwoTowerSource.SourceName).ToArray());
         var rankerPath = File(BlendArtifacts.RankerFile);
-        return new PackagedBlend(purchases, list, modelCount, features,
-            System.IO.File.Exists(rankerPath) ? BlendRanker.Load(rankerPath, features.Count) : null);
+        if (!System.IO.File.Exists(rankerPath))
+            return new PackagedBlend(purchases, list, modelCount, features, null);
+        CheckFeatures(File(BlendArtifacts.SummaryFile), features.Names);
+        return new PackagedBlend(purchases, list, modelCount, features, BlendRanker.Load(rankerPath, features.Count));
+    }
+
+    /// <summary>
+    /// The ranker reads its features by position: a package whose ranker learnt other features (one built
+    /// by another version) would score silently wrong, so it is refused, naming what differs.
+    /// </summary>
+    static void CheckFeatures(string summaryPath, IReadOnlyList<string> names)
+    {
+        string[]? learnt;
+        try
+        {
+            learnt = System.IO.File.Exists(summaryPath)
+                ? JsonNode.Parse(System.IO.File.ReadAllText(summaryPath))?["features"]?.AsArray().Select(n => n?.GetValue<string>() ?? "").ToArray()
+                : null;
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+        {
+            learnt = null;
+        }
+        if (learnt is null)
+            throw new PipelineError($"{summaryPath}: missing, or without the ranker's feature list: build the package again (--target=Package)");
+        if (!learnt.SequenceEqual(names))
+            throw new PipelineError($"{summaryPath}: the package's ranker learnt other features than this version computes " +
+                                    $"(the package's alone: {PipelineError.Excerpt(string.Join(", ", learnt.Except(names).DefaultIfEmpty("none")))}; " +
+                                    $"this version's alone: {PipelineError.Excerpt(string.Join(", ", names.Except(learnt).DefaultIfEmpty("none")))}; or another order): " +
+                                    "it was built by another version; build it again (--target=Package)");
     }
 
     /// <summary>Writes what <see cref="Load"/> reads, from the sources built as of the end of training.</summary>
@@ -94,7 +124,7 @@ public sealed class PackagedBlend
     /// The customer's blended top k (article vocabulary ids with the ranker's score), given this
     /// request's model candidates and the model's score of any article.
     /// </summary>
-    public List<BlendedCandidate> Recommend(int customer, IReadOnlyList<Candidate> modelTop, Func<int, float> modelScore, int k)
+    public List<BlendedCandidate> Recommend(int customer, IReadOnlyList<Candidate> modelTop, Func<int, ModelScore> modelScore, int k)
     {
         var set = new SourceSet(purchases, sources.Select(s => s ?? new RequestModelSource(ModelCount, modelTop, modelScore)).ToArray());
         return BlendedList.Order(ranker, features, set.Model, customer, set.Union(customer), k);

@@ -277,10 +277,10 @@ public sealed class Recommender : IDisposable
             return new RecommendResult(customerId, known, "model", items.ToList());
         }
         var modelTop = modelHits.Select(h => new Retrieval.Candidate(articleIdOfRow[h.Row], h.Score)).ToList();
-        float ModelScore(int article) =>
-            rowOfArticleId[article] is var row and >= 0 ? RepeatScores.Score(query, Embeddings, Dim, row, history, repeatBias) : float.NaN;
+        ModelScore Score(int article) =>
+            rowOfArticleId[article] is var row and >= 0 ? RepeatScores.Score(query, Embeddings, Dim, row, history, repeatBias) : ModelScore.None;
         var customer = vocabularies[features.QueryId][customerId];
-        var blended = blend.Recommend(customer, modelTop, ModelScore, want + (skip?.Count ?? 0))
+        var blended = blend.Recommend(customer, modelTop, Score, want + (skip?.Count ?? 0))
             .Select(c => (Row: rowOfArticleId[c.Article], c.Score, c.Union)).Where(c => skip == null || !skip.Contains(c.Row)).Take(want)
             .Select(c => Item(c.Row, c.Score, blend.SourceNames.Where((_, s) => !float.IsNaN(c.Union.Ranks[s])).ToArray()));
         return new RecommendResult(customerId, known, "blend", blended.ToList());
