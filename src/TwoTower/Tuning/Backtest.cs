@@ -67,13 +67,6 @@ public static class Backtest
     /// <summary>Backtest moves a time split's validation days: H&amp;M's raw layout with raw.split time, on the given validation part.</summary>
     internal static void Check(PipelineConfig config)
     {
-        if (config.Get(ConfigSchema.Data.Format) != "hm_raw")
-            throw config.ErrorAt(ConfigSchema.Data.Format.Key, "Backtest moves the validation days back with raw.validation_offset_days, " +
-                                                                "which needs data.format: hm_raw (the built-in data in that layout: --config=data/hm_raw.pipeline.yaml)");
-        if (config.Get(ConfigSchema.Raw.Split) != "time")
-            throw config.ErrorAt(ConfigSchema.Raw.Split.Key, "Backtest needs raw.split: time (a random split has no days to move back)");
-        if (config.Get(ConfigSchema.Data.Split) != "given")
-            throw config.ErrorAt(ConfigSchema.Data.Split.Key, "Backtest reports on validation windows: data.split must be given (Sweep tunes on the tuning days)");
         var baseline = config.Get(ConfigSchema.Backtest.Baseline);
         foreach (var setting in baseline)
         {
@@ -90,6 +83,13 @@ public static class Backtest
         {
             throw config.ErrorAt(ConfigSchema.Backtest.Baseline.Key, e.Message);
         }
+        if (config.Get(ConfigSchema.Data.Format) != "hm_raw")
+            throw config.ErrorAt(ConfigSchema.Data.Format.Key, "Backtest moves the validation days back with raw.validation_offset_days, " +
+                                                                "which needs data.format: hm_raw (the built-in data in that layout: --config=data/hm_raw.pipeline.yaml)");
+        if (config.Get(ConfigSchema.Raw.Split) != "time")
+            throw config.ErrorAt(ConfigSchema.Raw.Split.Key, "Backtest needs raw.split: time (a random split has no days to move back)");
+        if (config.Get(ConfigSchema.Data.Split) != "given")
+            throw config.ErrorAt(ConfigSchema.Data.Split.Key, "Backtest reports on validation windows: data.split must be given (Sweep tunes on the tuning days)");
     }
 
     /// <summary>Every method's comparison pooled over the windows, in the first window's order.</summary>
