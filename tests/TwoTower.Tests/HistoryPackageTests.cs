@@ -3,6 +3,7 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 using TwoTower.Data;
 using TwoTower.Kernels.Simd;
 using TwoTower.Model;
+using TwoTower.Retrieval;
 using TwoTower.Serving;
 
 namespace TwoTower.Tests;
@@ -124,6 +125,34 @@ public class HistoryPackageTests(HistoryPackagedPipeline pipeline) : IClassFixtu
             excludeBought: false, exact: true, modelOnly: true);
         AssertTopByBruteForce(without, Query(Bag()), []);
         Assert.NotEqual(result.Items.Select(i => i.ArticleId), without.Items.Select(i => i.ArticleId));
+    }
+
+    /// <summary>
+    /// The served blend is the blend Evaluate scored: for customers of the training data, the
+    /// Recommender's list (the month of the day after training; the packaged features and history)
+    /// is the pipeline's <see cref="BlendArtifacts.AtEndOfTraining"/> list, article for article. Every
+    /// ranker feature goes into it, the model's score and its repeat bias's share among them.
+    /// </summary>
+    [Fact]
+    public void TheServedBlendIsTheBlendEvaluateScored()
+    {
+        var config = pipeline.Config;
+        var train = TrainingColumns.Read(pipeline.Store, "train");
+        using var kernels = new SimdKernels(2);
+        var customers = Enumerable.Range(1, 40).ToArray();
+        var blended = BlendArtifacts.AtEndOfTraining(pipeline.Store, config, TrainedModel.Load(pipeline.Store, config), kernels, train, customers);
+        var month = DateOnly.FromDayNumber(train.Ints[DataFiles.DayColumn].Max() + 1).Month;
+        var customerIds = Vocabulary.Read(pipeline.PackageDir, "customer_id");
+        var articleIds = Vocabulary.Read(pipeline.PackageDir, "article_id");
+        using var recommender = new Recommender(pipeline.PackageDir);
+        foreach (var customer in customers)
+        {
+            var expected = blended.Recommend(customer, blended.Sources.Union(customer), 12).Select(articleIds.Decode);
+            var served = recommender.Recommend(customerIds.Decode(customer), new Dictionary<string, string> { ["month"] = $"{month}" }, 12,
+                excludeBought: false, exact: true);
+            Assert.Equal("blend", served.Source);
+            Assert.Equal(expected, served.Items.Select(i => i.ArticleId));
+        }
     }
 
     /// <summary>RecommendMany (RecommendAll's batches) reranks with the repeat bias as Recommend does: the same lists, model alone and blended.</summary>
