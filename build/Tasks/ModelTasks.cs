@@ -29,7 +29,7 @@ public sealed class CompareTask : FrostingTask<BuildContext>
     public override void Run(BuildContext context)
     {
         var baselineCsv = CommandLine.BaselineCsv(context.Argument("baseline")!);
-        var csv = Path.Combine(context.Store.StageDir("evaluate"), PerCustomerEvaluation.CustomerApFile);
+        var csv = PerCustomerEvaluation.CustomerApPath(context.Store);
         var rows = PairedComparison.Compare(csv, baselineCsv);
         context.Info($"Per customer, paired ({rows[0].Customers:N0} customers): this run ({csv}) against the baseline ({baselineCsv})");
         context.Info(PairedComparison.Table(rows).TrimEnd());

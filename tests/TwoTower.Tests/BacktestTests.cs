@@ -4,7 +4,6 @@ using TwoTower.Data;
 using TwoTower.Evaluation;
 using TwoTower.Tuning;
 using TwoTower.Pipeline;
-using TwoTower.Stages;
 
 namespace TwoTower.Tests;
 
@@ -47,7 +46,7 @@ public sealed class BacktestTests : IDisposable
             var baseline = new ArtifactStore(Path.Combine(BacktestDir, $"offset-{7 * w:D3}", "baseline"));
             Assert.Equal(0.05, LearningRate(baseline));
             Assert.Equal((double)ConfigSchema.Train.LearningRate.Key.Default, LearningRate(run));
-            Assert.Equal(PairedComparison.Compare(EvaluationRun.CustomerApCsv(run), EvaluationRun.CustomerApCsv(baseline)), windows[w].Rows);
+            Assert.Equal(PairedComparison.Compare(PerCustomerEvaluation.CustomerApPath(run), PerCustomerEvaluation.CustomerApPath(baseline)), windows[w].Rows);
         }
 
         // results.csv: a row per window and method, then each method pooled over the windows.

@@ -137,7 +137,7 @@ public class PipelineTests : IDisposable
         foreach (var stage in new Stage[] { new TrainStage(), new BlendStage(), new EvaluateStage() })
             store.Run(stage, config, new RecordingLog(), store.Fingerprint(stage, config), resume: false);
 
-        var lines = File.ReadAllLines(Path.Combine(store.StageDir("evaluate"), Evaluation.PerCustomerEvaluation.CustomerApFile));
+        var lines = File.ReadAllLines(Evaluation.PerCustomerEvaluation.CustomerApPath(store));
         var header = lines[0].Split(',');
         var rows = lines.Skip(1).Select(line => line.Split(',')).ToList();
         using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(store.StageDir("evaluate"), "metrics.json")));

@@ -91,6 +91,9 @@ public static class PerCustomerEvaluation
 
     public const string CustomerApFile = "per_customer_ap12.csv";
 
+    /// <summary>Where Evaluate wrote <see cref="CustomerApFile"/> in a store.</summary>
+    public static string CustomerApPath(ArtifactStore store) => Path.Combine(store.StageDir("evaluate"), CustomerApFile);
+
     /// <summary>
     /// per_customer_ap12.csv: a row per customer (their id as in the data), a column per method, AP@12
     /// written to round-trip. Two runs on the same validation data pair up by customer id, so a

@@ -5,8 +5,9 @@ namespace TwoTower.Retrieval;
 /// <summary>
 /// The ranker's features for one (customer, candidate): each source's score and rank (<see cref="Absent"/>
 /// where it did not propose the candidate), the two-tower score and its repeat bias's share
-/// (<see cref="ModelScore"/>), the customer's purchase count and days since their last purchase, how often and how long ago they bought this article, and the article's
-/// popularity in the last 7 and 28 days and overall, with its days since first and last sale.
+/// (<see cref="ModelScore"/>), the customer's purchase count and days since their last purchase,
+/// how often and how long ago they bought this article, and the article's popularity in the last 7
+/// and 28 days and overall, with its days since first and last sale.
 /// Everything is computed from the purchases the sources were built from, i.e. as of their day.
 /// </summary>
 public sealed class BlendFeatures

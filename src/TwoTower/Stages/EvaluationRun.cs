@@ -30,8 +30,4 @@ public static class EvaluationRun
         }
         return computed;
     }
-
-    /// <summary>Evaluate's per-customer AP@12 file in the store.</summary>
-    public static string CustomerApCsv(ArtifactStore store) =>
-        Path.Combine(store.StageDir("evaluate"), Evaluation.PerCustomerEvaluation.CustomerApFile);
 }

@@ -48,13 +48,13 @@ public static class Backtest
             EvaluationRun.Ensure(run, PipelineConfig.Parse(config.ToYaml(), "backtest", [offsetSetting]), [], log);
             if (baseline.Count == 0)
             {
-                windows.Add(new Window(offset, PairedComparison.Map12(EvaluationRun.CustomerApCsv(run))));
+                windows.Add(new Window(offset, PairedComparison.Map12(PerCustomerEvaluation.CustomerApPath(run))));
                 continue;
             }
             log.Info($"Backtest: window {w + 1}, the baseline run");
             var against = new ArtifactStore(Path.Combine(windowDir, "baseline"));
             EvaluationRun.Ensure(against, PipelineConfig.Parse(config.ToYaml(), "backtest", [.. baseline, offsetSetting]), [run], log);
-            windows.Add(new Window(offset, PairedComparison.Compare(EvaluationRun.CustomerApCsv(run), EvaluationRun.CustomerApCsv(against))));
+            windows.Add(new Window(offset, PairedComparison.Compare(PerCustomerEvaluation.CustomerApPath(run), PerCustomerEvaluation.CustomerApPath(against))));
         }
         var pooled = baseline.Count > 0 ? Pooled(windows) : [];
         Directory.CreateDirectory(dir);
