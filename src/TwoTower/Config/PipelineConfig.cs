@@ -79,14 +79,16 @@ public sealed class PipelineConfig
         }
     }
 
+    /// <summary>The key and value of a setting as <c>--set</c> takes it (<c>key=value</c>), trimmed; an empty key where there is no '=' or nothing before it.</summary>
+    public static (string Key, string Value) SplitSetting(string assignment) =>
+        assignment.IndexOf('=') is var eq and > 0 ? (assignment[..eq].Trim(), assignment[(eq + 1)..].Trim()) : ("", "");
+
     void ApplyOverride(string assignment)
     {
-        var eq = assignment.IndexOf('=');
-        if (eq <= 0)
+        var (name, text) = SplitSetting(assignment);
+        if (name.Length == 0)
             throw new PipelineError($"--set {assignment}: expected key=value, e.g. --set train.epochs=3");
-        var name = assignment[..eq].Trim();
         var key = ConfigSchema.Find(name) ?? throw new PipelineError($"--set {assignment}: unknown key '{name}'. {Suggest(name)}");
-        var text = assignment[(eq + 1)..].Trim();
         YamlNode node;
         if (key.Type is ConfigType.StringList or ConfigType.IntList && !text.StartsWith('['))
             text = "[" + text + "]";

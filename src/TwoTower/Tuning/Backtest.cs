@@ -70,7 +70,7 @@ public static class Backtest
         var baseline = config.Get(ConfigSchema.Backtest.Baseline);
         foreach (var setting in baseline)
         {
-            var key = setting.IndexOf('=') is var eq and > 0 ? setting[..eq].Trim() : "";
+            var (key, _) = PipelineConfig.SplitSetting(setting);
             if (key.StartsWith("backtest.", StringComparison.Ordinal) || SetByBacktest.Contains(key))
                 throw config.ErrorAt(ConfigSchema.Backtest.Baseline.Key, $"'{setting}': {key} is set by Backtest itself, the same for both runs");
         }

@@ -45,9 +45,8 @@ public static class Sweep
         var axes = new List<string[]>();
         foreach (var entry in space)
         {
-            var eq = entry.IndexOf('=');
-            var key = eq > 0 ? entry[..eq].Trim() : "";
-            var values = eq > 0 ? entry[(eq + 1)..].Split('|').Select(v => v.Trim()).ToArray() : [];
+            var (key, alternatives) = PipelineConfig.SplitSetting(entry);
+            var values = key.Length > 0 ? alternatives.Split('|').Select(v => v.Trim()).ToArray() : [];
             if (key.Length == 0 || values.Any(v => v.Length == 0))
                 throw config.ErrorAt(ConfigSchema.Sweep.Space.Key, $"'{entry}': expected key=value|value|..., e.g. train.learning_rate=0.05|0.1");
             if (key.StartsWith("sweep.", StringComparison.Ordinal) || NotSweepable.Contains(key))
