@@ -108,6 +108,27 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
     [Fact]
     public void APackageWhoseRankerLearntOtherFeaturesIsRefused()
     {
+        var error = RefusalOfEditedCopy("blend.json", summary =>
+        {
+            var features = summary["features"]!.AsArray().Select(n => n!.GetValue<string>()).Where(n => n != "two_tower_repeat_bias").ToArray();
+            summary["features"] = new JsonArray([.. features.Select(n => (JsonNode)n)]);
+        });
+        Assert.Contains("this version's alone: two_tower_repeat_bias;", error.Message);
+        Assert.Contains("build it again (--target=Package)", error.Message);
+    }
+
+    /// <summary>A package of an older format is refused before any of its files is read, naming both formats.</summary>
+    [Fact]
+    public void APackageOfAnotherFormatIsRefused()
+    {
+        var error = RefusalOfEditedCopy(PackageLayout.ManifestFile, manifest => manifest["format_version"] = "twotower-package-3");
+        Assert.Contains("format_version 'twotower-package-3', and this version of TwoTower reads 'twotower-package-4'", error.Message);
+        Assert.Contains("build the package again (--target=Package)", error.Message);
+    }
+
+    /// <summary>The Recommender's error on a copy of the package whose JSON file `name` was edited.</summary>
+    PipelineError RefusalOfEditedCopy(string name, Action<JsonNode> edit)
+    {
         var copy = Directory.CreateTempSubdirectory("twotower-old-package-").FullName;
         try
         {
@@ -117,15 +138,11 @@ public class PackageTests(PackagedPipeline pipeline) : IClassFixture<PackagedPip
                 Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 File.Copy(file, target);
             }
-            var summaryPath = Path.Combine(copy, "blend.json");
-            var summary = JsonNode.Parse(File.ReadAllText(summaryPath))!;
-            var features = summary["features"]!.AsArray().Select(n => n!.GetValue<string>()).Where(n => n != "two_tower_repeat_bias").ToArray();
-            summary["features"] = new JsonArray([.. features.Select(n => (JsonNode)n)]);
-            File.WriteAllText(summaryPath, summary.ToJsonString());
-
-            var error = Assert.Throws<PipelineError>(() => new Recommender(copy).Dispose());
-            Assert.Contains("this version's alone: two_tower_repeat_bias;", error.Message);
-            Assert.Contains("build it again (--target=Package)", error.Message);
+            var path = Path.Combine(copy, name);
+            var json = JsonNode.Parse(File.ReadAllText(path))!;
+            edit(json);
+            File.WriteAllText(path, json.ToJsonString());
+            return Assert.Throws<PipelineError>(() => new Recommender(copy).Dispose());
         }
         finally
         {

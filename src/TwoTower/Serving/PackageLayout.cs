@@ -1,3 +1,6 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
 namespace TwoTower.Serving;
 
 /// <summary>The files of a serving package (artifacts/package/), as Package writes them and the Recommender reads them.</summary>
@@ -17,4 +20,25 @@ public static class PackageLayout
     public const string QueryTowerFile = "query_tower.onnx";
     public const string CandidateTowerFile = "candidate_tower.onnx";
     public const string OpenSearchFolder = "opensearch";
+
+    /// <summary>
+    /// Refuses a package of another format (an older TwoTower's, whose files this version would misread
+    /// or fail on deep inside), naming both versions and the fix.
+    /// </summary>
+    public static void CheckFormat(string packageDir)
+    {
+        var path = Path.Combine(packageDir, ManifestFile);
+        string? version;
+        try
+        {
+            version = JsonNode.Parse(File.ReadAllText(path))?["format_version"]?.GetValue<string>();
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw new PipelineError($"{path}: not a package manifest ({e.Message.Split('\n')[0]}); build the package again (--target=Package)");
+        }
+        if (version != FormatVersion)
+            throw new PipelineError($"{path}: format_version {(version == null ? "missing" : $"'{version}'")}, and this version of TwoTower reads " +
+                                    $"'{FormatVersion}': build the package again (--target=Package)");
+    }
 }

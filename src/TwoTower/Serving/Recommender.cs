@@ -96,6 +96,7 @@ public sealed class Recommender : IDisposable
         string File(string name) => Path.Combine(packageDir, name);
         if (!Directory.Exists(packageDir) || !System.IO.File.Exists(File(PackageLayout.ManifestFile)))
             throw new PipelineError($"no package at {packageDir} (run --target=Package first)");
+        PackageLayout.CheckFormat(packageDir);
         var config = PipelineConfig.Parse(System.IO.File.ReadAllText(File("config.yaml")), File("config.yaml"));
         features = FeatureSet.From(config);
         vocabularies = features.CategoricalColumns.ToDictionary(c => c, c => Vocabulary.Read(packageDir, c));
