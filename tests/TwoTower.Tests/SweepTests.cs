@@ -59,6 +59,44 @@ public sealed class SweepTests : IDisposable
         Assert.True(anyUnknown, "the data has articles or customers first seen in the tuning days");
     }
 
+    /// <summary>
+    /// sweep.windows 2 on H&amp;M's raw layout: each trial runs on the last 7 training days and the 7 before
+    /// them, each trained on the days before its own (checked against the transactions file read as text),
+    /// never on a validation day; its figure is the mean of the two runs' figures, read from their metrics.
+    /// </summary>
+    [Fact]
+    public void EachTrialIsTheMeanOfItsTuningPeriodsEachTrainedOnTheDaysBefore()
+    {
+        var config = Config("data.format=hm_raw", $"data.dir={dir}/raw", "sweep.windows=2", "sweep.space=[train.learning_rate=0.05]");
+        Synthesizer.EnsureData(config, new RecordingLog());
+        var results = Sweep.Run(config, Path.Combine(dir, "sweep"), new RecordingLog());
+
+        var days = File.ReadLines(Path.Combine(dir, "raw", "transactions_train.csv")).Skip(1)
+            .Select(line => DateOnly.ParseExact(line[..10], "yyyy-MM-dd").DayNumber).ToArray();
+        var trialDir = Path.Combine(dir, "sweep", "trials", results.Single().Trial.Id);
+        var figures = new List<double>();
+        foreach (var (store, w) in new[] { (trialDir, 0), (Path.Combine(trialDir, "offset-007"), 1) })
+        {
+            // The validation week is the last 7 days; tuning period w the 7 days ending 7·w days before it.
+            var (first, last) = (days.Max() - 7 - 7 * w - 6, days.Max() - 7 - 7 * w);
+            var train = ColumnTable.ReadParquet(Path.Combine(store, "ingest", "train.parquet")).Ints(DataFiles.DayColumn);
+            var tuning = ColumnTable.ReadParquet(Path.Combine(store, "ingest", "val.parquet")).Ints(DataFiles.DayColumn);
+            Assert.Equal(days.Count(d => d < first), train.Length);
+            Assert.Equal(days.Count(d => d >= first && d <= last), tuning.Length);
+            Assert.True(tuning.Length > 0);
+            figures.Add(Sweep.Figure(Path.Combine(store, "evaluate", "metrics.json"), config));
+        }
+        Assert.Equal(figures, results.Single().WindowFigures);
+        Assert.Equal(figures.Average(), results.Single().Figure);
+        Assert.NotEqual(figures[0], figures[1]);
+        Assert.All(Sweep.Run(config, Path.Combine(dir, "sweep"), new RecordingLog()), r => Assert.True(r.Cached));
+
+        var error = Assert.Throws<PipelineError>(() => Sweep.Run(Config("sweep.windows=2"), Path.Combine(dir, "refused"), new RecordingLog()));
+        Assert.Contains("'data.format': Sweep with sweep.windows > 1 moves the validation days back", error.Message);
+        error = Assert.Throws<PipelineError>(() => Sweep.Trials(Config("data.format=hm_raw", "sweep.windows=2", "sweep.space=[raw.validation_offset_days=7|14]")));
+        Assert.Contains("raw.validation_offset_days is set by Sweep itself", error.Message);
+    }
+
     /// <summary>sweep.method cold_start reads the hit@100 of the model with history from Evaluate's cold-start section (a hand-written metrics.json).</summary>
     [Fact]
     public void ColdStartFigureIsTheModelWithHistorysHitAt100()

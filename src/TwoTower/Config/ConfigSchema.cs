@@ -304,6 +304,11 @@ public static class ConfigSchema
                 Choices: ["map12", "recall_at_100", "row_hit_at100"]));
         public static readonly Setting<long> Seed =
             new(new ConfigKey("sweep.seed", ConfigType.Int, 42L, "seed of the random sample of grid points", Min: 0));
+        public static readonly Setting<long> Windows =
+            new(new ConfigKey("sweep.windows", ConfigType.Int, 1L,
+                "tuning periods per trial, the latest first, each data.tuning_days long and ending where the next one begins, each its own run " +
+                "trained on the days before it (more than 1: H&M's raw layout with raw.split time); a trial's figure is the mean of theirs",
+                Min: 1, Max: 52));
     }
 
     public static class Backtest
@@ -613,6 +618,7 @@ public static class ConfigSchema
         Sweep.Method.Key,
         Sweep.Metric.Key,
         Sweep.Seed.Key,
+        Sweep.Windows.Key,
         Backtest.Windows.Key,
         Backtest.Baseline.Key,
     ];

@@ -83,13 +83,22 @@ public static class Backtest
         {
             throw config.ErrorAt(ConfigSchema.Backtest.Baseline.Key, e.Message);
         }
-        if (config.Get(ConfigSchema.Data.Format) != "hm_raw")
-            throw config.ErrorAt(ConfigSchema.Data.Format.Key, "Backtest moves the validation days back with raw.validation_offset_days, " +
-                                                                "which needs data.format: hm_raw (the built-in data in that layout: --config=data/hm_raw.pipeline.yaml)");
-        if (config.Get(ConfigSchema.Raw.Split) != "time")
-            throw config.ErrorAt(ConfigSchema.Raw.Split.Key, "Backtest needs raw.split: time (a random split has no days to move back)");
+        CheckMovableSplit(config, "Backtest");
         if (config.Get(ConfigSchema.Data.Split) != "given")
             throw config.ErrorAt(ConfigSchema.Data.Split.Key, "Backtest reports on validation windows: data.split must be given (Sweep tunes on the tuning days)");
+    }
+
+    /// <summary>
+    /// Runs on earlier periods (Backtest's windows, Sweep's tuning periods) move the validation days back with
+    /// raw.validation_offset_days: H&amp;M's raw layout with a time split. `who` names what needs it.
+    /// </summary>
+    internal static void CheckMovableSplit(PipelineConfig config, string who)
+    {
+        if (config.Get(ConfigSchema.Data.Format) != "hm_raw")
+            throw config.ErrorAt(ConfigSchema.Data.Format.Key, $"{who} moves the validation days back with raw.validation_offset_days, " +
+                                                                "which needs data.format: hm_raw (the built-in data in that layout: --config=data/hm_raw.pipeline.yaml)");
+        if (config.Get(ConfigSchema.Raw.Split) != "time")
+            throw config.ErrorAt(ConfigSchema.Raw.Split.Key, $"{who} needs raw.split: time (a random split has no days to move back)");
     }
 
     /// <summary>Every method's comparison pooled over the windows, in the first window's order.</summary>

@@ -16,11 +16,16 @@ namespace TwoTower.Tuning;
 /// the training period alone. Each trial is the pipeline up to Evaluate with its settings and
 /// data.split: tuning (the last data.tuning_days of the training data are the tuning set; the
 /// validation data is never used), scored by sweep.metric of sweep.method in Evaluate's
-/// per-customer table. Trials live in artifacts/sweep/trials/&lt;id&gt;/ (the id hashes the settings)
-/// as stores of their own: a trial that ran is not recomputed, a killed one resumes where its stages
-/// stopped, and a stage whose settings a trial shares with another is copied from it, not rerun.
-/// Writes results.csv (trial, settings, figure, seconds) and best.pipeline.yaml (the config with the
-/// best trial's settings, to pass with --config).
+/// per-customer table. With sweep.windows N &gt; 1 a trial is N such runs, on the tuning period and the
+/// N−1 periods before it (raw.validation_offset_days moved back by data.tuning_days each time: every
+/// run trained on the days before its period), and its figure is their mean. Why: one week of real
+/// purchases is too few customers to tell two settings apart, and every period lies before the
+/// validation data, so more of them never leak. Trials live in artifacts/sweep/trials/&lt;id&gt;/ (the
+/// id hashes the settings; earlier periods in …/&lt;id&gt;/offset-NNN/) as stores of their own: a trial
+/// that ran is not recomputed, a killed one resumes where its stages stopped, and a stage whose
+/// settings a trial shares with another is copied from it, not rerun. Writes results.csv (trial,
+/// settings, figure, each period's figure, seconds) and best.pipeline.yaml (the config with the best
+/// trial's settings, to pass with --config).
 /// </summary>
 public static class Sweep
 {
@@ -31,8 +36,9 @@ public static class Sweep
     /// <param name="Settings">"key=value" overrides, in sweep.space's order.</param>
     public sealed record Trial(string Id, IReadOnlyList<string> Settings);
 
+    /// <param name="Figure">The mean of <paramref name="WindowFigures"/>: the tuning periods', the latest first.</param>
     /// <param name="Seconds">Time to compute it (a cached trial keeps the time of the run that computed it).</param>
-    public sealed record TrialResult(Trial Trial, double Figure, double Seconds, bool Cached);
+    public sealed record TrialResult(Trial Trial, double Figure, IReadOnlyList<double> WindowFigures, double Seconds, bool Cached);
 
     static readonly string[] NotSweepable = [ConfigSchema.Data.Split.Name, ConfigSchema.Data.TuningDays.Name];
 
@@ -49,7 +55,8 @@ public static class Sweep
             var values = key.Length > 0 ? alternatives.Split('|').Select(v => v.Trim()).ToArray() : [];
             if (key.Length == 0 || values.Any(v => v.Length == 0))
                 throw config.ErrorAt(ConfigSchema.Sweep.Space.Key, $"'{entry}': expected key=value|value|..., e.g. train.learning_rate=0.05|0.1");
-            if (key.StartsWith("sweep.", StringComparison.Ordinal) || NotSweepable.Contains(key))
+            if (key.StartsWith("sweep.", StringComparison.Ordinal) || NotSweepable.Contains(key) ||
+                config.Get(ConfigSchema.Sweep.Windows) > 1 && key == ConfigSchema.Raw.ValidationOffsetDays.Name)
                 throw config.ErrorAt(ConfigSchema.Sweep.Space.Key, $"'{entry}': {key} is set by Sweep itself, not tried");
             if (axes.Any(a => a[0].StartsWith(key + "=", StringComparison.Ordinal)))
                 throw config.ErrorAt(ConfigSchema.Sweep.Space.Key, $"'{entry}': {key} is listed twice");
@@ -84,17 +91,28 @@ public static class Sweep
     static string Id(IEnumerable<string> settings) =>
         Convert.ToHexStringLower(XxHash128.Hash(Encoding.UTF8.GetBytes(string.Join('\n', settings.Order(StringComparer.Ordinal)))))[..12];
 
-    /// <summary>A trial's config: the sweep's config with the trial's settings, on the tuning split.</summary>
-    public static PipelineConfig TrialConfig(PipelineConfig config, Trial trial) =>
-        PipelineConfig.Parse(config.ToYaml(), "sweep", [.. trial.Settings, $"{ConfigSchema.Data.Split.Name}=tuning"]);
+    /// <summary>A trial's config: the sweep's config with the trial's settings, on the tuning split (of window's period: <see cref="OffsetDays"/>).</summary>
+    public static PipelineConfig TrialConfig(PipelineConfig config, Trial trial, int window = 0) =>
+        PipelineConfig.Parse(config.ToYaml(), "sweep", [.. trial.Settings, $"{ConfigSchema.Data.Split.Name}=tuning",
+            .. window == 0 ? Array.Empty<string>() : [$"{ConfigSchema.Raw.ValidationOffsetDays.Name}={OffsetDays(config, window)}"]]);
+
+    /// <summary>The raw.validation_offset_days of the run on tuning period `window` (0: the latest, the config's own).</summary>
+    public static long OffsetDays(PipelineConfig config, int window) =>
+        config.Get(ConfigSchema.Raw.ValidationOffsetDays) + window * config.Get(ConfigSchema.Data.TuningDays);
+
+    /// <summary>The store of the trial's run on tuning period `window`: the trial's folder, or a folder in it for an earlier period.</summary>
+    static ArtifactStore WindowStore(PipelineConfig config, string trialDir, int window) =>
+        new(window == 0 ? trialDir : Path.Combine(trialDir, $"offset-{OffsetDays(config, window):D3}"));
 
     public static IReadOnlyList<TrialResult> Run(PipelineConfig config, string sweepDir, IPipelineLog log)
     {
         var trials = Trials(config);
         var method = config.Get(ConfigSchema.Sweep.Method);
         var metric = config.Get(ConfigSchema.Sweep.Metric);
-        log.Info($"Sweep: {trials.Count} trials on the last {config.Get(ConfigSchema.Data.TuningDays)} days of the training data, " +
-                 $"maximising {metric} of {method} (results in {sweepDir})");
+        var windows = config.Get(ConfigSchema.Sweep.Windows);
+        if (windows > 1)
+            Backtest.CheckMovableSplit(config, "Sweep with sweep.windows > 1");
+        log.Info($"Sweep: {trials.Count} trials on {TuningPeriods(config)}, maximising {metric} of {method} (results in {sweepDir})");
         var trialsDir = Path.Combine(sweepDir, "trials");
         var results = new List<TrialResult>();
         for (var i = 0; i < trials.Count; i++)
@@ -108,32 +126,52 @@ public static class Sweep
         return results;
     }
 
-    /// <summary>The trial's stages (<see cref="EvaluationRun"/>: another trial's stages with the same settings are copied); then its figure.</summary>
+    /// <summary>"the last 7 days of the training data", or with sweep.windows the periods and the days they span.</summary>
+    static string TuningPeriods(PipelineConfig config)
+    {
+        var (days, windows) = (config.Get(ConfigSchema.Data.TuningDays), config.Get(ConfigSchema.Sweep.Windows));
+        return windows == 1 ? $"the last {days} days of the training data"
+            : $"{windows} periods of {days} days, the last {windows * days} days of the training data, each trained on the days before it";
+    }
+
+    /// <summary>
+    /// The trial's run on each tuning period (<see cref="EvaluationRun"/>: another trial's stages of the same period
+    /// and settings are copied); then its figure, the mean of theirs.
+    /// </summary>
     static TrialResult RunTrial(PipelineConfig config, Trial trial, string trialsDir, IPipelineLog log)
     {
-        var trialConfig = TrialConfig(config, trial);
-        var store = new ArtifactStore(Path.Combine(trialsDir, trial.Id));
-        var resultPath = Path.Combine(store.Root, TrialFile);
-        var others = Directory.Exists(trialsDir)
-            ? Directory.GetDirectories(trialsDir).Where(d => Path.GetFileName(d) != trial.Id).Order(StringComparer.Ordinal).Select(d => new ArtifactStore(d)).ToList()
+        var trialDir = Path.Combine(trialsDir, trial.Id);
+        var resultPath = Path.Combine(trialDir, TrialFile);
+        var otherTrials = Directory.Exists(trialsDir)
+            ? Directory.GetDirectories(trialsDir).Where(d => Path.GetFileName(d) != trial.Id).Order(StringComparer.Ordinal).ToList()
             : [];
         var watch = Stopwatch.StartNew();
-        var computed = EvaluationRun.Ensure(store, trialConfig, others, log);
-        var figure = Figure(Path.Combine(store.StageDir("evaluate"), "metrics.json"), config);
+        var computed = false;
+        var figures = new List<double>();
+        var windows = (int)config.Get(ConfigSchema.Sweep.Windows);
+        for (var w = 0; w < windows; w++)
+        {
+            if (windows > 1)
+                log.Info($"Sweep: tuning period {w + 1} of {windows}, ending {OffsetDays(config, w)} days before the validation days' end");
+            var store = WindowStore(config, trialDir, w);
+            computed |= EvaluationRun.Ensure(store, TrialConfig(config, trial, w), [.. otherTrials.Select(d => WindowStore(config, d, w))], log);
+            figures.Add(Figure(Path.Combine(store.StageDir("evaluate"), "metrics.json"), config));
+        }
         if (!computed && File.Exists(resultPath))
         {
             var saved = JsonNode.Parse(File.ReadAllText(resultPath))!;
-            return new TrialResult(trial, figure, saved["seconds"]!.GetValue<double>(), Cached: true);
+            return new TrialResult(trial, figures.Average(), figures, saved["seconds"]!.GetValue<double>(), Cached: true);
         }
         var seconds = watch.Elapsed.TotalSeconds;
         ArtifactStore.WriteAtomic(resultPath, new JsonObject
         {
             ["id"] = trial.Id,
             ["settings"] = new JsonArray([.. trial.Settings.Select(s => (JsonNode)s)]),
-            ["figure"] = figure,
+            ["figure"] = figures.Average(),
+            ["window_figures"] = new JsonArray([.. figures.Select(f => (JsonNode)f)]),
             ["seconds"] = seconds,
         }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        return new TrialResult(trial, figure, seconds, Cached: false);
+        return new TrialResult(trial, figures.Average(), figures, seconds, Cached: false);
     }
 
     /// <summary>The sweep.method that scores new customers served with their purchases (Evaluate's cold-start section).</summary>
@@ -177,20 +215,24 @@ public static class Sweep
     {
         var metric = config.Get(ConfigSchema.Sweep.Metric);
         var method = config.Get(ConfigSchema.Sweep.Method);
-        var csv = new StringBuilder($"trial,id,settings,{metric},seconds\n");
+        var csv = new StringBuilder($"trial,id,settings,{metric},window_{metric},seconds\n");
         for (var i = 0; i < results.Count; i++)
-            csv.Append(CultureInfo.InvariantCulture, $"{i + 1},{results[i].Trial.Id},{CsvFile.Field(string.Join("; ", results[i].Trial.Settings))},{results[i].Figure:R},{results[i].Seconds:F1}\n");
+            csv.Append(CultureInfo.InvariantCulture, $"{i + 1},{results[i].Trial.Id},{CsvFile.Field(string.Join("; ", results[i].Trial.Settings))},{results[i].Figure:R}," +
+                                                     $"{string.Join(' ', results[i].WindowFigures.Select(f => f.ToString("R", CultureInfo.InvariantCulture)))},{results[i].Seconds:F1}\n");
         Directory.CreateDirectory(sweepDir);
         ArtifactStore.WriteAtomic(Path.Combine(sweepDir, ResultsFile), csv.ToString());
 
         var best = results.Aggregate((a, b) => b.Figure > a.Figure ? b : a);
-        log.Info($"\nSweep results ({metric} of {method} on the tuning days; the validation data was not used):");
+        var windows = config.Get(ConfigSchema.Sweep.Windows);
+        log.Info($"\nSweep results ({metric} of {method} on the tuning days{(windows > 1 ? $", the mean of {windows} periods (each, the latest first)" : "")}; the validation data was not used):");
         for (var i = 0; i < results.Count; i++)
-            log.Info($"  {(results[i] == best ? "*" : " ")} {i + 1,3}  {results[i].Figure:F4}  {results[i].Seconds,6:F0} s  {string.Join(", ", results[i].Trial.Settings)}");
+            log.Info($"  {(results[i] == best ? "*" : " ")} {i + 1,3}  {results[i].Figure:F4}" +
+                     (windows > 1 ? $" ({string.Join(", ", results[i].WindowFigures.Select(f => f.ToString("F4", CultureInfo.InvariantCulture)))})" : "") +
+                     $"  {results[i].Seconds,6:F0} s  {string.Join(", ", results[i].Trial.Settings)}");
         var bestConfig = PipelineConfig.Parse(config.ToYaml(), "sweep", best.Trial.Settings);
         ArtifactStore.WriteAtomic(Path.Combine(sweepDir, BestConfigFile),
             $"# Sweep's best of {results.Count} trials: {string.Join(", ", best.Trial.Settings)}\n" +
-            $"# ({metric} of {method} {best.Figure:F4} on the last {config.Get(ConfigSchema.Data.TuningDays)} training days). Use it with --config={Path.Combine(sweepDir, BestConfigFile)}\n" +
+            $"# ({metric} of {method} {best.Figure:F4} on {TuningPeriods(config)}). Use it with --config={Path.Combine(sweepDir, BestConfigFile)}\n" +
             bestConfig.ToYaml());
         log.Info($"Best settings: {string.Join(", ", best.Trial.Settings)}; the whole config with them: {Path.Combine(sweepDir, BestConfigFile)}");
     }
