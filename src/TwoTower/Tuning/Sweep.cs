@@ -152,7 +152,7 @@ public static class Sweep
         for (var w = 0; w < windows; w++)
         {
             if (windows > 1)
-                log.Info($"Sweep: tuning period {w + 1} of {windows}, ending {OffsetDays(config, w)} days before the validation days' end");
+                log.Info($"Sweep: tuning period {w + 1} of {windows}, ending {w * config.Get(ConfigSchema.Data.TuningDays)} days before the validation days begin");
             var store = WindowStore(config, trialDir, w);
             computed |= EvaluationRun.Ensure(store, TrialConfig(config, trial, w), [.. otherTrials.Select(d => WindowStore(config, d, w))], log);
             figures.Add(Figure(Path.Combine(store.StageDir("evaluate"), "metrics.json"), config));
