@@ -36,9 +36,13 @@ public static class Sweep
     /// <param name="Settings">"key=value" overrides, in sweep.space's order.</param>
     public sealed record Trial(string Id, IReadOnlyList<string> Settings);
 
-    /// <param name="Figure">The mean of <paramref name="WindowFigures"/>: the tuning periods', the latest first.</param>
+    /// <param name="WindowFigures">The tuning periods' figures, the latest first.</param>
     /// <param name="Seconds">Time to compute it (a cached trial keeps the time of the run that computed it).</param>
-    public sealed record TrialResult(Trial Trial, double Figure, IReadOnlyList<double> WindowFigures, double Seconds, bool Cached);
+    public sealed record TrialResult(Trial Trial, IReadOnlyList<double> WindowFigures, double Seconds, bool Cached)
+    {
+        /// <summary>The trial's figure: the mean of its periods'.</summary>
+        public double Figure => WindowFigures.Average();
+    }
 
     static readonly string[] NotSweepable = [ConfigSchema.Data.Split.Name, ConfigSchema.Data.TuningDays.Name];
 
@@ -97,7 +101,7 @@ public static class Sweep
             .. window == 0 ? Array.Empty<string>() : [$"{ConfigSchema.Raw.ValidationOffsetDays.Name}={OffsetDays(config, window)}"]]);
 
     /// <summary>The raw.validation_offset_days of the run on tuning period `window` (0: the latest, the config's own).</summary>
-    public static long OffsetDays(PipelineConfig config, int window) =>
+    static long OffsetDays(PipelineConfig config, int window) =>
         config.Get(ConfigSchema.Raw.ValidationOffsetDays) + window * config.Get(ConfigSchema.Data.TuningDays);
 
     /// <summary>The store of the trial's run on tuning period `window`: the trial's folder, or a folder in it for an earlier period.</summary>
@@ -160,18 +164,18 @@ public static class Sweep
         if (!computed && File.Exists(resultPath))
         {
             var saved = JsonNode.Parse(File.ReadAllText(resultPath))!;
-            return new TrialResult(trial, figures.Average(), figures, saved["seconds"]!.GetValue<double>(), Cached: true);
+            return new TrialResult(trial, figures, saved["seconds"]!.GetValue<double>(), Cached: true);
         }
-        var seconds = watch.Elapsed.TotalSeconds;
+        var result = new TrialResult(trial, figures, watch.Elapsed.TotalSeconds, Cached: false);
         ArtifactStore.WriteAtomic(resultPath, new JsonObject
         {
             ["id"] = trial.Id,
             ["settings"] = new JsonArray([.. trial.Settings.Select(s => (JsonNode)s)]),
-            ["figure"] = figures.Average(),
+            ["figure"] = result.Figure,
             ["window_figures"] = new JsonArray([.. figures.Select(f => (JsonNode)f)]),
-            ["seconds"] = seconds,
+            ["seconds"] = result.Seconds,
         }.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        return new TrialResult(trial, figures.Average(), figures, seconds, Cached: false);
+        return result;
     }
 
     /// <summary>The sweep.method that scores new customers served with their purchases (Evaluate's cold-start section).</summary>
