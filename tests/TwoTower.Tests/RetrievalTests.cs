@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Trainers.LightGbm;
 using TwoTower.Evaluation;
 using TwoTower.Model;
 using TwoTower.Retrieval;
@@ -499,6 +500,39 @@ public class BlendRankerTests
         Assert.Equal(MlNetScores(BlendRanker.Train(x, 5, labels, groups, Settings(10)), x, 5), prefixes[0].Scores);
         Assert.Equal(ranker.Score(x), prefixes[1].Scores);
         Assert.NotEqual(prefixes[0].Scores, prefixes[1].Scores);
+    }
+
+    /// <summary>
+    /// The gain shares agree with ML.NET's own feature weights, which it computes from the same
+    /// trees as the square root of each feature's summed split gain, scaled: their squares, over
+    /// their sum. The first feature, the only one the label depends on, carries most of the gain.
+    /// </summary>
+    [Fact]
+    public void GainSharesAreTheSquaresOfMlNetsFeatureWeightsScaled()
+    {
+        var (x, labels, groups) = RankingRows();
+        var ranker = BlendRanker.Train(x, 5, labels, groups, Settings(20));
+        var path = Path.GetTempFileName();
+        try
+        {
+            ranker.Save(path);
+            var ml = new MLContext(0);
+            using var stream = File.OpenRead(path);
+            var chain = (IEnumerable<ITransformer>)ml.Model.Load(stream, out _);
+            var weights = default(VBuffer<float>);
+            ((RankingPredictionTransformer<LightGbmRankingModelParameters>)chain.Last()).Model.GetFeatureWeights(ref weights);
+            var squares = weights.DenseValues().Select(w => (double)w * w).ToArray();
+            var shares = ranker.GainShares();
+            Assert.Equal(5, squares.Length);
+            for (var f = 0; f < 5; f++)
+                Assert.Equal(squares[f] / squares.Sum(), shares[f], 6);
+            Assert.Equal(1.0, shares.Sum(), 9);
+            Assert.True(shares[0] > 0.8, $"the label's feature has {shares[0]:F3} of the gain");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     sealed class MlRow

@@ -26,13 +26,14 @@ public sealed class BlendRanker
     readonly ITransformer model;
     readonly int featureCount;
     readonly TreeScorer trees;
+    readonly LightGbmRankingModelParameters parameters;
 
     BlendRanker(MLContext ml, ITransformer model, int featureCount)
     {
         (this.ml, this.model, this.featureCount) = (ml, model, featureCount);
         // The chain's last step holds the trees (a chain just trained and a chain loaded are typed differently).
-        var ranking = (RankingPredictionTransformer<LightGbmRankingModelParameters>)((IEnumerable<ITransformer>)model).Last();
-        trees = new TreeScorer(ranking.Model.TrainedTreeEnsemble, featureCount);
+        parameters = ((RankingPredictionTransformer<LightGbmRankingModelParameters>)((IEnumerable<ITransformer>)model).Last()).Model;
+        trees = new TreeScorer(parameters.TrainedTreeEnsemble, featureCount);
     }
 
     static SchemaDefinition Schema(int featureCount)
@@ -106,6 +107,23 @@ public sealed class BlendRanker
 
     /// <summary>The ranker's score of each row (higher: earlier in the list), by walking its trees (see <see cref="TreeScorer"/>).</summary>
     public float[] Score(float[] features) => trees.Score(features);
+
+    /// <summary>
+    /// Each feature's share of the split gain of all the trees (LightGBM's "gain" importance: the
+    /// gains of the splits on the feature, summed, over the total; 0 for a feature no split uses):
+    /// which features the ranker leans on.
+    /// </summary>
+    public double[] GainShares()
+    {
+        var gains = new double[featureCount];
+        foreach (var tree in parameters.TrainedTreeEnsemble.Trees)
+        {
+            for (var n = 0; n < tree.NumberOfNodes; n++)
+                gains[tree.NumericalSplitFeatureIndexes[n]] += tree.SplitGains[n];
+        }
+        var total = gains.Sum();
+        return total > 0 ? gains.Select(g => g / total).ToArray() : gains;
+    }
 
     /// <summary>The trees LightGBM built (at most the Settings' count: it stops when no split gains).</summary>
     public int TreeCount => trees.TreeCount;

@@ -15,12 +15,12 @@ namespace TwoTower.Stages;
 /// training, and the labels are what each customer bought in those days (with blend.label_windows,
 /// the same for each of that many consecutive windows, their rows learned together). Nothing of the
 /// validation period is read. Writes ranker.zip (when blend.enabled) and blend.json (the split, the rows, each
-/// source's and the union's recall of the label days' purchases).
+/// source's and the union's recall of the label days' purchases, each feature's share of the ranker's split gain).
 /// </summary>
 public sealed class BlendStage : Stage
 {
     public override string Name => "blend";
-    public override string CodeVersion => "blend-4";
+    public override string CodeVersion => "blend-5";
     public override IReadOnlyList<string> ConfigKeys => ["retrieve", "blend", "features", "model", "seed", "threads", "accelerator"];
     public override IReadOnlyList<string> Upstream => ["train"];
 
@@ -29,9 +29,12 @@ public sealed class BlendStage : Stage
     /// <summary>The held-out customers' MAP@12 by the first `Trees` trees of the ranker fitted without them.</summary>
     public sealed record HoldoutPoint(int Trees, double Map12);
 
+    /// <summary>A feature's share of the ranker's split gain (<see cref="BlendRanker.GainShares"/>).</summary>
+    public sealed record FeatureGain(string Feature, double Share);
+
     public sealed record Summary(string FirstLabelDay, string LastLabelDay, int LabelCustomers, int TrainingCustomers, int CustomersWithoutPositive,
         int Rows, int Positives, IReadOnlyList<SourceRecall> Sources, double UnionRecall, double MeanUnionSize, IReadOnlyList<string> Features,
-        int HoldoutCustomers, IReadOnlyList<HoldoutPoint> HoldoutMap12, int Trees, double Seconds);
+        int HoldoutCustomers, IReadOnlyList<HoldoutPoint> HoldoutMap12, int Trees, IReadOnlyList<FeatureGain> FeatureGains, double Seconds);
 
     public override void Execute(StageRun run)
     {
@@ -116,7 +119,10 @@ public sealed class BlendStage : Stage
             var ranker = BlendRanker.Train(allRows.Features, names.Count, allRows.Labels, allRows.Groups, settings);
             ranker.Save(run.Output(BlendArtifacts.RankerFile));
             run.Log.Info($"Blend: ranker fitted in {phase.Elapsed.TotalSeconds:F1} s");
-            summary = summary with { HoldoutCustomers = holdout, HoldoutMap12 = curve, Trees = ranker.TreeCount };
+            var gains = ranker.GainShares().Select((share, f) => new FeatureGain(names[f], share)).OrderByDescending(g => g.Share).ToArray();
+            summary = summary with { HoldoutCustomers = holdout, HoldoutMap12 = curve, Trees = ranker.TreeCount, FeatureGains = gains };
+            run.Log.Info("Blend: the ranker's split gain by feature: " + string.Join(", ", gains.Where(g => g.Share >= 0.01).Select(g => $"{g.Feature} {g.Share:P1}")) +
+                         $"; {gains.Count(g => g.Share < 0.01)} others {gains.Where(g => g.Share < 0.01).Sum(g => g.Share):P1}");
         }
         summary = summary with { Seconds = watch.Elapsed.TotalSeconds };
         ArtifactStore.WriteAtomic(run.Output(BlendArtifacts.SummaryFile),
@@ -325,6 +331,6 @@ public sealed class BlendStage : Stage
         var n = Math.Max(1, customers.Count);
         return new Summary("", "", 0, customers.Count, skipped, rows.Groups.Count - added, labelled,
             sources.Sources.Select((s, i) => new SourceRecall(s.Name, sourceHits[i] / n, sourceSizes[i] / n)).ToArray(),
-            unionHits / n, unionSize / n, [], 0, [], 0, 0);
+            unionHits / n, unionSize / n, [], 0, [], 0, [], 0);
     }
 }
