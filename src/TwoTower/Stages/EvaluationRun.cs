@@ -30,4 +30,7 @@ public static class EvaluationRun
         }
         return computed;
     }
+
+    /// <summary>The folder, in `parent`, of the run whose validation (or tuning) days end `offsetDays` before the data's last day.</summary>
+    public static string OffsetFolder(string parent, long offsetDays) => Path.Combine(parent, $"offset-{offsetDays:D3}");
 }

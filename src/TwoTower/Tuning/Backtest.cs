@@ -41,7 +41,7 @@ public static class Backtest
         for (var w = 0; w < count; w++)
         {
             var offset = first + w * days;
-            var windowDir = Path.Combine(dir, $"offset-{offset:D3}");
+            var windowDir = EvaluationRun.OffsetFolder(dir, offset);
             var offsetSetting = $"{ConfigSchema.Raw.ValidationOffsetDays.Name}={offset}";
             log.Info($"Backtest: window {w + 1} of {count}, ending {offset} days before the last day");
             var run = new ArtifactStore(Path.Combine(windowDir, "run"));

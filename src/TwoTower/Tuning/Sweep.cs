@@ -106,7 +106,7 @@ public static class Sweep
 
     /// <summary>The store of the trial's run on tuning period `window`: the trial's folder, or a folder in it for an earlier period.</summary>
     static ArtifactStore WindowStore(PipelineConfig config, string trialDir, int window) =>
-        new(window == 0 ? trialDir : Path.Combine(trialDir, $"offset-{OffsetDays(config, window):D3}"));
+        new(window == 0 ? trialDir : EvaluationRun.OffsetFolder(trialDir, OffsetDays(config, window)));
 
     public static IReadOnlyList<TrialResult> Run(PipelineConfig config, string sweepDir, IPipelineLog log)
     {
