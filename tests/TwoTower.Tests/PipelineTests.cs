@@ -126,7 +126,8 @@ public class PipelineTests : IDisposable
 
     /// <summary>
     /// per_customer_ap12.csv holds each customer of the per-customer table once, under their id in the
-    /// validation file, and each method's column averages to that method's MAP@12 in metrics.json.
+    /// validation file, and each method's column averages to that method's MAP@12 in metrics.json; the
+    /// union of the sources is reported as a candidate set.
     /// </summary>
     [Fact]
     public void ThePerCustomerApFileAveragesToTheReportsMap12()
@@ -152,6 +153,16 @@ public class PipelineTests : IDisposable
                 rows.Average(r => double.Parse(r[column], System.Globalization.CultureInfo.InvariantCulture)), 12);
         }
         Assert.Equal(rows.Count, rows.Select(r => r[0]).Distinct().Count());
+
+        // The union of the sources is a candidate set, not a ranking: no AP@12 of its own, but a recall and size
+        // bounded by its sources' (it holds each source's whole list, and no more than all of them).
+        Assert.DoesNotContain("union of the sources", header);
+        var union = metrics.RootElement.GetProperty("union");
+        var sources = methods.Where(m => m.GetProperty("method").GetString() is not ("blend" or "popularity (all time)")).ToList();
+        Assert.Equal(6, sources.Count);
+        Assert.InRange(union.GetProperty("recall").GetDouble(), sources.Max(m => m.GetProperty("list_recall").GetDouble()), 1.0);
+        Assert.InRange(union.GetProperty("mean_candidates").GetDouble(), sources.Max(m => m.GetProperty("mean_list_length").GetDouble()),
+            sources.Sum(m => m.GetProperty("mean_list_length").GetDouble()));
 
         // Each value sits on its customer's row: buy_again proposes only what the customer bought in
         // training, so its AP is 0 for a customer whose validation basket holds none of those (from the CSVs).

@@ -8,7 +8,7 @@ namespace TwoTower.Evaluation;
 /// </summary>
 public static class BasketMetrics
 {
-    /// <param name="ListRecall">Recall of the whole list, however long (for the union: the candidate recall).</param>
+    /// <param name="ListRecall">Recall of the whole list, however long.</param>
     public sealed record Result(string Method, int Customers, double Map12, IReadOnlyDictionary<int, double> RecallAt, double RowHitAt100,
         double ListRecall, double MeanListLength);
 

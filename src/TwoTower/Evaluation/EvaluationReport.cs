@@ -13,6 +13,9 @@ public sealed record EvaluationReport(
     public IReadOnlyList<MethodScores> ColdStart { get; init; } = [];
     public int ColdStartCustomers { get; init; }
 
+    /// <summary>With the per-customer evaluation: the union of the sources as a candidate set (what the blend orders).</summary>
+    public PerCustomerEvaluation.UnionRecall? Union { get; init; }
+
     public string MarkdownTable()
     {
         var sb = new StringBuilder();
@@ -51,12 +54,15 @@ public sealed record EvaluationReport(
         string F(double v) => v.ToString("F4", CultureInfo.InvariantCulture);
         sb.Append($"\n### Per customer (H&M competition metrics)\n\n{PerCustomer[0].Customers:N0} validation customers seen in training; " +
                   "MAP@12 and recall@k over each customer's basket (distinct articles bought in the validation period); row hit@100: share of their " +
-                  "validation purchases in their top 100; list recall: of the whole list (for the union, the candidate recall).\n\n");
+                  "validation purchases in their top 100; list recall: of the whole list.\n\n");
         sb.Append("| | MAP@12 | ").Append(string.Join(" | ", Ks.Select(k => $"recall@{k}"))).Append(" | row hit@100 | list recall | list length |\n");
         sb.Append("|---|").Append(string.Concat(Enumerable.Repeat("---:|", Ks.Count + 4))).Append('\n');
         foreach (var r in PerCustomer)
             sb.Append($"| {r.Method} | {F(r.Map12)} | ").Append(string.Join(" | ", Ks.Select(k => F(r.RecallAt[k]))))
               .Append($" | {F(r.RowHitAt100)} | {F(r.ListRecall)} | {r.MeanListLength:F0} |\n");
+        if (Union is { } union)
+            sb.Append($"\nThe union of the sources, the candidates the blend orders ({union.MeanCandidates:F0} per customer on average), holds " +
+                      $"{F(union.Recall)} of each basket's articles (the mean share): the most any order of it can find.\n");
     }
 }
 

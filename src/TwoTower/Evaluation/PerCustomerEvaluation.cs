@@ -9,8 +9,9 @@ namespace TwoTower.Evaluation;
 
 /// <summary>
 /// The H&amp;M competition's view: every validation customer seen in training gets one list per
-/// method (each candidate source alone, the union of the sources, the blend, all-time popularity),
-/// scored against their validation basket with <see cref="BasketMetrics"/>. Sources and blend are
+/// method (each candidate source alone, the blend, all-time popularity), scored against their
+/// validation basket with <see cref="BasketMetrics"/>, and the union of the sources is measured as
+/// the candidate set it is (its recall and size: it has no order of its own). Sources and blend are
 /// built from training purchases only, as of the day after the last. Each customer's union is built
 /// once and every method's list read from it; customers are scored in parallel blocks and the
 /// means summed in a fixed order (the same figures for any thread count).
@@ -22,11 +23,14 @@ public static class PerCustomerEvaluation
     /// <summary>Each customer's AP@12 by each method: Ap[m][i] for Customers[i] (vocabulary ids, ascending).</summary>
     public sealed record CustomerAp(int[] Customers, IReadOnlyList<string> Methods, double[][] Ap);
 
+    /// <summary>The union of the sources as a candidate set: the share of each basket's articles it holds, and its size, averaged over the customers.</summary>
+    public sealed record UnionRecall(double Recall, double MeanCandidates);
+
     /// <param name="rowRankSources">Sources whose per-row ranks are wanted (the per-row table's item-to-item baselines).</param>
     /// <returns>The metrics of every method; for each of `rowRankSources` each validation row's rank of its article in the
     /// customer's list (1-based; <see cref="RankMetrics.Miss"/> when not in it; customers not seen in training get the lists of the unknown id);
-    /// and each customer's AP@12 by each method.</returns>
-    public static (IReadOnlyList<BasketMetrics.Result> Results, IReadOnlyList<(ICandidateSource Source, long[] Ranks)> RowRanks, CustomerAp PerCustomer) Run(ArtifactStore store,
+    /// each customer's AP@12 by each method; and the union's recall.</returns>
+    public static (IReadOnlyList<BasketMetrics.Result> Results, IReadOnlyList<(ICandidateSource Source, long[] Ranks)> RowRanks, CustomerAp PerCustomer, UnionRecall Union) Run(ArtifactStore store,
         PipelineConfig config, TwoTowerModel model, IKernels kernels, TrainingColumns train, TrainingColumns val, FeatureSet features,
         IReadOnlyList<int> ks, IReadOnlySet<string> rowRankSources, IPipelineLog log)
     {
@@ -46,22 +50,23 @@ public static class PerCustomerEvaluation
         var valRowsOf = Enumerable.Range(0, val.RowCount).GroupBy(r => valCustomers[r]).ToDictionary(g => g.Key, g => g.ToArray());
         var ranked = sources.Select((source, s) => (source, s)).Where(x => rowRankSources.Contains(x.source.Name)).ToArray();
         var rowRanks = ranked.Select(_ => new long[val.RowCount]).ToArray();
-        var means = sources.Select(x => x.Name).Append("union of the sources").Append("blend").Append("popularity (all time)")
+        var means = sources.Select(x => x.Name).Append("blend").Append("popularity (all time)")
             .Select(name => new BasketMetrics.Means(name, ks)).ToArray();
+        var unionMeans = new BasketMetrics.Means("union of the sources", ks);
 
-        // One customer: the union once, each method's list from it, each list's terms of the means.
-        BasketMetrics.CustomerScore[] Scores(int customer)
+        // One customer: the union once, each method's list from it, each list's terms of the means, and the union's (its recall and size).
+        (BasketMetrics.CustomerScore[] Lists, BasketMetrics.CustomerScore Union) Scores(int customer)
         {
             var union = blended.Sources.Union(customer);
-            var lists = sources.Select((_, s) => SourceList(union, s))
-                .Append(union.Select(c => c.Article).ToList()).Append(blended.Recommend(customer, union, length)).Append(popular);
+            var lists = sources.Select((_, s) => SourceList(union, s)).Append(blended.Recommend(customer, union, length)).Append(popular);
             for (var x = 0; x < ranked.Length; x++)
                 WriteRowRanks(SourceList(union, ranked[x].s), valRowsOf[customer], valArticles, rowRanks[x]);
-            return lists.Select(list => BasketMetrics.Score(list, baskets[customer], rowsOf[customer], ks)).ToArray();
+            return (lists.Select(list => BasketMetrics.Score(list, baskets[customer], rowsOf[customer], ks)).ToArray(),
+                BasketMetrics.Score(union.Select(c => c.Article).ToList(), baskets[customer], rowsOf[customer], ks));
         }
         // In the baskets' order: the order the means have always been summed in.
         var order = baskets.Keys.ToArray();
-        var scores = new BasketMetrics.CustomerScore[Block][];
+        var scores = new (BasketMetrics.CustomerScore[] Lists, BasketMetrics.CustomerScore Union)[Block];
         var ap = means.Select(_ => new double[order.Length]).ToArray();
         for (var start = 0; start < order.Length; start += Block)
         {
@@ -71,9 +76,10 @@ public static class PerCustomerEvaluation
             {
                 for (var m = 0; m < means.Length; m++)
                 {
-                    means[m].Add(scores[i][m]);
-                    ap[m][start + i] = scores[i][m].AveragePrecision;
+                    means[m].Add(scores[i].Lists[m]);
+                    ap[m][start + i] = scores[i].Lists[m].AveragePrecision;
                 }
+                unionMeans.Add(scores[i].Union);
             }
         }
         var ascending = Enumerable.Range(0, order.Length).OrderBy(i => order[i]).ToArray();
@@ -86,7 +92,9 @@ public static class PerCustomerEvaluation
             for (var x = 0; x < ranked.Length; x++)
                 WriteRowRanks(SourceList(union, ranked[x].s), unknownRows, valArticles, rowRanks[x]);
         }
-        return (means.Select(m => m.Result(rows.Count)).ToList(), ranked.Select((x, i) => (x.source, rowRanks[i])).ToList(), perCustomer);
+        var unionResult = unionMeans.Result(rows.Count);
+        return (means.Select(m => m.Result(rows.Count)).ToList(), ranked.Select((x, i) => (x.source, rowRanks[i])).ToList(), perCustomer,
+            new UnionRecall(unionResult.ListRecall, unionResult.MeanListLength));
     }
 
     public const string CustomerApFile = "per_customer_ap12.csv";

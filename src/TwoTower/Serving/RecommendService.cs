@@ -143,6 +143,7 @@ public static class RecommendService
             repeat_bias = recommender.RepeatBias,
             per_customer = manifest["validation_metrics"]?["per_customer"] ?? new JsonArray(),
             per_row = manifest["validation_metrics"]?["methods"] ?? new JsonArray(),
+            union = manifest["validation_metrics"]?["union"],
             plots = recommender.PlotNames.Select(name => new { name, url = "/plots/" + Uri.EscapeDataString(name) }),
             config = manifest["config"]!.GetValue<string>(),
         };

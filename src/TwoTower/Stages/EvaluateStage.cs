@@ -19,7 +19,7 @@ namespace TwoTower.Stages;
 public sealed class EvaluateStage : Stage
 {
     public override string Name => "evaluate";
-    public override string CodeVersion => "evaluate-6";
+    public override string CodeVersion => "evaluate-7";
     public override IReadOnlyList<string> ConfigKeys => ["evaluate", "threads", "features"];
     public override IReadOnlyList<string> Upstream => ["blend"];
 
@@ -63,10 +63,11 @@ public sealed class EvaluateStage : Stage
             new("articles not seen in training", RankMetrics.Compute(Subset(r => valItems[r] == Vocabulary.OutOfVocabulary), ks)),
         };
         IReadOnlyList<BasketMetrics.Result> perCustomer = [];
+        PerCustomerEvaluation.UnionRecall? union = null;
         if (train.Ints.ContainsKey(DataFiles.DayColumn))
         {
             // EASE and item-kNN beside the model per row too: the practitioner's first comparison.
-            (perCustomer, var rowRanks, var customerAp) = PerCustomerEvaluation.Run(run.Store, config, model, kernels, train, val, features, ks,
+            (perCustomer, var rowRanks, var customerAp, union) = PerCustomerEvaluation.Run(run.Store, config, model, kernels, train, val, features, ks,
                 new HashSet<string> { SourceSet.EaseName, SourceSet.ItemKnnName }, run.Log);
             ArtifactStore.WriteAtomic(run.Output(PerCustomerEvaluation.CustomerApFile),
                 PerCustomerEvaluation.CustomerApCsv(customerAp, Vocabulary.Read(run.Store.StageDir("encode"), features.QueryId)));
@@ -84,6 +85,7 @@ public sealed class EvaluateStage : Stage
         {
             ColdStart = coldStart,
             ColdStartCustomers = coldStartCustomers,
+            Union = union,
         };
 
         var options = new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };

@@ -146,6 +146,7 @@ async function loadModelCard() {
     add("config fingerprint", card.config_fingerprint);
     add("package format", card.format_version);
     add("index recall@100", card.index_recall_at_100?.toFixed(4));
+    if (card.union) add("union of the sources", `${Math.round(card.union.mean_candidates)} candidates per customer, recall ${fixed(card.union.recall)}`);
     $("recent-label").hidden = !(card.history_length > 0);
     $("package-line").textContent = `${card.articles.toLocaleString("en")} articles, ${card.customers.toLocaleString("en")} known customers; model ${card.model_fingerprint.slice(0, 8)}.`;
     const best = Math.max(...card.per_customer.map(m => m.map12));
