@@ -335,8 +335,9 @@ public class RetrievalTests
     [Fact]
     public void BlendFeaturesFollowTheirDefinitions()
     {
-        // Customer 1 bought article 5 on days 90 and 98 and article 6 on day 70; customer 2 bought article 5 on day 95. As of day 100.
-        var p = Purchases.From([1, 1, 1, 2], [5, 6, 5, 5], [90, 70, 98, 95], customerCount: 3, articleCount: 8, asOfDay: 100);
+        // Customer 1 bought article 5 on days 90 and 98 and article 6 on day 70; customer 2 bought article 6 twice
+        // on day 80 and article 5 on day 95. As of day 100.
+        var p = Purchases.From([1, 1, 1, 2, 2, 2], [5, 6, 5, 6, 6, 5], [90, 70, 98, 80, 80, 95], customerCount: 3, articleCount: 8, asOfDay: 100);
         var features = new BlendFeatures(p, ["a", "b"]);
         UnionCandidate[] union = [new(5, [0.5f, float.NaN], [1, float.NaN]), new(7, [float.NaN, 2f], [float.NaN, 3])];
         var x = features.Compute(null, 1, union);
@@ -360,6 +361,8 @@ public class RetrievalTests
         Assert.Equal(2, At(0, "article_days_since_last"));
         Assert.Equal(0, At(1, "article_sales_all"));
         Assert.Equal(absent, At(1, "article_days_since_first"));
+        Assert.Equal(0.5f, At(0, "article_repeat_rate"));   // article 5: customer 1 bought it on two days, customer 2 on one
+        Assert.Equal(absent, At(1, "article_repeat_rate"));   // article 7: no buyer
         Assert.DoesNotContain(x, float.IsNaN);
 
         // Customer 2's own last purchase of article 5 (day 95) is not the article's last sale (day 98).
@@ -369,6 +372,11 @@ public class RetrievalTests
         Assert.Equal(5, Of2("bought_days_since_last"));
         Assert.Equal(2, Of2("article_days_since_last"));
         Assert.Equal(5, Of2("customer_days_since_last"));
+        Assert.Equal(0.5f, Of2("article_repeat_rate"));   // the article's, the same for every customer
+
+        // Article 6: two buyers, neither on two days (customer 2's two purchases were on one day).
+        UnionCandidate[] six = [new(6, [1f, float.NaN], [1, float.NaN])];
+        Assert.Equal(0, features.Compute(null, 2, six)[names.ToList().IndexOf("article_repeat_rate")]);
 
         // With a model: its score and the repeat bias's share; an article it cannot score is absent in both.
         var z = features.Compute(new FixedScorer(), 1, union);

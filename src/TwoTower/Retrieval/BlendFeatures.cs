@@ -6,8 +6,9 @@ namespace TwoTower.Retrieval;
 /// The ranker's features for one (customer, candidate): each source's score and rank (<see cref="Absent"/>
 /// where it did not propose the candidate), the two-tower score and its repeat bias's share
 /// (<see cref="ModelScore"/>), the customer's purchase count and days since their last purchase,
-/// how often and how long ago they bought this article, and the article's popularity in the last 7
-/// and 28 days and overall, with its days since first and last sale.
+/// how often and how long ago they bought this article, the article's popularity in the last 7
+/// and 28 days and overall, with its days since first and last sale, and its repeat rate (the share of
+/// its buyers who bought it on two days or more: staples are bought again, one-offs are not).
 /// Everything is computed from the purchases the sources were built from, i.e. as of their day.
 /// </summary>
 public sealed class BlendFeatures
@@ -21,7 +22,7 @@ public sealed class BlendFeatures
     public const float Absent = -1e30f;
 
     readonly Purchases p;
-    readonly int[] sales7, sales28, salesAll, firstDay, lastDay;
+    readonly int[] sales7, sales28, salesAll, firstDay, lastDay, buyers, repeatBuyers;
 
     /// <param name="sourceNames">The sources in the order of a <see cref="SourceSet"/>'s union.</param>
     public BlendFeatures(Purchases purchases, IReadOnlyList<string> sourceNames)
@@ -41,9 +42,34 @@ public sealed class BlendFeatures
             firstDay[a] = Math.Min(firstDay[a], d);
             lastDay[a] = Math.Max(lastDay[a], d);
         }
+        (buyers, repeatBuyers) = CountBuyers(p);
         Names = [.. sourceNames.SelectMany(s => new[] { s + "_score", s + "_rank" }), "two_tower_dot", "two_tower_repeat_bias",
             "customer_purchases", "customer_days_since_last", "bought_count", "bought_days_since_last",
-            "article_sales_7d", "article_sales_28d", "article_sales_all", "article_days_since_first", "article_days_since_last"];
+            "article_sales_7d", "article_sales_28d", "article_sales_all", "article_days_since_first", "article_days_since_last", "article_repeat_rate"];
+    }
+
+    /// <summary>Each article's buyers, and those of them who bought it on two days or more.</summary>
+    static (int[] Buyers, int[] RepeatBuyers) CountBuyers(Purchases p)
+    {
+        var (buyers, repeatBuyers) = (new int[p.ArticleCount], new int[p.ArticleCount]);
+        // Stamped with the customer last counted, so that nothing is cleared between customers.
+        var (boughtBy, repeatedBy, firstDayOf) = (new int[p.ArticleCount], new int[p.ArticleCount], new int[p.ArticleCount]);
+        Array.Fill(boughtBy, -1);
+        Array.Fill(repeatedBy, -1);
+        for (var c = 0; c < p.CustomerCount; c++)
+        {
+            var articles = p.ArticlesOf(c);
+            var days = p.DaysOf(c);
+            for (var i = 0; i < articles.Length; i++)
+            {
+                var a = articles[i];
+                if (boughtBy[a] != c)
+                    (boughtBy[a], firstDayOf[a], buyers[a]) = (c, days[i], buyers[a] + 1);
+                else if (days[i] != firstDayOf[a] && repeatedBy[a] != c)
+                    (repeatedBy[a], repeatBuyers[a]) = (c, repeatBuyers[a] + 1);
+            }
+        }
+        return (buyers, repeatBuyers);
     }
 
     [ThreadStatic] static int[]? boughtLastDayOfThread;
@@ -94,6 +120,7 @@ public sealed class BlendFeatures
             row[f++] = salesAll[a];
             row[f++] = salesAll[a] > 0 ? p.AsOfDay - firstDay[a] : Absent;
             row[f++] = salesAll[a] > 0 ? p.AsOfDay - lastDay[a] : Absent;
+            row[f++] = buyers[a] > 0 ? repeatBuyers[a] / (float)buyers[a] : Absent;
         }
         return features;
     }

@@ -20,7 +20,7 @@ namespace TwoTower.Stages;
 public sealed class BlendStage : Stage
 {
     public override string Name => "blend";
-    public override string CodeVersion => "blend-5";
+    public override string CodeVersion => "blend-6";
     public override IReadOnlyList<string> ConfigKeys => ["retrieve", "blend", "features", "model", "seed", "threads", "accelerator"];
     public override IReadOnlyList<string> Upstream => ["train"];
 
