@@ -452,21 +452,14 @@ public class BlendRankerTests
 
     static BlendRanker.Settings Settings(int trees) => new(Trees: trees, Leaves: 8, LearningRate: 0.1, MinRowsInLeaf: 5, Seed: 1);
 
-    /// <summary>ML.NET's own scoring pipeline on a saved ranker.</summary>
-    static float[] MlNetScores(BlendRanker ranker, float[] x, int features)
+    /// <summary>What `read` makes of the ranker saved to a temporary file (deleted afterwards).</summary>
+    static T FromSaved<T>(BlendRanker ranker, Func<string, T> read)
     {
         var path = Path.GetTempFileName();
         try
         {
             ranker.Save(path);
-            var ml = new MLContext(0);
-            using var stream = File.OpenRead(path);
-            var model = ml.Model.Load(stream, out _);
-            var data = ml.Data.LoadFromEnumerable(Enumerable.Range(0, x.Length / features).Select(r => new MlRow
-            {
-                Features = x.AsSpan(r * features, features).ToArray(),
-            }), MlRow.Schema(features));
-            return model.Transform(data).GetColumn<float>("Score").ToArray();
+            return read(path);
         }
         finally
         {
@@ -474,24 +467,32 @@ public class BlendRankerTests
         }
     }
 
+    /// <summary>A saved ranker as ML.NET itself loads it.</summary>
+    static ITransformer MlNetModel(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return new MLContext(0).Model.Load(stream, out _);
+    }
+
+    /// <summary>ML.NET's own scoring pipeline on a saved ranker.</summary>
+    static float[] MlNetScores(BlendRanker ranker, float[] x, int features) => FromSaved(ranker, path =>
+    {
+        var data = new MLContext(0).Data.LoadFromEnumerable(Enumerable.Range(0, x.Length / features).Select(r => new MlRow
+        {
+            Features = x.AsSpan(r * features, features).ToArray(),
+        }), MlRow.Schema(features));
+        return MlNetModel(path).Transform(data).GetColumn<float>("Score").ToArray();
+    });
+
     /// <summary>The ranker's own tree walk scores exactly as ML.NET's scoring pipeline on the saved model, absent features included.</summary>
     [Fact]
     public void TreeWalkScoresEqualMlNetScores()
     {
         var (x, labels, groups) = RankingRows();
         var ranker = BlendRanker.Train(x, 5, labels, groups, Settings(20));
-        var path = Path.GetTempFileName();
-        try
-        {
-            ranker.Save(path);
-            var actual = BlendRanker.Load(path, 5).Score(x);
-            Assert.Equal(MlNetScores(ranker, x, 5), actual);
-            Assert.True(actual.Distinct().Count() > 10, "the ranker learnt something");
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        var actual = FromSaved(ranker, path => BlendRanker.Load(path, 5).Score(x));
+        Assert.Equal(MlNetScores(ranker, x, 5), actual);
+        Assert.True(actual.Distinct().Count() > 10, "the ranker learnt something");
     }
 
     /// <summary>
@@ -520,27 +521,20 @@ public class BlendRankerTests
     {
         var (x, labels, groups) = RankingRows();
         var ranker = BlendRanker.Train(x, 5, labels, groups, Settings(20));
-        var path = Path.GetTempFileName();
-        try
+        var weights = FromSaved(ranker, path =>
         {
-            ranker.Save(path);
-            var ml = new MLContext(0);
-            using var stream = File.OpenRead(path);
-            var chain = (IEnumerable<ITransformer>)ml.Model.Load(stream, out _);
-            var weights = default(VBuffer<float>);
-            ((RankingPredictionTransformer<LightGbmRankingModelParameters>)chain.Last()).Model.GetFeatureWeights(ref weights);
-            var squares = weights.DenseValues().Select(w => (double)w * w).ToArray();
-            var shares = ranker.GainShares();
-            Assert.Equal(5, squares.Length);
-            for (var f = 0; f < 5; f++)
-                Assert.Equal(squares[f] / squares.Sum(), shares[f], 6);
-            Assert.Equal(1.0, shares.Sum(), 9);
-            Assert.True(shares[0] > 0.8, $"the label's feature has {shares[0]:F3} of the gain");
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+            var chain = (IEnumerable<ITransformer>)MlNetModel(path);
+            var buffer = default(VBuffer<float>);
+            ((RankingPredictionTransformer<LightGbmRankingModelParameters>)chain.Last()).Model.GetFeatureWeights(ref buffer);
+            return buffer;
+        });
+        var squares = weights.DenseValues().Select(w => (double)w * w).ToArray();
+        var shares = ranker.GainShares();
+        Assert.Equal(5, squares.Length);
+        for (var f = 0; f < 5; f++)
+            Assert.Equal(squares[f] / squares.Sum(), shares[f], 6);
+        Assert.Equal(1.0, shares.Sum(), 9);
+        Assert.True(shares[0] > 0.8, $"the label's feature has {shares[0]:F3} of the gain");
     }
 
     sealed class MlRow
